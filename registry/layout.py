@@ -1,0 +1,69 @@
+"""Where everything lives under the storage root (DESIGN.md §3). Only keys, no I/O."""
+
+from __future__ import annotations
+
+DATASETS = ("merchants", "complaints", "inspections", "gift_evaluations")
+
+RECEIPTS_DIR = "_receipts"
+LATEST_KEY = "registry/latest.json"
+SNAPSHOTS_PREFIX = "registry/snapshots/"
+LOG_PREFIX = "registry/_log/"
+BATCHES_PREFIX = "ledger/batches/"
+RELEASES_PREFIX = "ledger/releases/"
+
+
+def landing_prefix(region: str, dataset: str | None = None) -> str:
+    """Councils write here and nowhere else."""
+    return f"landing/{region}/{dataset}/" if dataset else f"landing/{region}/"
+
+
+def receipt_key(region: str, upload_id: str, ext: str) -> str:
+    return f"landing/{region}/{RECEIPTS_DIR}/{upload_id}.{ext}"
+
+
+def raw_key(region: str, dataset: str, sha256: str, ext: str) -> str:
+    """Content-addressed archive of an upload's exact bytes."""
+    return f"raw/{region}/{dataset}/{sha256}.{ext}"
+
+
+def raw_meta_key(region: str, dataset: str, sha256: str, ext: str) -> str:
+    return raw_key(region, dataset, sha256, ext) + ".meta.json"
+
+
+def ingest_ledger_key(sha256: str) -> str:
+    """One entry per processed upload, created once (exactly-once by content)."""
+    return f"ledger/ingest/{sha256}.json"
+
+
+def batch_record_key(dataset: str, region: str, batch_id: str) -> str:
+    """A batch's record; its presence commits the batch's staged and quarantined files."""
+    return f"{BATCHES_PREFIX}{dataset}/{region}/{batch_id}.json"
+
+
+def release_key(batch_id: str) -> str:
+    """Who released a held batch, when and why."""
+    return f"{RELEASES_PREFIX}{batch_id}.json"
+
+
+def staged_prefix(dataset: str, region: str, batch_id: str) -> str:
+    return f"staged/{dataset}/region={region}/batch={batch_id}/"
+
+
+def quarantine_prefix(dataset: str, region: str, batch_id: str) -> str:
+    return f"quarantine/{dataset}/region={region}/batch={batch_id}/"
+
+
+def snapshot_prefix(snapshot_id: str) -> str:
+    return f"{SNAPSHOTS_PREFIX}{snapshot_id}/"
+
+
+def manifest_key(snapshot_id: str) -> str:
+    return f"{SNAPSHOTS_PREFIX}{snapshot_id}/_manifest.json"
+
+
+def log_key(seq: int) -> str:
+    return f"{LOG_PREFIX}{seq:020d}.json"
+
+
+def report_prefix(snapshot_id: str) -> str:
+    return f"reports/{snapshot_id}/"

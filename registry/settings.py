@@ -1,0 +1,81 @@
+"""Run-time settings. This is the only module that reads the environment.
+
+Everything else receives a :class:`Settings` (or something derived from it, such as a
+:class:`registry.storage.Storage`) as an argument.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Settings for one process.
+
+    `REGISTRY_*` variables configure the registry itself; S3 access uses the standard AWS
+    variables so that the same credentials work for boto3, polars and the AWS CLI.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore", frozen=True)
+
+    storage_uri: str = Field(
+        default="file://./registry-data",
+        description="Root of all storage: file://PATH (embedded default) or s3://bucket/prefix.",
+    )
+    config_dir: Path = Field(
+        default=PROJECT_ROOT / "config",
+        description="Folder holding regions.yaml and the score model.",
+    )
+    schemas_dir: Path = Field(
+        default=PROJECT_ROOT / "schemas",
+        description="Folder holding the dataset contracts.",
+    )
+    expectations_dir: Path = Field(
+        default=PROJECT_ROOT / "expectations",
+        description="Folder holding the Great Expectations suites (JSON).",
+    )
+
+    # Upload limits: a file over any of these is rejected whole, before it is parsed further.
+    max_upload_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    max_rows: int = Field(default=5_000_000, gt=0)
+    max_columns: int = Field(default=200, gt=0)
+    max_cells: int = Field(default=100_000_000, gt=0)
+    max_cell_chars: int = Field(default=10_000, gt=0)
+    # An xlsx is a zip: this caps the uncompressed size so a zip bomb is refused unread.
+    max_xlsx_uncompressed_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
+
+    # S3: the standard AWS variables, read without the REGISTRY_ prefix.
+    aws_endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+    )
+    aws_access_key_id: str | None = Field(default=None, validation_alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias="AWS_SECRET_ACCESS_KEY"
+    )
+    aws_session_token: SecretStr | None = Field(default=None, validation_alias="AWS_SESSION_TOKEN")
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    s3_addressing_style: Literal["path", "virtual", "auto"] = Field(
+        default="path",
+        description="Path-style works on every S3-compatible store (MinIO, Ceph RGW, moto).",
+    )
+    s3_max_attempts: int = Field(default=6, ge=1, le=20)
+    s3_connect_timeout_s: float = Field(default=5.0, gt=0)
+    s3_read_timeout_s: float = Field(default=60.0, gt=0)
+
+    @cached_property
+    def storage_scheme(self) -> str:
+        return self.storage_uri.split("://", 1)[0] if "://" in self.storage_uri else "file"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides taking precedence."""
+    return Settings(**overrides)

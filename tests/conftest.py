@@ -1,0 +1,82 @@
+"""Shared fixtures: a real moto S3 server over HTTP on loopback, and storage on both backends."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from registry.settings import Settings
+from registry.storage import LocalStorage, S3Storage, Storage
+
+# Fake credentials for the loopback moto server only.
+MOTO_KEY_ID = "testing-key-id"
+MOTO_SECRET = "testing-secret-key"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto S3 server on a free loopback port, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_settings(moto_endpoint: str) -> Settings:
+    return Settings(
+        _env_file=None,
+        AWS_ENDPOINT_URL=moto_endpoint,
+        AWS_ACCESS_KEY_ID=MOTO_KEY_ID,
+        AWS_SECRET_ACCESS_KEY=MOTO_SECRET,
+        AWS_REGION="us-east-1",
+        s3_max_attempts=4,
+    )
+
+
+@pytest.fixture
+def s3_bucket(s3_settings: Settings) -> str:
+    """A fresh, empty bucket for one test."""
+    name = f"reg-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_settings.aws_endpoint_url,
+        region_name=s3_settings.aws_region,
+        aws_access_key_id=MOTO_KEY_ID,
+        aws_secret_access_key=MOTO_SECRET,
+    ).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path) -> Storage:
+    """The same storage contract on local disk and on S3 over HTTP."""
+    if request.param == "local":
+        return LocalStorage(tmp_path / "root")
+    settings = request.getfixturevalue("s3_settings")
+    bucket = request.getfixturevalue("s3_bucket")
+    return S3Storage(f"s3://{bucket}/root", settings)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up credentials or endpoints from the developer's shell."""
+    for var in list(os.environ):
+        if var.startswith(("AWS_", "REGISTRY_")):
+            monkeypatch.delenv(var, raising=False)
