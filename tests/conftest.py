@@ -64,11 +64,13 @@ def s3_bucket(s3_settings: Settings) -> str:
     return name
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", pytest.param("rgw", marks=pytest.mark.rgw)])
 def storage(request: pytest.FixtureRequest, tmp_path) -> Storage:
-    """The same storage contract on local disk and on S3 over HTTP."""
+    """The same storage contract on local disk, on S3 over HTTP (moto) and on Ceph RGW."""
     if request.param == "local":
         return LocalStorage(tmp_path / "root")
+    if request.param == "rgw":
+        return request.getfixturevalue("rgw_storage")
     settings = request.getfixturevalue("s3_settings")
     bucket = request.getfixturevalue("s3_bucket")
     return S3Storage(f"s3://{bucket}/root", settings)
@@ -80,3 +82,7 @@ def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in list(os.environ):
         if var.startswith(("AWS_", "REGISTRY_")):
             monkeypatch.delenv(var, raising=False)
+
+
+# Ceph RGW, a production S3 server on loopback: tests/rgw_fixtures.py.
+pytest_plugins = ["rgw_fixtures"]
