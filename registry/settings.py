@@ -51,6 +51,20 @@ class Settings(BaseSettings):
     # An xlsx is a zip: this caps the uncompressed size so a zip bomb is refused unread.
     max_xlsx_uncompressed_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
 
+    # Publication (DESIGN.md §6-7).
+    score_model_version: int = Field(
+        default=1, ge=1, description="Which config/score_model_v{N}.yaml scores the registry."
+    )
+    snapshot_retention: int = Field(
+        default=30,
+        ge=2,
+        description="Committed snapshots `registry gc` keeps; latest and its predecessor always.",
+    )
+    crash_at: str | None = Field(
+        default=None,
+        description="Test hook: SIGKILL the publisher at this step of registry.publish.CRASH_STEPS.",
+    )
+
     # S3: the standard AWS variables, read without the REGISTRY_ prefix.
     aws_endpoint_url: str | None = Field(
         default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
