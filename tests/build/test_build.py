@@ -1,0 +1,303 @@
+"""The registry build on tiny staged frames: merging, latest-row-wins, windows, names, gift
+products, and which batches count."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+from staged_rows import (
+    AS_OF,
+    complaint,
+    evaluation,
+    inputs_of,
+    inspection,
+    merchant,
+    stage_batch,
+    staged_frame,
+    uscc,
+)
+
+from registry.build import (
+    MERCHANT_COLUMNS,
+    BatchRecord,
+    StagedSchemaError,
+    batches_in_effect,
+    publishable_batches,
+    registry_tables,
+    staged_inputs,
+)
+from registry.scores import load_score_model
+from registry.settings import PROJECT_ROOT
+
+MODEL = load_score_model(PROJECT_ROOT / "config", 1).model
+DIVISIONS = {"31": "SH", "32": "JS", "33": "ZJ", "34": "AH"}
+SH_1 = uscc("31", 1)
+
+
+def build(as_of: date = AS_OF, **datasets):
+    tables = registry_tables(inputs_of(**datasets), as_of, MODEL, DIVISIONS)
+    return tables.merchants.collect(), tables.products.collect()
+
+
+def by_uscc(merchants: pl.DataFrame, code: str = SH_1) -> dict:
+    rows = merchants.filter(pl.col("uscc") == code).to_dicts()
+    assert len(rows) == 1, f"{code} listed {len(rows)} times"
+    return rows[0]
+
+
+def test_merchant_revoked_in_AH_is_trusted_nowhere_despite_an_A_grade_in_SH():
+    merchants, _ = build(
+        merchants=[
+            merchant(region="SH", filing_id="SH-1"),
+            merchant(region="AH", filing_id="AH-9", city="合肥", status="revoked"),
+        ]
+    )
+    row = by_uscc(merchants)
+    assert row["regions"] == ["AH", "SH"]
+    assert row["score"] == 90.0 and row["grade"] == "A"
+    assert row["disqualifications"] == ["status_revoked"]
+    assert row["trusted"] is False
+
+
+def test_a_disqualifier_from_an_expired_filing_elsewhere_still_applies():
+    merchants, _ = build(
+        merchants=[
+            merchant(region="SH", filing_id="SH-1"),
+            merchant(region="AH", filing_id="AH-9", status="suspended",
+                     valid_until=date(2026, 1, 1)),
+        ]
+    )
+    row = by_uscc(merchants)
+    assert row["regions"] == ["SH"]  # only filings in force list a merchant in a region
+    assert row["disqualifications"] == ["status_suspended"] and row["trusted"] is False
+
+
+def test_serious_failure_and_complaints_reported_by_other_regions_count_everywhere():
+    merchants, _ = build(
+        merchants=[merchant(region="SH")],
+        inspections=[inspection(region="ZJ", result="fail", severity="serious")],
+        complaints=[
+            complaint(region=r, complaint_id=f"{r}{i}", status="unresolved")
+            for r in ("JS", "AH") for i in range(3)
+        ],
+    )
+    row = by_uscc(merchants)
+    assert row["failed_inspections_12m"] == 1 and row["unresolved_12m"] == 6
+    assert row["disqualifications"] == [
+        "serious_inspection_failure", "unresolved_complaints_over_limit",
+    ]
+    assert row["score_complaints"] == 12.0 and row["score_quality"] == 0.0
+
+
+def test_latest_staged_row_wins_per_region_and_filing():
+    older = staged_frame("merchants", [merchant(status="suspended", traceable=False)], "B0001")
+    newer = staged_frame("merchants", [merchant(status="active")], "B0002")
+    merchants, _ = build(merchants=pl.concat([newer, older]))
+    row = by_uscc(merchants)
+    assert row["disqualifications"] == [] and row["traceable"] is True
+    assert row["source_batches"] == ["B0002"]
+
+
+def test_only_filings_in_force_on_as_of_list_a_merchant():
+    merchants, _ = build(
+        merchants=[
+            merchant(filing_id="expired", uscc=uscc("31", 2), valid_until=AS_OF - timedelta(1)),
+            merchant(filing_id="future", uscc=uscc("31", 3), valid_from=AS_OF + timedelta(1)),
+            merchant(filing_id="last-day", uscc=uscc("31", 4), valid_until=AS_OF),
+            merchant(filing_id="open", uscc=uscc("31", 5), valid_until=None),
+        ]
+    )
+    assert merchants.get_column("uscc").to_list() == [uscc("31", 4), uscc("31", 5)]
+
+
+def test_windows_are_the_365_days_up_to_as_of():
+    merchants, _ = build(
+        merchants=[merchant()],
+        complaints=[
+            complaint(complaint_id="edge-out", received_on=AS_OF - timedelta(365)),
+            complaint(complaint_id="edge-in", received_on=AS_OF - timedelta(364)),
+            complaint(complaint_id="today", received_on=AS_OF),
+            complaint(complaint_id="after", received_on=AS_OF + timedelta(1)),
+        ],
+        inspections=[
+            inspection(inspection_id="old", tested_on=AS_OF - timedelta(400), result="fail",
+                       severity="serious"),
+            inspection(inspection_id="new", tested_on=AS_OF - timedelta(10)),
+        ],
+    )
+    row = by_uscc(merchants)
+    assert row["complaints_12m"] == 2
+    assert (row["inspections_12m"], row["failed_inspections_12m"]) == (1, 0)
+    assert row["disqualifications"] == []
+    # The same data a year later: everything has aged out.
+    later, _ = build(
+        as_of=AS_OF + timedelta(400),
+        merchants=[merchant(valid_until=None)],
+        complaints=[complaint(received_on=AS_OF)],
+    )
+    assert by_uscc(later)["complaints_12m"] == 0
+
+
+def test_names_are_merged_with_variants_kept_and_conflicts_flagged():
+    merchants, _ = build(
+        merchants=[
+            # Traditional and Simplified spellings share a matching key: a variant, no conflict.
+            merchant(region="AH", filing_id="A", merchant_name="上海國際貿易有限公司",
+                     merchant_name_key="上海国际贸易有限公司"),
+            merchant(region="SH", filing_id="S", merchant_name="上海国际贸易有限公司",
+                     merchant_name_key="上海国际贸易有限公司"),
+            merchant(region="ZJ", filing_id="Z", uscc=uscc("33", 7), merchant_name="甲公司",
+                     merchant_name_key="甲公司"),
+            merchant(region="JS", filing_id="J", uscc=uscc("33", 7), merchant_name="乙公司",
+                     merchant_name_key="乙公司"),
+        ]
+    )
+    same = by_uscc(merchants)
+    assert same["name"] == "上海国际贸易有限公司"  # as filed in the registered region (SH)
+    assert same["name_variants"] == ["上海国际贸易有限公司", "上海國際貿易有限公司"]
+    assert same["name_conflict"] is False
+    clash = by_uscc(merchants, uscc("33", 7))
+    assert clash["name"] == "甲公司" and clash["registered_region"] == "ZJ"
+    assert clash["name_conflict"] is True and clash["name_variants"] == ["乙公司", "甲公司"]
+
+
+def test_lists_are_unions_and_commitments_must_hold_in_every_filing():
+    merchants, _ = build(
+        merchants=[
+            merchant(region="SH", filing_id="S", categories=["wine", "food"],
+                     origin_countries=["FR"]),
+            merchant(region="JS", filing_id="J", categories=["food", "cosmetics"],
+                     origin_countries=["JP", "FR"], program="specialty_gift",
+                     advance_compensation=False, valid_until=date(2028, 6, 30)),
+        ]
+    )
+    row = by_uscc(merchants)
+    assert row["categories"] == ["cosmetics", "food", "wine"]
+    assert row["origin_countries"] == ["FR", "JP"]
+    assert row["programs"] == ["imported_goods", "specialty_gift"]
+    assert row["advance_compensation"] is False and row["score_compliance"] == 35.0
+    assert row["valid_until"] == date(2028, 6, 30)
+
+
+def test_published_columns_are_fixed_and_carry_no_pii():
+    merchants, products = build(
+        merchants=[merchant()], complaints=[complaint()], gift_evaluations=[evaluation()]
+    )
+    assert tuple(merchants.columns) == tuple(
+        c for c in MERCHANT_COLUMNS if c not in ("first_listed_on", "last_changed_on")
+    )
+    for column in ("contact_name", "contact_phone", "consumer_name", "consumer_phone"):
+        assert column not in merchants.columns and column not in products.columns
+
+
+def test_gift_dimensions_are_trimmed_means_once_there_are_five_evaluators():
+    four = [evaluation(product_id="P4", evaluator_id=f"E{i}", quality=q)
+            for i, q in enumerate([0.0, 6.0, 7.0, 10.0])]
+    five = [evaluation(product_id="P5", evaluator_id=f"E{i}", quality=q)
+            for i, q in enumerate([0.0, 6.0, 7.0, 8.0, 10.0])]
+    twenty = [evaluation(product_id="P20", evaluator_id=f"E{i:02d}", quality=float(q))
+              for i, q in enumerate([0, 0] + [5] * 16 + [10, 10])]
+    _, products = build(gift_evaluations=four + five + twenty)
+    quality = dict(zip(products["product_id"], products["quality"], strict=True))
+    assert quality["P4"] == 5.75  # no trimming below five evaluators
+    assert quality["P5"] == 7.0  # drop 0 and 10
+    assert quality["P20"] == 5.0  # floor(20 * 10%) = 2 dropped from each end
+    p5 = products.filter(pl.col("product_id") == "P5").row(0, named=True)
+    assert p5["evaluators"] == 5 and p5["overall"] == 7.75  # mean of 7, 8, 8, 8
+
+
+def test_products_rank_within_category_and_round():
+    rows = [
+        evaluation(product_id="tea-a", quality=9.0),
+        evaluation(product_id="tea-b", region="AH", quality=7.0),
+        evaluation(product_id="tea-c", quality=9.0),
+        evaluation(product_id="cake", category="pastry", quality=1.0),
+        evaluation(product_id="tea-a", evaluation_round="2025", quality=2.0),
+    ]
+    _, products = build(gift_evaluations=rows)
+    ranks = {
+        (r["product_id"], r["evaluation_round"]): r["rank_in_category"]
+        for r in products.to_dicts()
+    }
+    assert ranks == {
+        ("tea-a", "2026"): 1, ("tea-c", "2026"): 1, ("tea-b", "2026"): 3,
+        ("cake", "2026"): 1, ("tea-a", "2025"): 1,
+    }
+
+
+def test_gift_score_feeds_quality_for_specialty_gift_merchants():
+    code = uscc("33", 1)
+    merchants, _ = build(
+        merchants=[merchant(region="ZJ", uscc=code, program="specialty_gift")],
+        gift_evaluations=[
+            evaluation(product_id="P1", quality=9.0, culture=9.0, packaging=9.0, value=9.0),
+            evaluation(product_id="P2", quality=7.0, culture=7.0, packaging=7.0, value=7.0),
+        ],
+    )
+    row = by_uscc(merchants, code)
+    assert row["gift_score"] == 8.0 and row["score_quality"] == 24.0
+
+
+def test_the_build_is_deterministic():
+    datasets = dict(
+        merchants=[merchant(filing_id=f"F{i}", uscc=uscc("31", i % 7)) for i in range(40)],
+        complaints=[complaint(complaint_id=f"C{i}", uscc=uscc("31", i % 5),
+                              status=["resolved", "unresolved"][i % 2]) for i in range(30)],
+        gift_evaluations=[evaluation(product_id=f"P{i % 4}", evaluator_id=f"E{i}",
+                                     quality=float(i % 10)) for i in range(24)],
+    )
+    first, second = build(**datasets), build(**datasets)
+    assert first[0].equals(second[0]) and first[1].equals(second[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Which batches count
+
+
+def record(batch_id: str, mode: str = "upsert", region: str = "SH", dataset: str = "merchants"):
+    return BatchRecord(batch_id=batch_id, dataset=dataset, region=region, mode=mode,
+                       status="released")
+
+
+def test_a_replace_batch_supersedes_earlier_batches_of_its_region_only():
+    batches = [
+        record("B1"), record("B2", "replace"), record("B3"), record("B4", "replace"),
+        record("B5"), record("B0", region="JS"), record("B6", region="JS"),
+    ]
+    chosen = [(b.region, b.batch_id) for b in batches_in_effect(batches)]
+    assert chosen == [("JS", "B0"), ("JS", "B6"), ("SH", "B4"), ("SH", "B5")]
+
+
+def test_publishable_batches_are_released_or_held_with_a_release(storage):
+    stage_batch(storage, "merchants", "SH", "B1", [merchant()])
+    stage_batch(storage, "merchants", "SH", "B2", [merchant()], status="held")
+    stage_batch(storage, "merchants", "SH", "B3", [merchant()], status="held", released=True)
+    assert [b.batch_id for b in publishable_batches(storage)] == ["B1", "B3"]
+
+
+def test_replace_mode_withdraws_filings_missing_from_the_latest_full_list(storage):
+    first = [merchant(filing_id="F1"), merchant(filing_id="F2", uscc=uscc("31", 2))]
+    stage_batch(storage, "merchants", "SH", "B1", first, mode="replace")
+    stage_batch(storage, "merchants", "SH", "B2", [merchant(filing_id="F1")], mode="replace")
+    # A held replace batch does not count: it could be a truncated export.
+    stage_batch(storage, "merchants", "SH", "B3", [], mode="replace", status="held")
+    inputs = staged_inputs(storage, batches_in_effect(publishable_batches(storage)))
+    merchants = registry_tables(inputs, AS_OF, MODEL, DIVISIONS).merchants.collect()
+    assert merchants.get_column("uscc").to_list() == [SH_1]
+
+
+def test_a_staged_batch_with_the_wrong_types_is_refused_by_name(tmp_path):
+    from registry.storage import LocalStorage
+
+    storage = LocalStorage(tmp_path)
+    stage_batch(storage, "complaints", "SH", "B1", [complaint()])
+    bad = staged_frame("complaints", [complaint()], "B2").with_columns(
+        pl.col("received_on").cast(pl.String)
+    )
+    storage.write_parquet(bad, "staged/complaints/region=SH/batch=B2/part-0.parquet")
+    stage_batch_record = BatchRecord(batch_id="B2", dataset="complaints", region="SH",
+                                     mode="upsert", status="released")
+    with pytest.raises(StagedSchemaError, match="received_on is String, expected Date"):
+        staged_inputs(storage, [stage_batch_record])

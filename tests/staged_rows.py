@@ -1,0 +1,183 @@
+"""Tiny staged frames and batch records, written the way ingestion writes them (the contract in
+DESIGN.md §4-5), so that build and publication tests do not depend on the ingest code."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import polars as pl
+
+from registry.build import STAGED_COLUMNS, StagedInputs
+from registry.layout import batch_record_key, release_key, staged_prefix
+from registry.storage import Storage
+
+AS_OF = date(2026, 11, 30)
+
+# Staged data carries PII; the registry must never publish it.
+_PII = {
+    "merchants": {"contact_name": pl.String, "contact_phone": pl.String},
+    "complaints": {"consumer_name": pl.String, "consumer_phone": pl.String},
+}
+_EXTRA = {
+    "merchants": {"store_name": pl.String, "city": pl.String, "district": pl.String,
+                  "address": pl.String},
+    "complaints": {"category": pl.String, "resolved_on": pl.Date,
+                   "recovered_amount_cny": pl.Float64},
+    "inspections": {"product_name": pl.String, "defect_items": pl.String},
+}
+
+
+def uscc(division: str, n: int) -> str:
+    """An 18-character code whose positions 3-4 name the province (31 SH ... 34 AH)."""
+    return f"91{division}0000MA{n:08d}"
+
+
+def merchant(**overrides: Any) -> dict[str, Any]:
+    row = {
+        "region": "SH",
+        "filing_id": "F1",
+        "uscc": uscc("31", 1),
+        "merchant_name": "上海进口商品有限公司",
+        "merchant_name_key": "上海进口商品有限公司",
+        "program": "imported_goods",
+        "categories": ["food"],
+        "origin_countries": ["FR"],
+        "chinese_label": True,
+        "traceable": True,
+        "no_reason_return_7d": True,
+        "offline_no_reason_return": True,
+        "advance_compensation": True,
+        "valid_from": date(2025, 1, 1),
+        "valid_until": date(2027, 12, 31),
+        "status": "active",
+        "contact_name": "张三",
+        "contact_phone": "13912345678",
+        "store_name": None,
+        "city": "上海",
+        "district": None,
+        "address": None,
+    }
+    row.update(overrides)
+    return row
+
+
+def complaint(**overrides: Any) -> dict[str, Any]:
+    row = {
+        "region": "SH",
+        "complaint_id": "C1",
+        "uscc": uscc("31", 1),
+        "received_on": date(2026, 6, 1),
+        "status": "resolved",
+        "consumer_name": "李四",
+        "consumer_phone": "13800001111",
+        "category": "quality",
+        "resolved_on": None,
+        "recovered_amount_cny": 0.0,
+    }
+    row.update(overrides)
+    return row
+
+
+def inspection(**overrides: Any) -> dict[str, Any]:
+    row = {
+        "region": "SH",
+        "inspection_id": "I1",
+        "uscc": uscc("31", 1),
+        "tested_on": date(2026, 6, 1),
+        "result": "pass",
+        "severity": None,
+        "product_name": "红酒",
+        "defect_items": None,
+    }
+    row.update(overrides)
+    return row
+
+
+def evaluation(**overrides: Any) -> dict[str, Any]:
+    row = {
+        "region": "ZJ",
+        "product_id": "P1",
+        "uscc": uscc("33", 1),
+        "product_name": "龙井茶礼盒",
+        "origin_city": "杭州",
+        "category": "tea",
+        "evaluation_round": "2026",
+        "evaluator_id": "E1",
+        "quality": 8.0,
+        "culture": 8.0,
+        "packaging": 8.0,
+        "value": 8.0,
+    }
+    row.update(overrides)
+    return row
+
+
+def staged_frame(dataset: str, rows: list[dict[str, Any]], batch_id: str = "B0001") -> pl.DataFrame:
+    """Rows typed as staged Parquet, with lineage columns (and PII where the contract has it)."""
+    schema = {
+        **{k: v for k, v in STAGED_COLUMNS[dataset].items() if not k.startswith("_")},
+        **_EXTRA.get(dataset, {}),
+        **_PII.get(dataset, {}),
+    }
+    frame = pl.DataFrame(
+        [{name: row.get(name) for name in schema} for row in rows], schema=schema, orient="row"
+    )
+    return frame.with_columns(
+        pl.lit(f"landing/x/{dataset}/upload.csv").alias("_source_key"),
+        pl.lit("0" * 64).alias("_sha256"),
+        pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_source_row"),
+        pl.lit(batch_id).alias("_batch_id"),
+        pl.lit(datetime(2026, 11, 29, tzinfo=UTC)).cast(pl.Datetime("us", "UTC"))
+        .alias("_ingested_at"),
+    )
+
+
+def inputs_of(**datasets: list[dict[str, Any]] | pl.DataFrame) -> StagedInputs:
+    """StagedInputs from lists of rows (one batch each) or ready frames; missing = empty."""
+    frames = {}
+    for dataset, columns in STAGED_COLUMNS.items():
+        given = datasets.get(dataset, [])
+        frame = given if isinstance(given, pl.DataFrame) else staged_frame(dataset, given)
+        frames[dataset] = frame.lazy().select(list(columns))
+    return StagedInputs(**frames)
+
+
+def stage_batch(
+    storage: Storage,
+    dataset: str,
+    region: str,
+    batch_id: str,
+    rows: list[dict[str, Any]],
+    *,
+    mode: str = "upsert",
+    status: str = "released",
+    released: bool = False,
+) -> None:
+    """Write a batch as ingestion does: Parquet first, then the record that commits it."""
+    rows = [{**row, "region": region} for row in rows]
+    frame = staged_frame(dataset, rows, batch_id)
+    storage.write_parquet(frame, staged_prefix(dataset, region, batch_id) + "part-0.parquet")
+    record = {
+        "batch_id": batch_id,
+        "dataset": dataset,
+        "region": region,
+        "mode": mode,
+        "sha256": "0" * 64,
+        "source_key": f"landing/{region}/{dataset}/upload.csv",
+        "rows_in": len(rows),
+        "accepted": len(rows),
+        "quarantined": 0,
+        "status": status,
+        "contract_version": "1",
+        "created_at": "2026-11-29T00:00:00Z",
+    }
+    if status == "held":
+        record["held_reasons"] = ["row_count_below_floor"]
+    storage.write_bytes(batch_record_key(dataset, region, batch_id), json.dumps(record).encode())
+    if released:
+        storage.write_bytes(
+            release_key(batch_id),
+            json.dumps({"batch_id": batch_id, "released_by": "tester", "reason": "ok"}).encode(),
+        )
