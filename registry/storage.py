@@ -76,6 +76,10 @@ class StorageUnavailable(StorageError):
     """A transient failure persisted through every retry."""
 
 
+class PermissionDenied(StorageError):
+    """The store refused the caller (HTTP 403): a bucket policy or ACL forbids this access."""
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     key: str
@@ -371,6 +375,13 @@ _TRANSIENT_EXCEPTIONS = (
 )
 
 
+# Sent with every PUT. A council writes into a bucket the pipeline owns, and on Ceph RGW (as on
+# AWS buckets that still use ACLs) the bucket owner cannot read or copy an object another user
+# uploaded unless the uploader grants this; the bucket policies in infra/policies/ refuse
+# council writes without it. For the owner's own writes it changes nothing.
+_OWNER_ACL = "bucket-owner-full-control"
+
+
 def _status(err: ClientError) -> int:
     return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
@@ -457,7 +468,8 @@ class S3Storage(Storage):
         raise AssertionError("unreachable")
 
     def _permanent(self, what: str, key: str, err: ClientError) -> StorageError:
-        return StorageError(f"{what} {self._where(key)}: {_code(err) or _status(err)} {err}")
+        kind = PermissionDenied if _status(err) == 403 else StorageError
+        return kind(f"{what} {self._where(key)}: {_code(err) or _status(err)} {err}")
 
     # -- primitives ----------------------------------------------------------------------
 
@@ -477,11 +489,13 @@ class S3Storage(Storage):
     def write_bytes(self, key: str, data: bytes) -> str:
         full = self._full(key)
 
-        def put() -> str:
-            return self.client.put_object(Bucket=self.bucket, Key=full, Body=data)["ETag"]
+        def put() -> str | None:
+            return self.client.put_object(
+                Bucket=self.bucket, Key=full, Body=data, ACL=_OWNER_ACL
+            ).get("ETag")
 
         try:
-            return self._call("write", key, put).strip('"')
+            return self._etag_after_write(key, self._call("write", key, put))
         except ClientError as err:
             raise self._permanent("write", key, err) from err
 
@@ -489,15 +503,15 @@ class S3Storage(Storage):
         full = self._full(key)
         attempts = 0
 
-        def put() -> str:
+        def put() -> str | None:
             nonlocal attempts
             attempts += 1
             return self.client.put_object(
-                Bucket=self.bucket, Key=full, Body=data, IfNoneMatch="*"
-            )["ETag"]
+                Bucket=self.bucket, Key=full, Body=data, IfNoneMatch="*", ACL=_OWNER_ACL
+            ).get("ETag")
 
         try:
-            return self._call("create", key, put).strip('"')
+            return self._etag_after_write(key, self._call("create", key, put))
         except ClientError as err:
             if _status(err) == 412 or _code(err) == "PreconditionFailed":
                 # An earlier attempt may have succeeded with its reply lost: if the object
@@ -511,16 +525,16 @@ class S3Storage(Storage):
         full = self._full(key)
         attempts = 0
 
-        def put() -> str:
+        def put() -> str | None:
             nonlocal attempts
             attempts += 1
             # Ceph RGW rejects a quoted etag in If-Match even when it matches.
             return self.client.put_object(
-                Bucket=self.bucket, Key=full, Body=data, IfMatch=etag.strip('"')
-            )["ETag"]
+                Bucket=self.bucket, Key=full, Body=data, IfMatch=etag.strip('"'), ACL=_OWNER_ACL
+            ).get("ETag")
 
         try:
-            return self._call("replace", key, put).strip('"')
+            return self._etag_after_write(key, self._call("replace", key, put))
         except ClientError as err:
             if _status(err) in (412, 404) or _code(err) in ("PreconditionFailed", "NoSuchKey"):
                 if attempts > 1 and self._holds(key, data):
@@ -529,6 +543,12 @@ class S3Storage(Storage):
                     f"{self._where(key)}: etag is no longer {etag}; nothing was written"
                 ) from None
             raise self._permanent("replace", key, err) from err
+
+    def _etag_after_write(self, key: str, returned: str | None) -> str:
+        # S3-compatible stores may answer a completed write without an ETag (Ceph RGW does
+        # for CompleteMultipartUpload); HEAD then gives the right one.
+        etag = (returned or "").strip('"')
+        return etag or self.head(key).etag
 
     def _holds(self, key: str, data: bytes) -> bool:
         try:
@@ -635,18 +655,144 @@ def open_storage(settings: Settings, uri: str | None = None) -> Storage:
     raise ValueError(f"unsupported storage URI {uri!r}: use file://PATH or s3://bucket/prefix")
 
 
+# --------------------------------------------------------------------------------------------
+# Capability probe
+
+
+PROBE_PREFIX = "_probe/"
+CREATE_IF_ABSENT = "create-if-absent"
+COMPARE_AND_SWAP = "compare-and-swap"
+
+
+class StoreLacksGuarantees(StorageError):
+    """The store does not enforce a guarantee that publishing relies on; nothing was published.
+
+    ``missing`` names the guarantees (:data:`CREATE_IF_ABSENT`, :data:`COMPARE_AND_SWAP`).
+    """
+
+    def __init__(self, root_uri: str, missing: tuple[str, ...]):
+        # Both values go to Exception.args so the error survives pickling (Prefect results).
+        super().__init__(root_uri, tuple(missing))
+        self.root_uri = root_uri
+        self.missing = tuple(missing)
+
+    def __str__(self) -> str:
+        hint = ""
+        if CREATE_IF_ABSENT in self.missing:
+            hint = (
+                " A versioned bucket is the usual cause (Ceph RGW ignores If-None-Match there):"
+                " use an unversioned bucket for the registry."
+            )
+        return (
+            f"{self.root_uri} does not enforce {' and '.join(self.missing)}; refusing to "
+            f"publish, since concurrent or retried writers could overwrite a committed "
+            f"snapshot or the latest pointer.{hint}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What :func:`probe_capabilities` saw a store enforce."""
+
+    root_uri: str
+    create_if_absent: bool
+    compare_and_swap: bool
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        held = {CREATE_IF_ABSENT: self.create_if_absent, COMPARE_AND_SWAP: self.compare_and_swap}
+        return tuple(name for name, ok in held.items() if not ok)
+
+    def require(self) -> Capabilities:
+        """Return ``self`` if every guarantee holds, else raise :class:`StoreLacksGuarantees`."""
+        if self.missing:
+            raise StoreLacksGuarantees(self.root_uri, self.missing)
+        return self
+
+
+def probe_capabilities(storage: Storage, scratch_prefix: str = PROBE_PREFIX) -> Capabilities:
+    """Check, by trying them, that ``storage`` enforces create-if-absent and compare-and-swap.
+
+    Publication relies on both (DESIGN.md section 7), and some stores accept the conditional
+    headers yet do not honour them: on a versioned Ceph RGW bucket every ``If-None-Match: *``
+    write wins and every ``If-Match`` fails, even with the current etag. The publisher
+    therefore calls ``probe_capabilities(storage).require()`` before it writes anything, and
+    refuses to publish with :class:`StoreLacksGuarantees`.
+
+    Under ``{scratch_prefix}{random id}/`` the probe
+
+    - creates an object with :meth:`Storage.put_if_absent`, then tries again on the same key:
+      create-if-absent holds if the second try raises :class:`AlreadyExists` and the first
+      bytes survive;
+    - replaces the object with its current etag (must succeed), then with that now stale etag,
+      and replaces a missing key (both must raise :class:`PreconditionFailed` and write
+      nothing): compare-and-swap holds if all three behave.
+
+    It deletes its scratch objects before returning, also when it raises. (On a versioned
+    bucket their noncurrent versions remain, as after any delete there.)
+
+    The probe sees whether a store enforces the conditions, not whether it does so atomically
+    under concurrency: moto passes it but checks without a lock. The race tests against Ceph
+    RGW cover atomicity.
+
+    Returns the :class:`Capabilities` seen. Raises :class:`StorageError` (for example
+    :class:`StorageUnavailable`, or a permission error) when the store cannot be probed at all;
+    that is no verdict on its guarantees.
+    """
+    base = f"{_checked_prefix(scratch_prefix)}{uuid.uuid4().hex}/"
+    cell, absent = f"{base}cell", f"{base}absent"
+    try:
+        storage.put_if_absent(cell, b"first")
+        try:
+            storage.put_if_absent(cell, b"second")
+            create_if_absent = False
+        except AlreadyExists:
+            create_if_absent = storage.read_bytes(cell) == b"first"
+
+        current = storage.head(cell).etag
+        try:
+            storage.replace_if_match(cell, b"third", current)
+            fresh_etag_accepted = True
+        except PreconditionFailed:
+            fresh_etag_accepted = False
+        try:
+            storage.replace_if_match(cell, b"fourth", current)
+            stale_etag_refused = False
+        except PreconditionFailed:
+            stale_etag_refused = storage.read_bytes(cell) != b"fourth"
+        try:
+            storage.replace_if_match(absent, b"fifth", _md5_etag(b"never written"))
+            missing_refused = False
+        except PreconditionFailed:
+            missing_refused = not storage.exists(absent)
+    finally:
+        storage.delete(cell)
+        storage.delete(absent)
+    return Capabilities(
+        root_uri=storage.root_uri,
+        create_if_absent=create_if_absent,
+        compare_and_swap=fresh_etag_accepted and stale_etag_refused and missing_refused,
+    )
+
+
 __all__ = [
+    "COMPARE_AND_SWAP",
+    "CREATE_IF_ABSENT",
     "AlreadyExists",
+    "Capabilities",
     "InvalidKey",
     "LocalStorage",
     "NotFound",
     "ObjectInfo",
+    "PermissionDenied",
     "PreconditionFailed",
     "S3Storage",
     "Storage",
     "StorageError",
     "StorageUnavailable",
+    "StoreLacksGuarantees",
     "checked_key",
     "is_transient",
     "open_storage",
+    "probe_capabilities",
 ]
