@@ -1,0 +1,232 @@
+"""Dataset contracts (``schemas/*.yaml``): columns, dtypes, checks, aliases, PII flags, keys.
+
+Contracts are data. This module only parses and validates them, and answers questions about
+them (which header names which column, what a staged frame's schema is). The checks a contract
+declares are turned into row rules in :mod:`registry.validation`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Dtype = Literal[
+    "string", "uscc", "enum", "boolean", "date", "float", "list", "country_list", "city", "phone"
+]
+
+# What each contract dtype becomes in staged Parquet.
+STAGED_DTYPES: dict[str, pl.DataType] = {
+    "string": pl.String(),
+    "uscc": pl.String(),
+    "enum": pl.String(),
+    "city": pl.String(),
+    "phone": pl.String(),
+    "boolean": pl.Boolean(),
+    "date": pl.Date(),
+    "float": pl.Float64(),
+    "list": pl.List(pl.String()),
+    "country_list": pl.List(pl.String()),
+}
+
+# Lineage columns on every staged and quarantined row (DESIGN.md §5.5).
+LINEAGE_SCHEMA: dict[str, pl.DataType] = {
+    "_source_key": pl.String(),
+    "_sha256": pl.String(),
+    "_source_row": pl.Int64(),
+    "_batch_id": pl.String(),
+    "_ingested_at": pl.Datetime("us", "UTC"),
+}
+
+# Council templates mark required headers with a star; some add a colon.
+_HEADER_DECORATION = re.compile(r"^[*※＊]+|[*※＊:：]+$")
+_HEADER_SEPARATORS = re.compile(r"[\s_]+")
+
+
+def header_key(text: str) -> str:
+    """How a header cell (or an alias) is matched: NFKC, case-folded, without spaces,
+    underscores or the ``*`` that templates put on required columns."""
+    folded = unicodedata.normalize("NFKC", text).strip().casefold()
+    return _HEADER_SEPARATORS.sub("", _HEADER_DECORATION.sub("", folded))
+
+
+def value_key(text: str) -> str:
+    """How an enum, boolean or country value is matched: NFKC, case-folded, no spaces."""
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+class RequiredWhen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    column: str
+    equals: str
+
+
+class ColumnSpec(BaseModel):
+    """One contract column."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label_zh: str
+    dtype: Dtype
+    required: bool = False
+    pii: bool = False
+    aliases: list[str] = Field(default_factory=list)
+    # enum: canonical English value -> the other ways councils write it
+    values: dict[str, list[str]] | None = None
+    min: float | None = None
+    max: float | None = None
+    max_length: int | None = Field(default=None, gt=0)
+    required_when: RequiredWhen | None = None
+    not_before: str | None = None
+    not_future: bool = False
+    # a Traditional→Simplified matching-key column derived from this one (names)
+    match_key: str | None = None
+
+    @model_validator(mode="after")
+    def _enum_has_values(self) -> ColumnSpec:
+        if (self.dtype == "enum") != (self.values is not None):
+            raise ValueError(f"{self.name}: 'values' is required for, and only for, enum columns")
+        return self
+
+    @property
+    def label(self) -> str:
+        """How messages name the column: ``备案编号 (filing_id)``."""
+        return f"{self.label_zh} ({self.name})"
+
+    @property
+    def staged_dtype(self) -> pl.DataType:
+        return STAGED_DTYPES[self.dtype]
+
+    def value_index(self) -> dict[str, str]:
+        """Matching key of every enum value and alias -> canonical value."""
+        index: dict[str, str] = {}
+        for canonical, aliases in (self.values or {}).items():
+            for alias in (canonical, *aliases):
+                index[value_key(alias)] = canonical
+        return index
+
+
+class Contract(BaseModel):
+    """A dataset's input contract. ``natural_key`` includes ``region``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    version: str
+    title_zh: str
+    title_en: str
+    natural_key: list[str]
+    ignore: list[str] = Field(default_factory=list)
+    columns: list[ColumnSpec]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Contract:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: a column is declared twice")
+        for key in self.natural_key:
+            if key != "region" and key not in names:
+                raise ValueError(f"{self.name}: natural key column {key!r} is not declared")
+        for col in self.columns:
+            for ref in (col.not_before, col.required_when and col.required_when.column):
+                if ref and ref not in names:
+                    raise ValueError(f"{self.name}.{col.name}: refers to unknown column {ref!r}")
+        seen: dict[str, str] = {}
+        for col in self.columns:
+            for alias in (col.name, *col.aliases):
+                owner = seen.setdefault(header_key(alias), col.name)
+                if owner != col.name:
+                    raise ValueError(
+                        f"{self.name}: header {alias!r} would name both {owner} and {col.name}"
+                    )
+        clash = {header_key(i) for i in self.ignore} & set(seen)
+        if clash:
+            raise ValueError(f"{self.name}: ignored headers also name columns: {sorted(clash)}")
+        return self
+
+    @cached_property
+    def by_name(self) -> dict[str, ColumnSpec]:
+        return {c.name: c for c in self.columns}
+
+    @property
+    def pii_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.pii]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def header_index(self) -> dict[str, str | None]:
+        """Matching key of every accepted header -> column name, or None for ignored headers."""
+        index: dict[str, str | None] = {header_key(i): None for i in self.ignore}
+        for col in self.columns:
+            for alias in (col.name, *col.aliases):
+                index[header_key(alias)] = col.name
+        return index
+
+    def staged_schema(self) -> dict[str, pl.DataType]:
+        """Column -> dtype of this dataset's staged Parquet, in order."""
+        schema: dict[str, pl.DataType] = {}
+        for col in self.columns:
+            schema[col.name] = col.staged_dtype
+            if col.match_key:
+                schema[col.match_key] = pl.String()
+        return {**schema, "region": pl.String(), **LINEAGE_SCHEMA}
+
+
+class Vocabulary(BaseModel):
+    """Shared value tables (``schemas/reference/``): yes/no words and country names."""
+
+    model_config = ConfigDict(frozen=True)
+
+    booleans: dict[str, bool]
+    countries: dict[str, str]
+
+
+@cache
+def load_contracts(schemas_dir: Path) -> dict[str, Contract]:
+    """Every ``*.yaml`` contract directly in ``schemas_dir``, by dataset name.
+
+    Raises ``ValueError`` (pydantic's ValidationError) on a contract that is inconsistent, and
+    ``ValueError`` when a file's ``name`` does not match its file name.
+    """
+    contracts: dict[str, Contract] = {}
+    for path in sorted(Path(schemas_dir).glob("*.yaml")):
+        with open(path, encoding="utf-8") as fh:
+            contract = Contract.model_validate(yaml.safe_load(fh))
+        if contract.name != path.stem:
+            raise ValueError(f"{path}: contract name {contract.name!r} differs from the file name")
+        contracts[contract.name] = contract
+    return contracts
+
+
+@cache
+def load_vocabulary(schemas_dir: Path) -> Vocabulary:
+    """The boolean words and country names in ``schemas_dir/reference``, keyed by
+    :func:`value_key`. Raises ``ValueError`` on a name claimed twice."""
+    ref = Path(schemas_dir) / "reference"
+    with open(ref / "booleans.yaml", encoding="utf-8") as fh:
+        raw_booleans = yaml.safe_load(fh)
+    booleans: dict[str, bool] = {}
+    for truth in (True, False):
+        for word in raw_booleans[truth]:
+            if booleans.setdefault(value_key(str(word)), truth) is not truth:
+                raise ValueError(f"booleans.yaml: {word!r} is both yes and no")
+    with open(ref / "countries.yaml", encoding="utf-8") as fh:
+        raw_countries = yaml.safe_load(fh)
+    countries: dict[str, str] = {}
+    for code, names in raw_countries.items():
+        if not (isinstance(code, str) and re.fullmatch(r"[A-Z]{2}", code)):
+            raise ValueError(f"countries.yaml: {code!r} is not an alpha-2 code (quote it)")
+        for name in (code, *names):
+            if countries.setdefault(value_key(name), code) != code:
+                raise ValueError(f"countries.yaml: {name!r} names two countries")
+    return Vocabulary(booleans=booleans, countries=countries)

@@ -1,0 +1,203 @@
+"""Text to typed values, whole columns at a time.
+
+Each function takes and returns polars expressions or frames; none reads settings or storage.
+A value that cannot be interpreted becomes null here, and :mod:`registry.validation` reports it
+(it still has the text): nothing is coerced into something plausible.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+
+import polars as pl
+from opencc import OpenCC
+
+from registry.contracts import ColumnSpec, Contract, Vocabulary
+
+REGION_SUFFIX = "__region"
+
+# Accepted date spellings, after NFKC: 2022-03-01, 2022/3/1, 2022.3.1, 2022年3月1日, optionally
+# followed by a midnight time (how spreadsheets and Parquet write a date-typed cell).
+_DATE_TEXT = r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]00:00(?::00(?:\.0+)?)?)?$"
+# Excel stores dates as days since 1899-12-30; five digits covers 1927-2173.
+_EXCEL_SERIAL = r"^\d{5}(?:\.0+)?$"
+_EXCEL_EPOCH = pl.date(1899, 12, 30)
+# Plain decimals, optionally with thousands separators: 1234.5, 1,234.5, -3.
+_NUMBER_TEXT = r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[+-]?\.\d+$"
+# List items are separated by 、 ; , or / (full-width ； and ， are plain after NFKC).
+_LIST_SEPARATORS = r"[、;,/]"
+_ITEM_JOIN = "\x1f"
+# Mobile numbers, landlines with area code (and extension), 400/800 service numbers, with an
+# optional +86 prefix, once spaces and brackets are removed.
+_PHONE_TEXT = (
+    r"^(?:\+?86-?)?(?:1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(?:-\d{1,6})?|[48]00-?\d{3}-?\d{4})$"
+)
+
+_T2S = OpenCC("t2s")
+
+
+def cleaned_text(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """``columns`` in NFKC form (full-width digits and letters become plain), trimmed, with
+    empty cells as null. Other columns pass through."""
+    return frame.with_columns(
+        pl.col(c).str.normalize("NFKC").str.strip_chars().replace("", None) for c in columns
+    )
+
+
+def _matching_text(text: pl.Expr) -> pl.Expr:
+    """What :func:`registry.contracts.value_key` does, for a whole column of NFKC text."""
+    return text.str.to_lowercase().str.replace_all(r"\s+", "")
+
+
+def date_from_text(text: pl.Expr) -> pl.Expr:
+    """pl.Date from the accepted spellings or an Excel serial number; null otherwise
+    (including impossible dates such as 2022-02-30)."""
+    parts = text.str.extract_groups(_DATE_TEXT)
+    # pl.date() raises on impossible dates; an ISO string parsed leniently gives null instead.
+    iso = pl.format(
+        "{}-{}-{}",
+        parts.struct.field("1"),
+        parts.struct.field("2").str.zfill(2),
+        parts.struct.field("3").str.zfill(2),
+    )
+    serial = (
+        pl.when(text.str.contains(_EXCEL_SERIAL))
+        .then(text.str.extract(r"^(\d{5})").cast(pl.Int32))
+    )
+    return pl.coalesce(
+        iso.str.to_date("%Y-%m-%d", strict=False),
+        _EXCEL_EPOCH + pl.duration(days=serial),
+    )
+
+
+def boolean_from_text(text: pl.Expr, words: Mapping[str, bool]) -> pl.Expr:
+    """True/False from the yes/no words in ``schemas/reference/booleans.yaml``; else null."""
+    return _matching_text(text).replace_strict(dict(words), default=None, return_dtype=pl.Boolean)
+
+
+def enum_from_text(text: pl.Expr, values: Mapping[str, str]) -> pl.Expr:
+    """The canonical English value for any of its aliases; null for anything else."""
+    return _matching_text(text).replace_strict(dict(values), default=None, return_dtype=pl.String)
+
+
+def float_from_text(text: pl.Expr) -> pl.Expr:
+    """Float64 from a plain decimal (thousands separators allowed); null otherwise."""
+    return (
+        pl.when(text.str.contains(_NUMBER_TEXT))
+        .then(text.str.replace_all(",", "", literal=True))
+        .cast(pl.Float64, strict=False)
+    )
+
+
+def items_from_text(text: pl.Expr) -> pl.Expr:
+    """List of the trimmed, non-empty items, in order, without repeats."""
+    return (
+        text.str.replace_all(_LIST_SEPARATORS, _ITEM_JOIN)
+        .str.split(_ITEM_JOIN)
+        .list.eval(pl.element().str.strip_chars().filter(pl.element().str.strip_chars() != ""))
+        .list.unique(maintain_order=True)
+    )
+
+
+def countries_from_items(items: pl.Expr, countries: Mapping[str, str]) -> pl.Expr:
+    """Each item as an ISO 3166-1 alpha-2 code; an unknown name becomes a null item."""
+    return items.list.eval(
+        _matching_text(pl.element()).replace_strict(dict(countries), default=None)
+    )
+
+
+def phone_from_text(text: pl.Expr) -> pl.Expr:
+    """The number without spaces and brackets when it looks like a Chinese phone number."""
+    compact = text.str.replace_all(r"[\s()（）]", "")
+    return pl.when(compact.str.contains(_PHONE_TEXT)).then(compact)
+
+
+def uscc_from_text(text: pl.Expr) -> pl.Expr:
+    """Upper-case, spaces removed. Validity is checked by :func:`registry.uscc.uscc_is_valid`."""
+    return text.str.replace_all(r"\s+", "").str.to_uppercase()
+
+
+def name_matching_key(names: pl.Series) -> pl.Series:
+    """Traditional→Simplified (OpenCC t2s), NFKC, case-folded, without spaces: the key that
+    matches 上海國際貿易 with 上海国际贸易. For matching only; the original name is kept.
+
+    OpenCC converts one string per call, so the distinct names are joined into one text,
+    converted in one call and split again: one C++ call instead of one per row."""
+    distinct = names.drop_nulls().unique(maintain_order=True)
+    if distinct.is_empty():
+        return pl.Series(names.name, [None] * names.len(), dtype=pl.String)
+    flat = distinct.str.replace_all(r"[\r\n\x1f]", " ")
+    converted = _T2S.convert("\n".join(flat.to_list())).split("\n")
+    keys = [
+        "".join(unicodedata.normalize("NFKC", name).casefold().split()) for name in converted
+    ]
+    mapping = dict(zip(distinct.to_list(), keys, strict=True))
+    return names.replace_strict(mapping, default=None, return_dtype=pl.String)
+
+
+def _typed(col: ColumnSpec, vocabulary: Vocabulary, cities: Mapping[str, str]) -> list[pl.Expr]:
+    text = pl.col(col.name)
+    match col.dtype:
+        case "string":
+            typed = text
+        case "uscc":
+            typed = uscc_from_text(text)
+        case "enum":
+            typed = enum_from_text(text, col.value_index())
+        case "boolean":
+            typed = boolean_from_text(text, vocabulary.booleans)
+        case "date":
+            typed = date_from_text(text)
+        case "float":
+            typed = float_from_text(text)
+        case "list":
+            typed = items_from_text(text)
+        case "country_list":
+            typed = countries_from_items(items_from_text(text), vocabulary.countries)
+        case "phone":
+            typed = phone_from_text(text)
+        case "city":
+            found = (
+                _matching_text(text)
+                .replace_strict(dict(cities), default=None, return_dtype=pl.String)
+                .str.split_exact("/", 1)
+            )
+            return [
+                found.struct.field("field_1").alias(col.name),
+                found.struct.field("field_0").alias(col.name + REGION_SUFFIX),
+            ]
+    return [typed.cast(col.staged_dtype).alias(col.name)]
+
+
+def city_lookup(city_index: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+    """``RegionConfig.city_index()`` as matching key -> "REGION/城市", the form
+    :func:`typed_values` takes (one string, so one vectorised replace gives both parts)."""
+    return {key: f"{region}/{city}" for key, (region, city) in city_index.items()}
+
+
+def typed_values(
+    cleaned: pl.DataFrame, contract: Contract, vocabulary: Vocabulary, cities: Mapping[str, str]
+) -> pl.DataFrame:
+    """One typed column per contract column (null where the text could not be interpreted or
+    the column was not in the file), plus ``{city}__region`` for city columns and the
+    Traditional→Simplified matching key for columns that declare one.
+
+    ``cleaned`` is the output of :func:`cleaned_text` with contract column names; ``cities``
+    comes from :func:`city_lookup`."""
+    present = set(cleaned.columns)
+    exprs: list[pl.Expr] = []
+    for col in contract.columns:
+        if col.name in present:
+            exprs.extend(_typed(col, vocabulary, cities))
+        else:
+            exprs.append(pl.lit(None, col.staged_dtype).alias(col.name))
+            if col.dtype == "city":
+                exprs.append(pl.lit(None, pl.String).alias(col.name + REGION_SUFFIX))
+    typed = cleaned.select(exprs)
+    keys = [
+        name_matching_key(typed[col.name]).alias(col.match_key)
+        for col in contract.columns
+        if col.match_key
+    ]
+    return typed.with_columns(keys) if keys else typed

@@ -1,0 +1,401 @@
+"""Turn an upload's bytes into a table of strings, whatever the council's tool produced.
+
+The format is judged from the content (magic bytes), not the file name: xlsx/xls through
+fastexcel, Parquet, JSON Lines, or CSV in UTF-8 (with or without BOM), GB18030/GBK or Big5,
+separated by commas, semicolons or tabs. Spreadsheets and CSVs may carry title rows above the
+header, blank rows, and a footer of notes (填表说明, 备注, 填表人...): the header is found by
+itself, blank rows are dropped and the footer is skipped and reported.
+
+Everything is read as text. Interpreting values is :mod:`registry.normalize`'s job, so that a
+value is never coerced before it can be reported.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import zipfile
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import charset_normalizer
+import fastexcel
+import polars as pl
+
+from registry import rejections as rj
+from registry.contracts import header_key
+from registry.settings import Settings
+
+HEADER_SEARCH_ROWS = 30
+SOURCE_ROW = "_source_row"
+
+_XLSX_MAGIC = b"PK\x03\x04"
+_XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_PARQUET_MAGIC = b"PAR1"
+_UTF8_BOM = codecs.BOM_UTF8
+_SAMPLE_BYTES = 64 * 1024
+# Encodings a council's CSV plausibly uses; charset-normalizer picks among these.
+_CANDIDATE_ENCODINGS = ["utf_8", "gb18030", "big5", "utf_16"]
+_DELIMITERS = (",", ";", "\t")
+# A footer line starts with one of these (after NFKC, so full-width colons are plain).
+# (A polars regex: it runs over the whole column at once.)
+_NOTE_START = (
+    r"(?i)^\s*(填表说明|填报说明|说明|备注|注意事项|注[:：]|注\d|填表人|填报人|制表人|审核人|"
+    r"负责人|填表日期|填报日期|报送单位|notes?\b|remarks?\b)"
+)
+# A footer row has at most this many non-empty cells ("填表人：张三", "审核人：李四").
+_NOTE_MAX_CELLS = 2
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits past which an upload is refused whole (see :class:`Settings`)."""
+
+    max_upload_bytes: int
+    max_rows: int
+    max_columns: int
+    max_cells: int
+    max_cell_chars: int
+    max_xlsx_uncompressed_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_upload_bytes=settings.max_upload_bytes,
+            max_rows=settings.max_rows,
+            max_columns=settings.max_columns,
+            max_cells=settings.max_cells,
+            max_cell_chars=settings.max_cell_chars,
+            max_xlsx_uncompressed_bytes=settings.max_xlsx_uncompressed_bytes,
+        )
+
+
+@dataclass(frozen=True)
+class SkippedNote:
+    """A footer row that was not read as data: its row number and the words it starts with."""
+
+    row: int
+    starts_with: str
+
+
+@dataclass(frozen=True)
+class UploadTable:
+    """An upload as text. ``rows`` has one String column per header cell, named ``c0``,
+    ``c1``... in header order, plus ``_source_row`` (Int64): the row number the clerk sees
+    (Excel row, CSV record number counting the header, JSONL line, Parquet record)."""
+
+    format: str
+    header: list[str]
+    rows: pl.DataFrame
+    encoding: str | None = None
+    sheet: str | None = None
+    notes: list[SkippedNote] = field(default_factory=list)
+
+
+def upload_table(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:
+    """Read ``data`` into an :class:`UploadTable`.
+
+    ``known_headers`` are the :func:`header_key` forms of every header the dataset's contract
+    accepts; they are how the header row is recognised under title rows.
+    Raises :class:`FileRejected` when the file cannot be read or breaks a size limit.
+    """
+    if len(data) > limits.max_upload_bytes:
+        raise rj.FileRejected(
+            rj.FILE_TOO_LARGE, f"{len(data):,} bytes > {limits.max_upload_bytes:,}"
+        )
+    if not data.strip():
+        raise rj.FileRejected(rj.FILE_EMPTY)
+    if data.startswith(_XLSX_MAGIC):
+        _check_xlsx_unpacked_size(data, limits)
+        table = _spreadsheet_table(data, "xlsx", known_headers, limits)
+    elif data.startswith(_XLS_MAGIC):
+        table = _spreadsheet_table(data, "xls", known_headers, limits)
+    elif data.startswith(_PARQUET_MAGIC) and data.endswith(_PARQUET_MAGIC):
+        table = _parquet_table(data)
+    else:
+        table = _text_table(data, known_headers, limits)
+    _check_limits(table, limits)
+    if table.rows.is_empty():
+        raise rj.FileRejected(rj.NO_DATA_ROWS)
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# spreadsheets
+
+
+def _check_xlsx_unpacked_size(data: bytes, limits: Limits) -> None:
+    # Checked from the zip directory before anything is inflated, so a zip bomb is refused
+    # without being unpacked.
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise rj.FileRejected(rj.FILE_UNREADABLE, f"damaged zip/xlsx ({exc})") from None
+    if not any(info.filename == "xl/workbook.xml" for info in infos):
+        raise rj.FileRejected(rj.FILE_UNREADABLE, "a zip archive that is not an .xlsx workbook")
+    unpacked = sum(info.file_size for info in infos)
+    if unpacked > limits.max_xlsx_uncompressed_bytes:
+        raise rj.FileRejected(
+            rj.XLSX_TOO_LARGE, f"{unpacked:,} bytes > {limits.max_xlsx_uncompressed_bytes:,}"
+        )
+
+
+def _spreadsheet_table(
+    data: bytes, fmt: str, known_headers: Collection[str], limits: Limits
+) -> UploadTable:
+    try:
+        reader = fastexcel.read_excel(data)
+        for name in reader.sheet_names:
+            # header_row=None with skip_rows=0 keeps leading empty rows, so that index i is
+            # Excel row i + 1 (fastexcel otherwise drops them and the numbers would shift).
+            sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
+            if sheet.width > limits.max_columns:
+                raise rj.FileRejected(
+                    rj.TOO_MANY_COLUMNS, f"{sheet.width} > {limits.max_columns}"
+                )
+            grid = sheet.to_polars()
+            if grid.width and not _blank_rows(grid).all():
+                break
+        else:
+            raise rj.FileRejected(rj.NO_DATA_ROWS)
+    except rj.FileRejected:
+        raise
+    except Exception as exc:  # fastexcel raises its own hierarchy for damaged or locked files
+        raise rj.FileRejected(rj.FILE_UNREADABLE, f"{type(exc).__name__}: {exc}") from None
+    grid = grid.rename({c: f"c{i}" for i, c in enumerate(grid.columns)})
+    header_at = _header_position(grid.head(HEADER_SEARCH_ROWS).rows(), known_headers)
+    header = [cell or "" for cell in grid.row(header_at)]
+    rows = grid.slice(header_at + 1).with_columns(
+        pl.int_range(header_at + 2, header_at + 2 + grid.height - header_at - 1, dtype=pl.Int64)
+        .alias(SOURCE_ROW)
+    )
+    rows, notes = _without_blanks_and_footer(rows)
+    return UploadTable(format=fmt, header=header, rows=rows, sheet=name, notes=notes)
+
+
+# --------------------------------------------------------------------------------------------
+# text: CSV and JSON Lines
+
+
+def _text_table(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:
+    utf8, encoding = _as_utf8(data)
+    first = utf8.lstrip()[:1]
+    if first in (b"{", b"["):
+        return _jsonl_table(utf8, encoding)
+    return _csv_table(utf8, encoding, known_headers, limits)
+
+
+def _as_utf8(data: bytes) -> tuple[bytes, str]:
+    """``data`` as UTF-8 bytes, and the encoding it arrived in."""
+    if data.startswith(_UTF8_BOM):
+        data, encoding = data[len(_UTF8_BOM) :], "utf-8-sig"
+    else:
+        encoding = "utf-8"
+    try:
+        # Decoding the whole file is cheap next to parsing it, and it is the only way to know
+        # that a file which starts as UTF-8 does not turn into GBK further down.
+        data.decode("utf-8")
+        return data, encoding
+    except UnicodeDecodeError:
+        if encoding == "utf-8-sig":
+            raise rj.FileRejected(
+                rj.ENCODING_UNDECODABLE, "starts with a UTF-8 BOM but is not UTF-8"
+            ) from None
+    best = charset_normalizer.from_bytes(
+        data[:_SAMPLE_BYTES], cp_isolation=_CANDIDATE_ENCODINGS
+    ).best()
+    if best is None:
+        raise rj.FileRejected(rj.ENCODING_UNDECODABLE, "not UTF-8, GB18030 or Big5")
+    # GB2312 and GBK are subsets of GB18030: decode with the superset.
+    encoding = "gb18030" if best.encoding in ("gb2312", "gbk", "gb18030") else best.encoding
+    try:
+        return data.decode(encoding).encode("utf-8"), encoding
+    except UnicodeDecodeError as exc:
+        raise rj.FileRejected(
+            rj.ENCODING_UNDECODABLE, f"looks like {encoding} but byte {exc.start} is not"
+        ) from None
+
+
+def _csv_table(
+    utf8: bytes, encoding: str, known_headers: Collection[str], limits: Limits
+) -> UploadTable:
+    head_text = utf8[:_SAMPLE_BYTES].decode("utf-8", errors="ignore")
+    head_lines = head_text.splitlines()[: HEADER_SEARCH_ROWS + 1]
+    delimiter = _delimiter(head_lines)
+    head_records = list(csv.reader(head_lines[:HEADER_SEARCH_ROWS], delimiter=delimiter))
+    header_at = _header_position(head_records, known_headers)
+    header = head_records[header_at]
+    if len(header) > limits.max_columns:
+        raise rj.FileRejected(rj.TOO_MANY_COLUMNS, f"{len(header)} > {limits.max_columns}")
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(utf8),
+            separator=delimiter,
+            has_header=True,
+            skip_rows=header_at,
+            infer_schema=False,
+        )
+    except pl.exceptions.NoDataError:
+        raise rj.FileRejected(rj.NO_DATA_ROWS) from None
+    except pl.exceptions.PolarsError as exc:
+        raise rj.FileRejected(rj.CSV_MALFORMED, str(exc).splitlines()[0]) from None
+    if frame.width != len(header):
+        raise rj.FileRejected(
+            rj.CSV_MALFORMED, f"header has {len(header)} fields but the data has {frame.width}"
+        )
+    frame = frame.rename({c: f"c{i}" for i, c in enumerate(frame.columns)})
+    # The header is CSV record header_at + 1; data record i (0-based) is header_at + 2 + i.
+    rows = frame.with_columns(
+        (pl.int_range(pl.len(), dtype=pl.Int64) + header_at + 2).alias(SOURCE_ROW)
+    )
+    rows, notes = _without_blanks_and_footer(rows)
+    return UploadTable(format="csv", header=header, rows=rows, encoding=encoding, notes=notes)
+
+
+def _delimiter(lines: list[str]) -> str:
+    """The candidate that splits some line of the head into the most fields.
+
+    Title rows have no delimiter at all; the header row has the most, so the maximum per line
+    (not the total) decides."""
+    best, best_count = ",", 0
+    for candidate in _DELIMITERS:
+        count = max((len(next(csv.reader([line], delimiter=candidate), [])) for line in lines),
+                    default=0)
+        if count > best_count:
+            best, best_count = candidate, count
+    return best
+
+
+def _jsonl_table(utf8: bytes, encoding: str) -> UploadTable:
+    try:
+        frame = pl.read_ndjson(io.BytesIO(utf8), infer_schema_length=None)
+    except pl.exceptions.PolarsError as exc:
+        raise rj.FileRejected(
+            rj.FILE_UNREADABLE, f"not valid JSON Lines ({str(exc).splitlines()[0]})"
+        ) from None
+    lines = pl.Series(utf8.decode("utf-8").split("\n"))
+    line_numbers = (lines.str.strip_chars() != "").arg_true() + 1
+    if line_numbers.len() != frame.height:
+        raise rj.FileRejected(rj.FILE_UNREADABLE, "a JSON Lines record spans several lines")
+    header = frame.columns
+    rows = _as_text(frame).with_columns(line_numbers.cast(pl.Int64).alias(SOURCE_ROW))
+    rows, _ = _without_blanks_and_footer(rows, footer=False)
+    return UploadTable(format="jsonl", header=header, rows=rows, encoding=encoding)
+
+
+# --------------------------------------------------------------------------------------------
+# Parquet
+
+
+def _parquet_table(data: bytes) -> UploadTable:
+    try:
+        frame = pl.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # polars and pyarrow raise several types for damaged files
+        raise rj.FileRejected(rj.FILE_UNREADABLE, f"damaged Parquet ({exc})") from None
+    header = frame.columns
+    rows = _as_text(frame).with_columns(
+        pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(SOURCE_ROW)
+    )
+    rows, _ = _without_blanks_and_footer(rows, footer=False)
+    return UploadTable(format="parquet", header=header, rows=rows)
+
+
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every column as String, named ``c{i}``. Lists become 、-joined text (which the list
+    columns split again); structs become JSON text, which no contract column accepts."""
+    out = []
+    for i, (name, dtype) in enumerate(frame.schema.items()):
+        col = pl.col(name)
+        if isinstance(dtype, pl.List):
+            col = col.list.eval(pl.element().cast(pl.String)).list.join("、")
+        elif isinstance(dtype, pl.Struct):
+            col = col.struct.json_encode()
+        else:
+            col = col.cast(pl.String)
+        out.append(col.alias(f"c{i}"))
+    return frame.select(out)
+
+
+# --------------------------------------------------------------------------------------------
+# shared by every grid
+
+
+def _header_position(records: list[list[str | None]] | list[tuple], known: Collection[str]) -> int:
+    """Index of the record that names the most known columns (the first one on a tie).
+
+    Raises NO_HEADER when no record among the first rows names at least two."""
+    best_at, best_score = -1, 1
+    for at, record in enumerate(records[:HEADER_SEARCH_ROWS]):
+        score = sum(1 for cell in record if cell and header_key(str(cell)) in known)
+        if score > best_score:
+            best_at, best_score = at, score
+    if best_at < 0:
+        raise rj.FileRejected(rj.NO_HEADER, HEADER_SEARCH_ROWS)
+    return best_at
+
+
+def _blank_rows(grid: pl.DataFrame) -> pl.Series:
+    cells = [c for c in grid.columns if c != SOURCE_ROW]
+    return grid.select(
+        pl.all_horizontal(pl.col(c).str.strip_chars().fill_null("") == "" for c in cells)
+    ).to_series()
+
+
+def _without_blanks_and_footer(
+    rows: pl.DataFrame, *, footer: bool = True
+) -> tuple[pl.DataFrame, list[SkippedNote]]:
+    """Drop blank rows, and (for spreadsheets and CSVs) the trailing block of notes.
+
+    The footer starts at the first row that begins like a note and after which every row is
+    sparse (at most two non-empty cells): a "备注" typed into one data row is not a footer."""
+    rows = rows.filter(~_blank_rows(rows))
+    if not footer or rows.is_empty():
+        return rows, []
+    cells = [c for c in rows.columns if c != SOURCE_ROW]
+    non_empty = [pl.col(c).str.strip_chars().fill_null("") != "" for c in cells]
+    first_text = pl.coalesce(
+        pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)) for c in cells
+    )
+    marks = rows.select(
+        pl.col(SOURCE_ROW),
+        first_text.alias("first"),
+        first_text.str.contains(_NOTE_START).fill_null(False).alias("note"),
+        (pl.sum_horizontal(non_empty) <= _NOTE_MAX_CELLS)
+        .reverse()
+        .cum_min()
+        .reverse()
+        .alias("sparse_to_end"),
+    )
+    starts = marks.with_row_index("i").filter(pl.col("note") & pl.col("sparse_to_end"))
+    if starts.is_empty():
+        return rows, []
+    start = starts["i"][0]
+    notes = [
+        SkippedNote(row=row, starts_with=(text or "")[:12])
+        for row, text in marks.slice(start).select(SOURCE_ROW, "first").iter_rows()
+    ]
+    return rows.slice(0, start), notes
+
+
+def _check_limits(table: UploadTable, limits: Limits) -> None:
+    rows, width = table.rows.height, len(table.header)
+    if width > limits.max_columns:
+        raise rj.FileRejected(rj.TOO_MANY_COLUMNS, f"{width} > {limits.max_columns}")
+    if rows > limits.max_rows:
+        raise rj.FileRejected(rj.TOO_MANY_ROWS, f"{rows:,} > {limits.max_rows:,}")
+    if rows * width > limits.max_cells:
+        raise rj.FileRejected(rj.TOO_MANY_CELLS, f"{rows * width:,} > {limits.max_cells:,}")
+    cells = [c for c in table.rows.columns if c != SOURCE_ROW]
+    if not cells:
+        return
+    lengths = table.rows.select(
+        pl.max_horizontal(pl.col(c).str.len_chars() for c in cells).alias("n"), SOURCE_ROW
+    )
+    too_long = lengths.filter(pl.col("n") > limits.max_cell_chars)
+    if not too_long.is_empty():
+        row = too_long[SOURCE_ROW][0]
+        raise rj.FileRejected(
+            rj.CELL_TOO_LONG, f"row {row}: more than {limits.max_cell_chars:,} characters"
+        )

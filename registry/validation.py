@@ -1,0 +1,401 @@
+"""Which rows of an upload are accepted, which are quarantined, and why.
+
+Every row rule a contract implies is built in one place, :func:`contract_rules`, as a polars
+expression that is True where a row breaks it. All rules run in one vectorised pass and every
+broken rule is reported (a row can have several errors). The accepted rows are then checked
+against the pandera-polars schema of staged data built from the same contract
+(:func:`staged_schema`): dtypes, nullability, enum values, ranges and key uniqueness are what
+the registry build relies on, so a normalisation bug stops the batch instead of reaching it.
+
+:func:`checked_upload` is the whole pure path from bytes to accepted/quarantined frames. The
+``registry check`` command and ingestion both call it; only ingestion touches storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandera.polars as pa
+import polars as pl
+
+from registry import rejections as rj
+from registry.contracts import LINEAGE_SCHEMA, ColumnSpec, Contract, Vocabulary, header_key
+from registry.normalize import REGION_SUFFIX, city_lookup, cleaned_text, typed_values
+from registry.readers import SOURCE_ROW, Limits, SkippedNote, UploadTable, upload_table
+from registry.regions import RegionConfig
+from registry.uscc import uscc_is_valid
+
+TEXT_SUFFIX = "__text"
+HIDDEN_VALUE = "(已隐藏 hidden)"
+ERRORS_COLUMN = "_errors"
+
+_PARSE_CODES = {
+    "date": rj.DATE_INVALID,
+    "boolean": rj.BOOLEAN_INVALID,
+    "enum": rj.ENUM_INVALID,
+    "float": rj.NUMBER_INVALID,
+    "phone": rj.PHONE_INVALID,
+    "city": rj.CITY_UNKNOWN,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row rule: ``failed`` is True where a row breaks it."""
+
+    code: str
+    column: str
+    label: str
+    failed: pl.Expr
+    value: pl.Expr
+    detail: str = ""
+
+
+def _text(name: str) -> pl.Expr:
+    return pl.col(name + TEXT_SUFFIX)
+
+
+def _shown(col: ColumnSpec) -> pl.Expr:
+    # A receipt never echoes PII, not even back to the council that sent it.
+    return pl.lit(HIDDEN_VALUE) if col.pii else _text(col.name)
+
+
+def _column_rules(
+    col: ColumnSpec, contract: Contract, region: str, region_label: str, today: date
+) -> list[Rule]:
+    text, value, shown = _text(col.name), pl.col(col.name), _shown(col)
+    present = text.is_not_null()
+    rules: list[Rule] = []
+
+    def rule(code: str, failed: pl.Expr, detail: str = "") -> None:
+        rules.append(Rule(code, col.name, col.label, failed, shown, detail))
+
+    if col.required:
+        rule(rj.REQUIRED_MISSING, text.is_null())
+    if col.required_when:
+        other = contract.by_name[col.required_when.column]
+        rule(
+            rj.CONDITIONAL_REQUIRED_MISSING,
+            text.is_null() & (pl.col(other.name) == col.required_when.equals),
+            f"{other.label} = {col.required_when.equals}",
+        )
+    if col.dtype in _PARSE_CODES:
+        detail = ""
+        if col.dtype == "enum":
+            detail = "; ".join(f"{k} ({'/'.join(v)})" for k, v in (col.values or {}).items())
+        rule(_PARSE_CODES[col.dtype], present & value.is_null(), detail)
+    if col.dtype == "uscc":
+        rule(rj.USCC_INVALID, present & ~uscc_is_valid(value))
+    if col.dtype in ("list", "country_list"):
+        rule(rj.LIST_EMPTY, present & (value.list.len() == 0))
+    if col.dtype == "country_list":
+        rule(rj.COUNTRY_UNKNOWN, value.list.eval(pl.element().is_null()).list.any())
+    if col.dtype == "city":
+        rule(rj.CITY_NOT_IN_REGION, pl.col(col.name + REGION_SUFFIX) != region, region_label)
+    if col.max_length:
+        rule(rj.TEXT_TOO_LONG, text.str.len_chars() > col.max_length, str(col.max_length))
+    if col.min is not None or col.max is not None:
+        lo = "-∞" if col.min is None else f"{col.min:g}"
+        hi = "+∞" if col.max is None else f"{col.max:g}"
+        below = value < col.min if col.min is not None else pl.lit(False)
+        above = value > col.max if col.max is not None else pl.lit(False)
+        rule(rj.VALUE_OUT_OF_RANGE, below | above, f"[{lo}, {hi}]")
+    if col.not_before:
+        other = contract.by_name[col.not_before]
+        rule(rj.DATE_ORDER_INVALID, value < pl.col(other.name), other.label)
+    if col.not_future:
+        rule(rj.DATE_IN_FUTURE, value > pl.lit(today))
+    return rules
+
+
+def _duplicate_key_rule(contract: Contract) -> Rule | None:
+    keys = [contract.by_name[k] for k in contract.natural_key if k != "region"]
+    if not keys:
+        return None
+    complete = pl.all_horizontal(pl.col(k.name).is_not_null() for k in keys)
+    # Every copy is rejected: the file does not say which copy the council meant.
+    duplicated = complete & pl.struct(k.name for k in keys).is_duplicated()
+    return Rule(
+        rj.DUPLICATE_KEY,
+        "+".join(k.name for k in keys),
+        " + ".join(k.label for k in keys),
+        duplicated,
+        pl.concat_str([_shown(k) for k in keys], separator=" / "),
+    )
+
+
+def contract_rules(
+    contract: Contract, *, region: str, region_label: str, today: date
+) -> list[Rule]:
+    """Every row rule of ``contract`` for an upload by ``region``, evaluated against a frame
+    holding each column's text (``{name}__text``) beside its typed value (``{name}``).
+
+    ``today`` is the date against which "not in the future" is judged."""
+    rules: list[Rule] = []
+    for col in contract.columns:
+        rules.extend(_column_rules(col, contract, region, region_label, today))
+    duplicate = _duplicate_key_rule(contract)
+    if duplicate is not None:
+        rules.append(duplicate)
+    return rules
+
+
+def row_errors(checked: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
+    """One row per (row, broken rule): ``_row`` (position in ``checked``), ``row`` (the clerk's
+    row number), ``column``, ``label``, ``code``, ``value``, ``detail``. All rules run in one
+    pass; only the rows that break something are looked at twice."""
+    flags = checked.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
+        *[r.failed.fill_null(False).alias(f"_r{i}") for i, r in enumerate(rules)],
+    )
+    flag_names = [f"_r{i}" for i in range(len(rules))]
+    failing = pl.concat([checked, flags], how="horizontal").filter(
+        pl.any_horizontal(flag_names)
+    )
+    schema = {
+        "_row": pl.Int64, "row": pl.Int64, "column": pl.String, "label": pl.String,
+        "code": pl.String, "value": pl.String, "detail": pl.String,
+    }
+    if failing.is_empty():
+        return pl.DataFrame(schema=schema)
+    parts = [
+        failing.filter(pl.col(f"_r{i}")).select(
+            pl.col("_row"),
+            pl.col(SOURCE_ROW).alias("row"),
+            pl.lit(r.column).alias("column"),
+            pl.lit(r.label).alias("label"),
+            pl.lit(r.code).alias("code"),
+            r.value.cast(pl.String).alias("value"),
+            pl.lit(r.detail).alias("detail"),
+        )
+        for i, r in enumerate(rules)
+    ]
+    return pl.concat(parts).cast(schema).sort("_row", "column", "code")
+
+
+# --------------------------------------------------------------------------------------------
+# pandera: the schema of staged data
+
+
+def staged_schema(contract: Contract) -> pa.DataFrameSchema:
+    """The pandera-polars schema every staged batch of ``contract`` satisfies: its dtypes,
+    required columns non-null, enum values canonical, ranges, USCC length, and the natural key
+    unique within the batch."""
+    columns: dict[str, pa.Column] = {}
+    for name, dtype in contract.staged_schema().items():
+        col = contract.by_name.get(name)
+        checks: list[pa.Check] = []
+        if col is not None and col.values:
+            checks.append(pa.Check.isin(list(col.values)))
+        if col is not None and col.min is not None:
+            checks.append(pa.Check.ge(col.min))
+        if col is not None and col.max is not None:
+            checks.append(pa.Check.le(col.max))
+        if col is not None and col.dtype == "uscc":
+            checks.append(pa.Check.str_length(18, 18))
+        # Region and lineage are always set; a matching key is null when its name is.
+        nullable = not col.required if col else name not in ("region", *LINEAGE_SCHEMA)
+        columns[name] = pa.Column(dtype, checks=checks, nullable=nullable)
+    return pa.DataFrameSchema(
+        columns,
+        strict=True,
+        ordered=True,
+        unique=list(contract.natural_key),
+        name=f"staged {contract.name} v{contract.version}",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the whole pure path
+
+
+@dataclass(frozen=True)
+class UploadCheck:
+    """What an upload holds and what becomes of each of its rows.
+
+    ``accepted``: typed rows in the staged column order, without lineage.
+    ``quarantined``: the text of every rejected row (all contract columns, ``region``,
+    ``_source_row``) with ``_errors``, a list of {column, code, value, message_zh, message_en}.
+    ``errors``: one row per (row, error), for receipts and ``registry check``.
+    ``file_error`` is set (and the frames are empty) when the whole file is refused."""
+
+    file: str
+    region: str
+    dataset: str
+    contract_version: str
+    rows_in: int
+    accepted: pl.DataFrame
+    quarantined: pl.DataFrame
+    errors: pl.DataFrame
+    file_error: rj.FileRejected | None = None
+    format: str | None = None
+    encoding: str | None = None
+    sheet: str | None = None
+    notes: list[SkippedNote] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return self.quarantined.height
+
+
+def header_columns(table: UploadTable, contract: Contract) -> tuple[dict[str, str], list[str]]:
+    """Map the table's ``c{i}`` columns to contract column names, and list ignored headers.
+
+    Raises FileRejected for a header cell over a data column that is blank (BLANK_HEADER), a
+    column not in the contract nor on its ignore list (UNKNOWN_COLUMN), two headers naming
+    one column (DUPLICATE_COLUMN), or a required column missing (MISSING_COLUMN)."""
+    index = contract.header_index()
+    mapping: dict[str, str] = {}
+    ignored: list[str] = []
+    empty_columns = set()
+    blank_positions = [i for i, cell in enumerate(table.header) if not str(cell or "").strip()]
+    if blank_positions:
+        counts = table.rows.select(
+            pl.col(f"c{i}").str.strip_chars().replace("", None).count() for i in blank_positions
+        ).row(0)
+        for i, count in zip(blank_positions, counts, strict=True):
+            if count:
+                raise rj.FileRejected(rj.BLANK_HEADER, i + 1)
+            empty_columns.add(i)
+    for i, cell in enumerate(table.header):
+        if i in empty_columns:
+            continue
+        key = header_key(str(cell))
+        if key not in index:
+            raise rj.FileRejected(rj.UNKNOWN_COLUMN, str(cell).strip())
+        name = index[key]
+        if name is None:
+            ignored.append(str(cell).strip())
+            continue
+        if name in mapping.values():
+            raise rj.FileRejected(rj.DUPLICATE_COLUMN, contract.by_name[name].label)
+        mapping[f"c{i}"] = name
+    for name in contract.required_columns:
+        if name not in mapping.values():
+            raise rj.FileRejected(rj.MISSING_COLUMN, contract.by_name[name].label)
+    return mapping, ignored
+
+
+def _error_structs(errors: pl.DataFrame) -> pl.DataFrame:
+    return errors.group_by("_row", maintain_order=True).agg(
+        pl.struct("column", "code", "value", "message_zh", "message_en").alias(ERRORS_COLUMN)
+    )
+
+
+def _empty_check(file: str, region: str, contract: Contract, error: rj.FileRejected,
+                 table: UploadTable | None) -> UploadCheck:
+    return UploadCheck(
+        file=file,
+        region=region,
+        dataset=contract.name,
+        contract_version=contract.version,
+        rows_in=0,
+        accepted=pl.DataFrame(),
+        quarantined=pl.DataFrame(),
+        errors=pl.DataFrame(),
+        file_error=error,
+        format=table.format if table else None,
+        encoding=table.encoding if table else None,
+        sheet=table.sheet if table else None,
+        notes=table.notes if table else [],
+    )
+
+
+def checked_upload(
+    data: bytes,
+    file: str,
+    *,
+    contract: Contract,
+    vocabulary: Vocabulary,
+    regions: RegionConfig,
+    region: str,
+    limits: Limits,
+    today: date,
+) -> UploadCheck:
+    """Read, normalise and validate one upload of ``contract``'s dataset by ``region``.
+
+    Never raises for bad input: a refused file comes back with ``file_error`` set. Invariant:
+    ``rows_in == accepted.height + quarantined.height``."""
+    table: UploadTable | None = None
+    try:
+        table = upload_table(data, set(contract.header_index()), limits)
+        mapping, ignored = header_columns(table, contract)
+    except rj.FileRejected as error:
+        return _empty_check(file, region, contract, error, table)
+
+    texts = table.rows.select(
+        *[pl.col(src).alias(name) for src, name in mapping.items()], pl.col(SOURCE_ROW)
+    )
+    cleaned = cleaned_text(texts, list(mapping.values()))
+    cities = city_lookup(regions.city_index())
+    typed = typed_values(cleaned, contract, vocabulary, cities)
+    all_text = cleaned.select(
+        *[
+            (pl.col(c.name) if c.name in mapping.values() else pl.lit(None, pl.String))
+            .alias(c.name + TEXT_SUFFIX)
+            for c in contract.columns
+        ],
+        pl.col(SOURCE_ROW),
+    )
+    checked = pl.concat([typed, all_text], how="horizontal")
+    reg = regions.regions[region]
+    rules = contract_rules(
+        contract, region=region, region_label=f"{reg.name_zh} {region}", today=today
+    )
+    errors = rj.with_row_messages(row_errors(checked, rules), file)
+
+    rejected_rows = errors.select(pl.col("_row").unique())
+    positions = checked.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
+    staged_columns = [
+        name for name in contract.staged_schema() if name in typed.columns
+    ]
+    accepted = (
+        positions.join(rejected_rows, on="_row", how="anti")
+        .select(*staged_columns, pl.lit(region).alias("region"), pl.col(SOURCE_ROW))
+    )
+    quarantined = (
+        positions.join(_error_structs(errors), on="_row", how="inner")
+        .sort("_row")
+        .select(
+            *[pl.col(c.name + TEXT_SUFFIX).alias(c.name) for c in contract.columns],
+            pl.lit(region).alias("region"),
+            pl.col(SOURCE_ROW),
+            pl.col(ERRORS_COLUMN),
+        )
+    )
+    return UploadCheck(
+        file=file,
+        region=region,
+        dataset=contract.name,
+        contract_version=contract.version,
+        rows_in=checked.height,
+        accepted=accepted,
+        quarantined=quarantined,
+        errors=errors.drop("label", "detail"),
+        format=table.format,
+        encoding=table.encoding,
+        sheet=table.sheet,
+        notes=table.notes,
+        ignored_columns=ignored,
+    )
+
+
+def checked_file_as_json(check: UploadCheck) -> dict:
+    """The ``registry check --json`` document (DESIGN.md §8)."""
+    return {
+        "file": check.file,
+        "region": check.region,
+        "dataset": check.dataset,
+        "rows": check.rows_in,
+        "accepted": check.accepted.height,
+        "rejected": check.rejected,
+        "file_errors": [check.file_error.as_dict(check.file)] if check.file_error else [],
+        "row_errors": (
+            check.errors.select("row", "column", "code", "message_zh", "message_en").to_dicts()
+            if check.file_error is None
+            else []
+        ),
+    }
+
