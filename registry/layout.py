@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 DATASETS = ("merchants", "complaints", "inspections", "gift_evaluations")
 
 RECEIPTS_DIR = "_receipts"
@@ -10,6 +12,7 @@ SNAPSHOTS_PREFIX = "registry/snapshots/"
 LOG_PREFIX = "registry/_log/"
 BATCHES_PREFIX = "ledger/batches/"
 RELEASES_PREFIX = "ledger/releases/"
+SEEN_PREFIX = "ledger/seen/"
 
 
 def landing_prefix(region: str, dataset: str | None = None) -> str:
@@ -33,6 +36,13 @@ def raw_meta_key(region: str, dataset: str, sha256: str, ext: str) -> str:
 def ingest_ledger_key(sha256: str) -> str:
     """One entry per processed upload, created once (exactly-once by content)."""
     return f"ledger/ingest/{sha256}.json"
+
+
+def seen_key(landing_key: str, etag: str) -> str:
+    """Marks one version (etag) of a landing object as processed, so that listing the markers
+    once per run finds the pending uploads without re-reading and re-hashing every file."""
+    digest = hashlib.sha256(f"{landing_key}\n{etag}".encode()).hexdigest()
+    return f"{SEEN_PREFIX}{digest}.json"
 
 
 def batch_record_key(dataset: str, region: str, batch_id: str) -> str:

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # An xlsx is a zip: this caps the uncompressed size so a zip bomb is refused unread.
     max_xlsx_uncompressed_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
 
+    # Ingestion: a claim on an upload (ledger/ingest/{sha256}.json) older than this, whose batch
+    # was never committed, is taken to be from a crashed worker and is taken over.
+    ingest_claim_lease_s: float = Field(default=900.0, gt=0)
+
     # Publication (DESIGN.md §6-7).
     score_model_version: int = Field(
         default=1, ge=1, description="Which config/score_model_v{N}.yaml scores the registry."
