@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     )
     crash_at: str | None = Field(
         default=None,
-        description="Test hook: SIGKILL the publisher at this step of registry.publish.CRASH_STEPS.",
+        description="Test hook: SIGKILL the publisher at this registry.publish.CRASH_STEPS step.",
     )
 
     # S3: the standard AWS variables, read without the REGISTRY_ prefix.

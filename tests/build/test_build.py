@@ -301,3 +301,13 @@ def test_a_staged_batch_with_the_wrong_types_is_refused_by_name(tmp_path):
                                      mode="upsert", status="released")
     with pytest.raises(StagedSchemaError, match="received_on is String, expected Date"):
         staged_inputs(storage, [stage_batch_record])
+
+
+def test_the_build_reads_exactly_what_the_ingest_contracts_stage():
+    from registry.build import STAGED_COLUMNS
+    from registry.contracts import load_contracts
+
+    contracts = load_contracts(PROJECT_ROOT / "schemas")
+    for dataset, columns in STAGED_COLUMNS.items():
+        staged = contracts[dataset].staged_schema()
+        assert {c: staged.get(c) for c in columns} == columns, dataset

@@ -1,0 +1,560 @@
+"""Publication protocol (DESIGN.md §7): build the registry and publish it as an immutable,
+verifiable snapshot; roll back; collect garbage.
+
+Protocol, in order. A crash between any two steps leaves the previous snapshot fully readable:
+
+1. write the data files under ``registry/snapshots/{id}/``, each create-if-absent;
+2. write ``_manifest.json`` (per file: path, sha256, bytes, rows; versions; inputs), create-if-
+   absent;
+3. append ``registry/_log/{seq:020d}.json``, create-if-absent. **This is the commit point**, and
+   the guard that keeps publication single-writer: of two publishers, one gets the sequence
+   number and the other fails with :class:`ConcurrentPublish`;
+4. move ``registry/latest.json`` to the new entry by compare-and-swap (create-if-absent the
+   first time).
+
+If a publisher dies between 3 and 4, the next publish, rollback or gc first moves latest forward
+to the committed log head (:func:`recover_latest`). Snapshot folders that no log entry names
+are orphans: ``registry gc`` removes them once they are older than the grace period.
+
+``REGISTRY_CRASH_AT`` (tests only) kills the process with SIGKILL at one of :data:`CRASH_STEPS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+import signal
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from registry import __version__
+from registry.build import (
+    MERCHANT_COLUMNS,
+    MERCHANTS_CONTRACT_VERSION,
+    PRODUCTS_CONTRACT_VERSION,
+    batches_in_effect,
+    publishable_batches,
+    registry_tables,
+    staged_inputs,
+)
+from registry.changes import CHANGES_CONTRACT_VERSION, merchant_changes, merchants_dated
+from registry.contracts import load_contracts
+from registry.layout import (
+    LATEST_KEY,
+    SNAPSHOTS_PREFIX,
+    log_key,
+    manifest_key,
+    snapshot_prefix,
+)
+from registry.reader import (
+    FileEntry,
+    LatestPointer,
+    LogEntry,
+    Manifest,
+    ScoreModelRef,
+    file_problems,
+    open_snapshot,
+    read_latest,
+    read_log,
+    read_log_entry,
+    read_manifest,
+    sha256_hex,
+)
+from registry.regions import load_regions
+from registry.scores import load_score_model
+from registry.settings import Settings
+from registry.storage import AlreadyExists, PreconditionFailed, Storage
+
+log = logging.getLogger(__name__)
+
+# The named steps of the protocol where REGISTRY_CRASH_AT can kill the publisher, in order.
+# Reliability tests kill at every one of them; keep the names stable.
+CRASH_STEPS = (
+    "after_first_data_file",
+    "after_data_files",
+    "after_manifest",
+    "after_log_entry",
+    "after_latest",
+)
+# Council staff work in Asia/Shanghai: "today" for a default as_of is their today.
+COUNCIL_TIMEZONE = ZoneInfo("Asia/Shanghai")
+TABLE_ORDER = ("merchants", "products", "changes")
+# The published `uscc` is a format-checked organisation code whose digit runs can mimic
+# personal numbers; it is the one column the value scan leaves out.
+_NOT_PERSONAL = frozenset({"uscc"})
+# Rust-regex syntax (no look-around): a mainland mobile number, optionally +86 and separators,
+# not part of a longer digit run; an 18-character resident ID with a plausible birth date.
+MOBILE_PATTERN = r"(?:^|[^0-9])(?:\+?86[- ]?)?1[3-9][0-9][- ]?[0-9]{4}[- ]?[0-9]{4}(?:[^0-9]|$)"
+RESIDENT_ID_PATTERN = (
+    r"(?:^|[^0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+    r"[0-9]{3}[0-9Xx](?:[^0-9A-Za-z]|$)"
+)
+_DIGITS = re.compile(r"[0-9]")
+
+
+class PublishRefused(Exception):
+    """Publication was refused before anything was written; latest is unchanged."""
+
+
+class PIIRefused(PublishRefused):
+    """The output contains a PII column or a value that looks like personal data."""
+
+    def __init__(self, findings: list[PIIFinding]):
+        self.findings = findings
+        super().__init__(
+            "refusing to publish personal data: "
+            + "; ".join(f.describe() for f in findings)
+        )
+
+
+class ConcurrentPublish(Exception):
+    """Another writer committed this log sequence first. Our snapshot folder is an orphan that
+    ``registry gc`` removes; latest is whatever the other writer made it."""
+
+
+@dataclass(frozen=True)
+class PIIFinding:
+    table: str
+    column: str
+    kind: str  # pii_column | mobile_number | resident_id
+    count: int
+    example: str | None = None  # masked
+
+    def describe(self) -> str:
+        where = f"{self.table}.{self.column}"
+        if self.kind == "pii_column":
+            return f"{where} is a PII column in the input contracts"
+        return f"{where}: {self.count} value(s) look like a {self.kind} (e.g. {self.example})"
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    snapshot_id: str
+    manifest_key: str
+    seq: int
+    as_of: date
+    previous_snapshot: str | None
+    rows: dict[str, int]
+    trusted_by_grade: dict[str, int]
+    changes: dict[str, int]
+
+
+@dataclass
+class GcReport:
+    orphans_removed: list[str] = field(default_factory=list)
+    expired_removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    objects_deleted: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# PII guard (pure)
+
+
+def _mask(value: str) -> str:
+    """Keep the shape, hide the digits: 13912345678 -> 139****5678."""
+    digits = [m.start() for m in _DIGITS.finditer(value)]
+    hidden = set(digits[3:-4]) if len(digits) > 7 else set(digits)
+    return "".join("*" if i in hidden else ch for i, ch in enumerate(value))
+
+
+def pii_findings(
+    tables: Mapping[str, pl.DataFrame], pii_columns: Iterable[str]
+) -> list[PIIFinding]:
+    """Every PII column (by name, from the input contracts) and every string value that looks
+    like a mainland mobile number or resident ID number, in every table. String and
+    list-of-string columns are scanned; examples are masked."""
+    pii = set(pii_columns)
+    findings: list[PIIFinding] = []
+    for table, frame in tables.items():
+        for column, dtype in frame.schema.items():
+            if column in pii:
+                findings.append(PIIFinding(table, column, "pii_column", frame.height))
+            if column in _NOT_PERSONAL:
+                continue
+            if dtype == pl.String:
+                values = frame.get_column(column)
+            elif dtype == pl.List(pl.String):
+                values = frame.get_column(column).explode()
+            else:
+                continue
+            values = values.drop_nulls()
+            for kind, pattern in (("mobile_number", MOBILE_PATTERN),
+                                  ("resident_id", RESIDENT_ID_PATTERN)):
+                hits = values.filter(values.str.contains(pattern))
+                if hits.len():
+                    findings.append(
+                        PIIFinding(table, column, kind, hits.len(), _mask(hits.sort()[0]))
+                    )
+    return findings
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the tables (reads staged inputs and the previous snapshot)
+
+
+@dataclass(frozen=True)
+class BuiltSnapshot:
+    tables: dict[str, pl.DataFrame]
+    input_batches: list[str]
+
+
+def snapshot_tables(
+    storage: Storage, settings: Settings, as_of: date, previous: str | None
+) -> BuiltSnapshot:
+    """The three published tables for ``as_of``, from the publishable staged batches and the
+    ``previous`` snapshot (verified) for the delta and the listing dates."""
+    model = load_score_model(settings.config_dir, settings.score_model_version).model
+    regions = load_regions(settings.config_dir)
+    division_regions = {r.division_code: code for code, r in regions.regions.items()}
+    batches = batches_in_effect(publishable_batches(storage))
+    built = registry_tables(staged_inputs(storage, batches), as_of, model, division_regions)
+    current = built.merchants.collect()
+    before = open_snapshot(storage, previous).merchants.collect() if previous else None
+    changes = merchant_changes(before, current)
+    merchants = merchants_dated(current, before, changes, as_of).select(MERCHANT_COLUMNS)
+    return BuiltSnapshot(
+        tables={"merchants": merchants, "products": built.products.collect(), "changes": changes},
+        input_batches=sorted(b.batch_id for b in batches),
+    )
+
+
+def _parquet_bytes(frame: pl.DataFrame) -> bytes:
+    # In memory, so the bytes hashed are the bytes written; no wall-clock value is inside.
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    return buffer.getvalue()
+
+
+def _suite_versions(settings: Settings) -> dict[str, str]:
+    folder = settings.expectations_dir
+    if not folder.is_dir():
+        return {}
+    return {
+        path.stem: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        for path in sorted(folder.glob("*.json"))
+    }
+
+
+def _summary(tables: Mapping[str, pl.DataFrame]) -> dict[str, dict[str, int]]:
+    merchants = tables["merchants"]
+    trusted = merchants.filter(pl.col("trusted"))
+    return {
+        "rows": {name: frame.height for name, frame in tables.items()},
+        "trusted_by_grade": dict(sorted(Counter(trusted.get_column("grade").to_list()).items())),
+        "grades": dict(
+            sorted(Counter(g or "none" for g in merchants.get_column("grade").to_list()).items())
+        ),
+        "changes": dict(sorted(Counter(tables["changes"].get_column("change").to_list()).items())),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The protocol
+
+
+def _crash_point(settings: Settings, step: str) -> None:
+    if settings.crash_at == step:
+        log.warning("REGISTRY_CRASH_AT=%s: killing the publisher", step)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _check_crash_setting(settings: Settings) -> None:
+    if settings.crash_at is not None and settings.crash_at not in CRASH_STEPS:
+        raise ValueError(
+            f"REGISTRY_CRASH_AT={settings.crash_at!r} is not a step; one of {CRASH_STEPS}"
+        )
+
+
+def _put_once(storage: Storage, key: str, data: bytes) -> None:
+    """Create-if-absent; an object already holding exactly these bytes (a retried publish of
+    identical content) is accepted, anything else is an error."""
+    try:
+        storage.put_if_absent(key, data)
+    except AlreadyExists:
+        if sha256_hex(storage.read_bytes(key)) != sha256_hex(data):
+            raise ConcurrentPublish(f"{key} exists with different content") from None
+
+
+def _pointer_for(entry: LogEntry, now: datetime) -> LatestPointer:
+    return LatestPointer(
+        seq=entry.seq,
+        snapshot_id=entry.snapshot_id,
+        manifest=entry.manifest,
+        manifest_sha256=entry.manifest_sha256,
+        as_of=entry.as_of,
+        updated_at=now,
+    )
+
+
+def _move_latest(storage: Storage, entry: LogEntry) -> LatestPointer:
+    """Point latest at ``entry`` by compare-and-swap, unless it already points at an entry at
+    least as new (another process finished the move)."""
+    for _ in range(10):
+        current = read_latest(storage)
+        if current is not None and current[0].seq >= entry.seq:
+            return current[0]
+        pointer = _pointer_for(entry, datetime.now(UTC))
+        try:
+            if current is None:
+                storage.put_if_absent(LATEST_KEY, pointer.to_json_bytes())
+            else:
+                storage.replace_if_match(LATEST_KEY, pointer.to_json_bytes(), current[1])
+            return pointer
+        except (AlreadyExists, PreconditionFailed):
+            continue  # someone moved it meanwhile: look again
+    raise ConcurrentPublish(f"{LATEST_KEY} keeps changing; could not move it to seq {entry.seq}")
+
+
+def recover_latest(storage: Storage) -> LatestPointer | None:
+    """Move latest forward to the committed head of the log, if a writer died between appending
+    its log entry and moving the pointer. Returns the (possibly moved) pointer."""
+    current = read_latest(storage)
+    seq = current[0].seq if current else 0
+    head: LogEntry | None = None
+    while (entry := read_log_entry(storage, seq + 1)) is not None:
+        head, seq = entry, entry.seq
+    if head is None:
+        return current[0] if current else None
+    log.warning("latest is behind the commit log: moving it forward to seq %d", head.seq)
+    return _move_latest(storage, head)
+
+
+def publish_snapshot(
+    storage: Storage, settings: Settings, *, as_of: date | None = None
+) -> PublishResult:
+    """Build the registry from the publishable staged batches and publish it as a new snapshot.
+
+    ``as_of`` defaults to today in Asia/Shanghai. The data files depend only on the staged
+    inputs, ``as_of`` and the previous snapshot (for the delta and listing dates).
+
+    Raises :class:`PIIRefused` (nothing written) when the output would carry personal data, and
+    :class:`ConcurrentPublish` when another writer committed first.
+    """
+    _check_crash_setting(settings)
+    now = datetime.now(UTC)
+    as_of = as_of or now.astimezone(COUNCIL_TIMEZONE).date()
+    latest = recover_latest(storage)
+    previous = latest.snapshot_id if latest else None
+    seq = (latest.seq if latest else 0) + 1
+
+    built = snapshot_tables(storage, settings, as_of, previous)
+    contracts = load_contracts(settings.schemas_dir)
+    pii_columns = {c for contract in contracts.values() for c in contract.pii_columns}
+    findings = pii_findings(built.tables, pii_columns)
+    if findings:
+        raise PIIRefused(findings)
+
+    payloads = {name: _parquet_bytes(built.tables[name]) for name in TABLE_ORDER}
+    files = [
+        FileEntry(
+            path=f"{name}.parquet",
+            sha256=sha256_hex(data),
+            bytes=len(data),
+            rows=built.tables[name].height,
+        )
+        for name, data in payloads.items()
+    ]
+    content = sha256_hex("".join(f.sha256 for f in files).encode() + as_of.isoformat().encode())
+    snapshot_id = f"{now:%Y%m%dT%H%M%SZ}-{content[:8]}"
+    prefix = snapshot_prefix(snapshot_id)
+
+    for i, (name, data) in enumerate(payloads.items()):
+        _put_once(storage, f"{prefix}{name}.parquet", data)
+        if i == 0:
+            _crash_point(settings, "after_first_data_file")
+    _crash_point(settings, "after_data_files")
+
+    model = load_score_model(settings.config_dir, settings.score_model_version)
+    summary = _summary(built.tables)
+    manifest = Manifest(
+        snapshot_id=snapshot_id,
+        as_of=as_of,
+        published_at=now,
+        previous_snapshot=previous,
+        code_version=__version__,
+        contract_versions={name: c.version for name, c in sorted(contracts.items())},
+        output_contract_versions={
+            "merchants": MERCHANTS_CONTRACT_VERSION,
+            "products": PRODUCTS_CONTRACT_VERSION,
+            "changes": CHANGES_CONTRACT_VERSION,
+        },
+        score_model=ScoreModelRef(version=model.model.version, sha256=model.sha256),
+        suite_versions=_suite_versions(settings),
+        input_batches=built.input_batches,
+        files=files,
+        summary=summary,
+    )
+    manifest_bytes = manifest.to_json_bytes()
+    try:
+        storage.put_if_absent(manifest_key(snapshot_id), manifest_bytes)
+    except AlreadyExists:
+        raise ConcurrentPublish(f"snapshot {snapshot_id} already has a manifest") from None
+    _crash_point(settings, "after_manifest")
+
+    entry = LogEntry(
+        seq=seq,
+        action="publish",
+        snapshot_id=snapshot_id,
+        manifest=manifest_key(snapshot_id),
+        manifest_sha256=sha256_hex(manifest_bytes),
+        as_of=as_of,
+        previous_snapshot=previous,
+        committed_at=datetime.now(UTC),
+    )
+    try:
+        storage.put_if_absent(log_key(seq), entry.to_json_bytes())
+    except AlreadyExists:
+        raise ConcurrentPublish(
+            f"log sequence {seq} was committed by another writer; snapshot {snapshot_id} is "
+            "left uncommitted for gc"
+        ) from None
+    _crash_point(settings, "after_log_entry")
+
+    _move_latest(storage, entry)
+    _crash_point(settings, "after_latest")
+    log.info("published snapshot %s (seq %d, as_of %s)", snapshot_id, seq, as_of)
+    return PublishResult(
+        snapshot_id=snapshot_id,
+        manifest_key=manifest_key(snapshot_id),
+        seq=seq,
+        as_of=as_of,
+        previous_snapshot=previous,
+        rows=summary["rows"],
+        trusted_by_grade=summary["trusted_by_grade"],
+        changes=summary["changes"],
+    )
+
+
+def rollback_snapshot(storage: Storage, snapshot_id: str, *, reason: str | None = None
+                      ) -> LogEntry:
+    """Point latest back at an earlier committed snapshot, as a new log entry.
+
+    Raises ``ValueError`` when the snapshot was never committed, is already latest, or does not
+    verify (a rollback must land on something readers can read), and
+    :class:`ConcurrentPublish` when another writer took the sequence number.
+    """
+    latest = recover_latest(storage)
+    if latest is None:
+        raise ValueError("nothing has been published yet")
+    if snapshot_id == latest.snapshot_id:
+        raise ValueError(f"snapshot {snapshot_id} is already latest")
+    committed = [e for e in read_log(storage) if e.snapshot_id == snapshot_id]
+    if not committed:
+        raise ValueError(f"snapshot {snapshot_id} was never committed to the log")
+    manifest = read_manifest(storage, snapshot_id, committed[0].manifest_sha256)
+    problems = file_problems(storage, manifest)
+    if problems:
+        raise ValueError(f"snapshot {snapshot_id} does not verify: " + "; ".join(problems))
+    entry = LogEntry(
+        seq=latest.seq + 1,
+        action="rollback",
+        snapshot_id=snapshot_id,
+        manifest=manifest_key(snapshot_id),
+        manifest_sha256=committed[0].manifest_sha256,
+        as_of=manifest.as_of,
+        previous_snapshot=latest.snapshot_id,
+        committed_at=datetime.now(UTC),
+        reason=reason,
+    )
+    try:
+        storage.put_if_absent(log_key(entry.seq), entry.to_json_bytes())
+    except AlreadyExists:
+        raise ConcurrentPublish(f"log sequence {entry.seq} was taken by another writer"
+                                ) from None
+    _move_latest(storage, entry)
+    return entry
+
+
+def _delete_snapshot(storage: Storage, snapshot_id: str, keys: list[str]) -> int:
+    # The manifest goes first: a folder without one is plainly not a snapshot, even if this
+    # process dies half-way through.
+    first = manifest_key(snapshot_id)
+    ordered = sorted(keys, key=lambda k: k != first)
+    for key in ordered:
+        storage.delete(key)
+    return len(ordered)
+
+
+def collect_garbage(
+    storage: Storage,
+    settings: Settings,
+    *,
+    grace_seconds: float = 3600,
+    now: datetime | None = None,
+) -> GcReport:
+    """Remove snapshot folders no log entry commits once their newest object is older than
+    ``grace_seconds`` (a publisher may still be writing a younger one), and committed snapshots
+    beyond the ``snapshot_retention`` most recent. Latest and its predecessor are never removed.
+    """
+    now = now or datetime.now(UTC)
+    latest = recover_latest(storage)
+    committed = [e for e in read_log(storage) if e.action == "publish"]
+    folders: dict[str, list] = defaultdict(list)
+    for info in storage.list(SNAPSHOTS_PREFIX):
+        snapshot_id = info.key[len(SNAPSHOTS_PREFIX):].split("/", 1)[0]
+        folders[snapshot_id].append(info)
+
+    protected: set[str] = set()
+    if latest is not None:
+        protected.add(latest.snapshot_id)
+        # Raises when latest's manifest is gone or damaged: gc must not delete anything then.
+        predecessor = read_manifest(
+            storage, latest.snapshot_id, latest.manifest_sha256
+        ).previous_snapshot
+        if predecessor:
+            protected.add(predecessor)
+
+    report = GcReport()
+    committed_ids = {e.snapshot_id for e in committed}
+    cutoff = now - timedelta(seconds=grace_seconds)
+    for snapshot_id, objects in sorted(folders.items()):
+        if snapshot_id in committed_ids or snapshot_id in protected:
+            continue
+        if max(o.last_modified for o in objects) <= cutoff:
+            report.objects_deleted += _delete_snapshot(
+                storage, snapshot_id, [o.key for o in objects]
+            )
+            report.orphans_removed.append(snapshot_id)
+
+    newest_first = sorted(
+        {e.snapshot_id: e.seq for e in committed if e.snapshot_id in folders}.items(),
+        key=lambda item: item[1],
+        reverse=True,
+    )
+    keep = {sid for sid, _ in newest_first[: settings.snapshot_retention]} | protected
+    for snapshot_id, _ in newest_first:
+        if snapshot_id in keep:
+            report.kept.append(snapshot_id)
+            continue
+        report.objects_deleted += _delete_snapshot(
+            storage, snapshot_id, [o.key for o in folders[snapshot_id]]
+        )
+        report.expired_removed.append(snapshot_id)
+    report.kept.sort()
+    return report
+
+
+__all__ = [
+    "CRASH_STEPS",
+    "ConcurrentPublish",
+    "GcReport",
+    "PIIFinding",
+    "PIIRefused",
+    "PublishRefused",
+    "PublishResult",
+    "collect_garbage",
+    "pii_findings",
+    "publish_snapshot",
+    "recover_latest",
+    "rollback_snapshot",
+    "snapshot_tables",
+]

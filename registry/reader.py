@@ -1,0 +1,364 @@
+"""Reading published snapshots: pointer -> manifest -> files, with every checksum verified.
+
+The public entry point is :func:`open_snapshot`::
+
+    import registry
+    snap = registry.open_snapshot("s3://registry-bucket/prod")     # latest
+    snap = registry.open_snapshot(storage, "20261130T020000Z-1a2b3c4d")   # by id
+    snap = registry.open_snapshot(storage, as_of=date(2026, 6, 30))       # by as_of
+    trusted = snap.merchants.filter(pl.col("trusted")).collect()
+
+The JSON formats of the manifest, the commit log and the ``latest.json`` pointer are the
+pydantic models below; ``registry.publish`` writes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+from registry.layout import LATEST_KEY, LOG_PREFIX, log_key, manifest_key, snapshot_prefix
+from registry.settings import load_settings
+from registry.storage import NotFound, Storage, open_storage
+
+MANIFEST_FORMAT = "yrd-registry-snapshot/1"
+TABLES = ("merchants", "products", "changes")
+
+
+class SnapshotError(Exception):
+    """A snapshot cannot be opened: missing, unknown, or not what its manifest promises."""
+
+
+class SnapshotIntegrityError(SnapshotError):
+    """A file's checksum, size or row count differs from the manifest (or the manifest from
+    the pointer that names it). ``problems`` lists each one."""
+
+    def __init__(self, snapshot_id: str, problems: list[str]):
+        self.snapshot_id = snapshot_id
+        self.problems = problems
+        super().__init__(f"snapshot {snapshot_id} does not verify: " + "; ".join(problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def to_json_bytes(self) -> bytes:
+        return (json.dumps(self.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"
+                ).encode("utf-8")
+
+
+class FileEntry(_Model):
+    """A data file of a snapshot; ``path`` is relative to the snapshot folder."""
+
+    path: str
+    sha256: str
+    bytes: int
+    rows: int
+
+
+class ScoreModelRef(_Model):
+    version: int
+    sha256: str
+
+
+class Manifest(_Model):
+    """``registry/snapshots/{id}/_manifest.json``: written after the data files."""
+
+    format: Literal["yrd-registry-snapshot/1"] = MANIFEST_FORMAT
+    snapshot_id: str
+    as_of: date
+    published_at: datetime
+    previous_snapshot: str | None
+    code_version: str
+    contract_versions: dict[str, str]
+    output_contract_versions: dict[str, int]
+    score_model: ScoreModelRef
+    suite_versions: dict[str, str]
+    input_batches: list[str]
+    files: list[FileEntry]
+    summary: dict[str, dict[str, int]]
+
+    def file(self, table: str) -> FileEntry:
+        for entry in self.files:
+            if entry.path == f"{table}.parquet":
+                return entry
+        raise SnapshotError(f"snapshot {self.snapshot_id} has no table {table!r}")
+
+
+class LogEntry(_Model):
+    """``registry/_log/{seq:020d}.json``, created once. ``action`` ``publish`` commits a new
+    snapshot; ``rollback`` points latest back at an earlier one. ``previous_snapshot`` is what
+    latest pointed at before this entry."""
+
+    seq: int
+    action: Literal["publish", "rollback"]
+    snapshot_id: str
+    manifest: str
+    manifest_sha256: str
+    as_of: date
+    previous_snapshot: str | None
+    committed_at: datetime
+    reason: str | None = None
+
+
+class LatestPointer(_Model):
+    """``registry/latest.json``: the log entry whose snapshot is current."""
+
+    seq: int
+    snapshot_id: str
+    manifest: str
+    manifest_sha256: str
+    as_of: date
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An opened snapshot. Tables are polars LazyFrames over the storage location itself, so
+    filters and column selections are pushed down to the Parquet reader."""
+
+    storage: Storage
+    manifest: Manifest
+
+    @property
+    def snapshot_id(self) -> str:
+        return self.manifest.snapshot_id
+
+    @property
+    def as_of(self) -> date:
+        return self.manifest.as_of
+
+    def key(self, table: str) -> str:
+        return snapshot_prefix(self.snapshot_id) + self.manifest.file(table).path
+
+    def uri(self, table: str) -> str:
+        """Where another reader (pandas, pyarrow, DuckDB, Spark) can open ``table``."""
+        return self.storage.uri_for(self.key(table))
+
+    def scan(self, table: str) -> pl.LazyFrame:
+        return self.storage.scan_parquet(self.key(table))
+
+    @property
+    def merchants(self) -> pl.LazyFrame:
+        return self.scan("merchants")
+
+    @property
+    def products(self) -> pl.LazyFrame:
+        return self.scan("products")
+
+    @property
+    def changes(self) -> pl.LazyFrame:
+        return self.scan("changes")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_latest(storage: Storage) -> tuple[LatestPointer, str] | None:
+    """The latest pointer and its etag (for compare-and-swap), or None before any publish."""
+    try:
+        info = storage.head(LATEST_KEY)
+        data = storage.read_bytes(LATEST_KEY)
+    except NotFound:
+        return None
+    return LatestPointer.model_validate_json(data), info.etag
+
+
+def read_log_entry(storage: Storage, seq: int) -> LogEntry | None:
+    """The log entry at ``seq``, or None when there is none (yet)."""
+    try:
+        return LogEntry.model_validate_json(storage.read_bytes(log_key(seq)))
+    except NotFound:
+        return None
+
+
+def read_log(storage: Storage) -> list[LogEntry]:
+    """Every commit-log entry, in sequence order."""
+    entries = [
+        LogEntry.model_validate_json(storage.read_bytes(info.key))
+        for info in storage.list(LOG_PREFIX)
+        if info.key.endswith(".json")
+    ]
+    return sorted(entries, key=lambda e: e.seq)
+
+
+def read_manifest(storage: Storage, snapshot_id: str, expected_sha256: str | None = None
+                  ) -> Manifest:
+    """The snapshot's manifest. Raises :class:`SnapshotError` when it is missing and
+    :class:`SnapshotIntegrityError` when it differs from ``expected_sha256``."""
+    try:
+        data = storage.read_bytes(manifest_key(snapshot_id))
+    except NotFound:
+        raise SnapshotError(f"snapshot {snapshot_id}: no manifest (never committed, or removed)"
+                            ) from None
+    if expected_sha256 is not None and sha256_hex(data) != expected_sha256:
+        raise SnapshotIntegrityError(
+            snapshot_id, [f"_manifest.json sha256 is {sha256_hex(data)}, expected "
+                          f"{expected_sha256}"]
+        )
+    manifest = Manifest.model_validate_json(data)
+    if manifest.snapshot_id != snapshot_id:
+        raise SnapshotIntegrityError(
+            snapshot_id, [f"_manifest.json describes snapshot {manifest.snapshot_id}"]
+        )
+    return manifest
+
+
+def file_problems(storage: Storage, manifest: Manifest) -> list[str]:
+    """Every way the snapshot's files differ from the manifest (empty when they all verify):
+    missing files, sizes, sha256, and row counts read from the Parquet footers."""
+    problems = []
+    prefix = snapshot_prefix(manifest.snapshot_id)
+    for entry in manifest.files:
+        try:
+            data = storage.read_bytes(prefix + entry.path)
+        except NotFound:
+            problems.append(f"{entry.path} is missing")
+            continue
+        if len(data) != entry.bytes:
+            problems.append(f"{entry.path} has {len(data)} bytes, expected {entry.bytes}")
+        digest = sha256_hex(data)
+        if digest != entry.sha256:
+            problems.append(f"{entry.path} sha256 is {digest}, expected {entry.sha256}")
+            continue
+        rows = pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
+        if rows != entry.rows:
+            problems.append(f"{entry.path} has {rows} rows, expected {entry.rows}")
+    return problems
+
+
+def _storage_of(storage: Storage | str | None) -> Storage:
+    if isinstance(storage, Storage):
+        return storage
+    return open_storage(load_settings(), storage)
+
+
+def withdrawn_snapshots(log: list[LogEntry]) -> set[str]:
+    """Snapshots a rollback moved latest away from (and no later rollback returned to)."""
+    withdrawn: set[str] = set()
+    for entry in log:
+        if entry.action == "rollback":
+            if entry.previous_snapshot:
+                withdrawn.add(entry.previous_snapshot)
+            withdrawn.discard(entry.snapshot_id)
+    return withdrawn
+
+
+def _snapshot_for_as_of(storage: Storage, as_of: date | datetime) -> LogEntry:
+    """The log entry of the latest committed snapshot whose as_of is on or before ``as_of``.
+    Snapshots that a rollback moved away from are skipped: they were withdrawn."""
+    when = as_of.date() if isinstance(as_of, datetime) else as_of
+    log = read_log(storage)
+    withdrawn = withdrawn_snapshots(log)
+    candidates = [
+        e for e in log
+        if e.action == "publish" and e.snapshot_id not in withdrawn and e.as_of <= when
+        and storage.exists(e.manifest)
+    ]
+    if not candidates:
+        raise SnapshotError(f"no published snapshot has as_of on or before {when.isoformat()}")
+    return max(candidates, key=lambda e: (e.as_of, e.seq))
+
+
+def open_snapshot(
+    storage: Storage | str | None = None,
+    snapshot_id: str | None = None,
+    *,
+    as_of: date | datetime | None = None,
+    verify: bool = True,
+) -> Snapshot:
+    """Open a published snapshot and (by default) verify every checksum first.
+
+    ``storage`` is a :class:`~registry.storage.Storage`, a root URI, or None for
+    ``REGISTRY_STORAGE_URI``. With neither ``snapshot_id`` nor ``as_of``, opens the latest
+    snapshot; with ``as_of``, the latest snapshot whose as_of date is on or before it.
+
+    Raises :class:`SnapshotError` when there is no such snapshot, and
+    :class:`SnapshotIntegrityError` when a file (or the manifest) does not match its checksum.
+    """
+    if snapshot_id is not None and as_of is not None:
+        raise ValueError("give a snapshot id or an as_of time, not both")
+    storage = _storage_of(storage)
+    expected_sha: str | None = None
+    if snapshot_id is None and as_of is None:
+        latest = read_latest(storage)
+        if latest is None:
+            raise SnapshotError(f"{storage.root_uri}: nothing has been published yet")
+        snapshot_id, expected_sha = latest[0].snapshot_id, latest[0].manifest_sha256
+    elif as_of is not None:
+        entry = _snapshot_for_as_of(storage, as_of)
+        snapshot_id, expected_sha = entry.snapshot_id, entry.manifest_sha256
+    assert snapshot_id is not None
+    manifest = read_manifest(storage, snapshot_id, expected_sha)
+    if verify:
+        problems = file_problems(storage, manifest)
+        if problems:
+            raise SnapshotIntegrityError(snapshot_id, problems)
+    return Snapshot(storage=storage, manifest=manifest)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A committed snapshot as the log knows it."""
+
+    snapshot_id: str
+    seq: int
+    as_of: date
+    committed_at: datetime
+    is_latest: bool
+    withdrawn: bool
+    present: bool
+
+
+def list_snapshots(storage: Storage) -> list[SnapshotInfo]:
+    """Every snapshot the log committed, oldest first: whether it is latest, whether a rollback
+    withdrew it, and whether its manifest is still present (gc removes old snapshots)."""
+    log = read_log(storage)
+    latest = read_latest(storage)
+    latest_id = latest[0].snapshot_id if latest else None
+    withdrawn = withdrawn_snapshots(log)
+    return [
+        SnapshotInfo(
+            snapshot_id=e.snapshot_id,
+            seq=e.seq,
+            as_of=e.as_of,
+            committed_at=e.committed_at,
+            is_latest=e.snapshot_id == latest_id,
+            withdrawn=e.snapshot_id in withdrawn,
+            present=storage.exists(e.manifest),
+        )
+        for e in log
+        if e.action == "publish"
+    ]
+
+
+def verify_snapshot(storage: Storage, snapshot_id: str | None = None) -> list[str]:
+    """Every problem with a snapshot (latest by default): manifest checksum against the log or
+    pointer, each file's size, sha256 and rows. An empty list means it verifies."""
+    expected: str | None = None
+    if snapshot_id is None:
+        latest = read_latest(storage)
+        if latest is None:
+            return ["nothing has been published yet"]
+        snapshot_id, expected = latest[0].snapshot_id, latest[0].manifest_sha256
+    else:
+        entries = [e for e in read_log(storage) if e.snapshot_id == snapshot_id]
+        if not entries:
+            return [f"snapshot {snapshot_id} was never committed to the log"]
+        expected = entries[0].manifest_sha256
+    try:
+        manifest = read_manifest(storage, snapshot_id, expected)
+    except SnapshotIntegrityError as err:
+        return err.problems
+    except SnapshotError as err:
+        return [str(err)]
+    return file_problems(storage, manifest)
