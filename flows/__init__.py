@@ -1,0 +1,1 @@
+"""Prefect flows. Each task calls one ``registry`` function; a flow only orders tasks."""

@@ -1,0 +1,459 @@
+"""Ingest council uploads from ``landing/`` into staged and quarantined Parquet batches.
+
+One upload is processed like this (DESIGN.md §5):
+
+1. Archive the exact bytes, content-addressed (``raw/{R}/{D}/{sha256}.{ext}`` + ``.meta.json``),
+   create-if-absent: nothing a council sent is lost, whatever happens next.
+2. Claim the content: ``ledger/ingest/{sha256}.json`` is created if absent, holding the batch id.
+   Whoever creates it processes the upload; the same bytes under another name find the entry
+   and get a "duplicate" receipt instead. A claim whose batch was committed, or that is older
+   than ``ingest_claim_lease_s`` (its worker crashed), is taken over by compare-and-swap, keeping
+   its batch id, so a rerun finishes the work and never makes a second batch.
+3. Write staged and quarantined Parquet under the batch id, then the batch record with
+   create-if-absent: the record's presence commits the batch.
+4. Write the receipt to ``landing/{R}/_receipts/``, mark the ledger entry done, and mark this
+   version of the landing object as seen (``ledger/seen/``), so the next run skips it after one
+   listing instead of re-reading and re-hashing every landing file.
+
+Every step is idempotent, so a crash anywhere leaves either nothing or something a rerun
+completes: the batch's content is a function of the bytes and of the claim (batch id and
+ingest time), so a takeover writes the same rows again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from registry import layout
+from registry import rejections as rj
+from registry.contracts import LINEAGE_SCHEMA, load_contracts, load_vocabulary
+from registry.readers import SOURCE_ROW, Limits
+from registry.receipts import receipt_csv, receipt_document
+from registry.regions import load_regions
+from registry.settings import Settings
+from registry.storage import AlreadyExists, NotFound, PreconditionFailed, Storage
+from registry.validation import UploadCheck, checked_upload, staged_schema
+
+log = logging.getLogger(__name__)
+
+COUNCIL_TZ = ZoneInfo("Asia/Shanghai")
+PART_NAME = "part-0.parquet"
+_EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,8})$")
+
+Status = Literal["staged", "rejected", "duplicate", "in_progress", "skipped"]
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What became of one landing object."""
+
+    key: str
+    region: str | None
+    dataset: str | None
+    status: Status
+    upload_id: str | None = None
+    batch_id: str | None = None
+    sha256: str | None = None
+    rows_in: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    file_error: str | None = None
+    duplicate_of: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    results: list[UploadResult] = field(default_factory=list)
+
+    def by_region(self) -> dict[str, dict[str, int]]:
+        """Per region: uploads by status, and rows in/accepted/quarantined."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self.results:
+            totals = out.setdefault(r.region or "?", {})
+            for name, n in (
+                (r.status, 1), ("rows_in", r.rows_in), ("accepted", r.accepted),
+                ("quarantined", r.quarantined),
+            ):
+                totals[name] = totals.get(name, 0) + n
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"results": [asdict(r) for r in self.results], "by_region": self.by_region()}
+
+
+def council_time(at: datetime) -> datetime:
+    """``at`` in the councils' time zone (for "not in the future" checks and receipts)."""
+    return at.astimezone(COUNCIL_TZ)
+
+
+def landing_parts(key: str) -> tuple[str, str, str] | None:
+    """(region, dataset, file name) of a landing key, or None for receipts and stray keys."""
+    parts = key.split("/")
+    if len(parts) < 4 or parts[0] != "landing" or parts[2] == layout.RECEIPTS_DIR:
+        return None
+    return parts[1], parts[2], parts[-1]
+
+
+def region_of_key(key: str) -> str | None:
+    """The region a landing key belongs to (what the flow tags its task with)."""
+    parts = landing_parts(key)
+    return parts[0] if parts else None
+
+
+def list_pending(
+    storage: Storage, settings: Settings, region: str | None = None, dataset: str | None = None
+) -> list[str]:
+    """Landing keys (optionally of one region and dataset) whose current version has not been
+    processed yet, in key order. Costs one listing of landing/ and one of ledger/seen/."""
+    if dataset and not region:
+        prefix = "landing/"
+    else:
+        prefix = layout.landing_prefix(region, dataset) if region else "landing/"
+    seen = {info.key for info in storage.list(layout.SEEN_PREFIX)}
+    pending = []
+    for info in storage.list(prefix):
+        parts = landing_parts(info.key)
+        if parts is None or (dataset and parts[1] != dataset):
+            continue
+        if layout.seen_key(info.key, info.etag) not in seen:
+            pending.append(info.key)
+    return pending
+
+
+def ingest_pending(
+    storage: Storage, settings: Settings, *, region: str | None = None,
+    dataset: str | None = None,
+) -> IngestSummary:
+    """Ingest every pending upload one after the other (the flow does the same in parallel)."""
+    return IngestSummary(
+        [ingest_object(storage, settings, key) for key in list_pending(
+            storage, settings, region, dataset
+        )]
+    )
+
+
+def checked_file(settings: Settings, path: Path, *, region: str, dataset: str) -> UploadCheck:
+    """``registry check``: the ingest path for a local file, without storage.
+
+    Raises ValueError for a region or dataset that the configuration does not know."""
+    regions = load_regions(settings.config_dir)
+    contracts = load_contracts(settings.schemas_dir)
+    if region not in regions.regions:
+        raise ValueError(f"unknown region {region!r}; known: {', '.join(regions.regions)}")
+    if dataset not in contracts:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(contracts)}")
+    return checked_upload(
+        path.read_bytes(), path.name, contract=contracts[dataset],
+        vocabulary=load_vocabulary(settings.schemas_dir), regions=regions, region=region,
+        limits=Limits.from_settings(settings), today=council_time(datetime.now(UTC)).date(),
+    )
+
+
+def upload_file(storage: Storage, settings: Settings, path: Path, *, region: str, dataset: str
+                ) -> str:
+    """``registry upload``: put a local file at ``landing/{region}/{dataset}/{file name}`` and
+    return its key. Raises ValueError for an unknown region or dataset."""
+    if region not in load_regions(settings.config_dir).regions:
+        raise ValueError(f"unknown region {region!r}")
+    if dataset not in load_contracts(settings.schemas_dir):
+        raise ValueError(f"unknown dataset {dataset!r}")
+    key = layout.landing_prefix(region, dataset) + unicodedata.normalize("NFC", path.name)
+    storage.write_bytes(key, path.read_bytes())
+    return key
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _json(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+
+
+def _stamp(at: datetime) -> str:
+    return at.strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _upload_id(at: datetime, sha256: str) -> str:
+    """Sorts by time: ``20261130T071512123456Z-<sha256[:12]>``."""
+    return f"{_stamp(at)}-{sha256[:12]}"
+
+
+def _extension(file: str) -> str:
+    match = _EXTENSION.search(file)
+    return match.group(1).lower() if match else "bin"
+
+
+@dataclass
+class _Claim:
+    etag: str
+    entry: dict[str, Any]
+
+
+def _claim(
+    storage: Storage, settings: Settings, key: str, entry: dict[str, Any], now: datetime
+) -> _Claim | dict[str, Any] | None:
+    """Our claim on the content, the finished ledger entry of an earlier upload with the same
+    bytes, or None when another worker holds a live claim (the upload stays pending)."""
+    ledger_key = layout.ingest_ledger_key(entry["sha256"])
+    try:
+        return _Claim(storage.put_if_absent(ledger_key, _json(entry)), entry)
+    except AlreadyExists:
+        pass
+    try:
+        etag = storage.head(ledger_key).etag
+        current = json.loads(storage.read_bytes(ledger_key))
+    except NotFound:  # cannot happen: ledger entries are never deleted
+        return None
+    if current["state"] == "done":
+        return current
+    committed = storage.exists(
+        layout.batch_record_key(current["dataset"], current["region"], current["batch_id"])
+    )
+    expired = now - datetime.fromisoformat(current["claimed_at"]) > timedelta(
+        seconds=settings.ingest_claim_lease_s
+    )
+    # Another upload of the same bytes finishes its own claim, unless its file is gone.
+    ours = current["source_key"] == key or not storage.exists(current["source_key"])
+    if not ((committed or expired) and ours):
+        return None
+    takeover = {
+        **current,
+        "source_key": key,
+        "claimed_at": now.isoformat(),
+        "takeovers": current.get("takeovers", 0) + 1,
+    }
+    try:
+        return _Claim(storage.replace_if_match(ledger_key, _json(takeover), etag), takeover)
+    except PreconditionFailed:
+        return None
+
+
+def _with_lineage(frame: pl.DataFrame, entry: dict[str, Any]) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.lit(entry["source_key"]).alias("_source_key"),
+        pl.lit(entry["sha256"]).alias("_sha256"),
+        pl.col(SOURCE_ROW).cast(pl.Int64),
+        pl.lit(entry["batch_id"]).alias("_batch_id"),
+        pl.lit(datetime.fromisoformat(entry["ingested_at"])).cast(LINEAGE_SCHEMA["_ingested_at"])
+        .alias("_ingested_at"),
+    )
+
+
+def staged_frame(accepted: pl.DataFrame, contract_schema: dict, entry: dict[str, Any]
+                 ) -> pl.DataFrame:
+    """Accepted rows with lineage, in the staged column order and dtypes."""
+    return _with_lineage(accepted, entry).select(
+        pl.col(name).cast(dtype) for name, dtype in contract_schema.items()
+    )
+
+
+def _batch_record(check: UploadCheck, entry: dict[str, Any], mode: str) -> dict[str, Any]:
+    batch_id = entry["batch_id"]
+    return {
+        "batch_id": batch_id,
+        "dataset": check.dataset,
+        "region": check.region,
+        "mode": mode,
+        "sha256": entry["sha256"],
+        "source_key": entry["source_key"],
+        "file": check.file,
+        "format": check.format,
+        "encoding": check.encoding,
+        "sheet": check.sheet,
+        "rows_in": check.rows_in,
+        "accepted": check.accepted.height,
+        "quarantined": check.rejected,
+        "error_counts": (
+            dict(check.errors.group_by("code").len().sort("code").iter_rows())
+            if not check.errors.is_empty() else {}
+        ),
+        "status": "released",
+        "contract_version": check.contract_version,
+        "ingested_at": entry["ingested_at"],
+        "created_at": datetime.now(UTC).isoformat(),
+        "staged_key": layout.staged_prefix(check.dataset, check.region, batch_id) + PART_NAME,
+        "quarantine_key": (
+            layout.quarantine_prefix(check.dataset, check.region, batch_id) + PART_NAME
+        ),
+    }
+
+
+def _write_receipt(storage: Storage, region: str, doc: dict[str, Any]) -> None:
+    storage.write_bytes(layout.receipt_key(region, doc["upload_id"], "json"), _json(doc))
+    storage.write_bytes(layout.receipt_key(region, doc["upload_id"], "csv"), receipt_csv(doc))
+
+
+def _mark_seen(storage: Storage, key: str, etag: str, result: UploadResult) -> None:
+    storage.write_bytes(layout.seen_key(key, etag), _json({"key": key, "etag": etag,
+                                                           **asdict(result)}))
+
+
+def _refused_unread(
+    storage: Storage, key: str, etag: str, region: str, dataset: str, file: str,
+    error: rj.FileRejected, now: datetime,
+) -> UploadResult:
+    """A refusal decided without reading the bytes (unknown dataset, over the size limit)."""
+    upload_id = f"{_stamp(now)}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    doc = receipt_document(
+        upload_id=upload_id, region=region, dataset=dataset, file=file, source_key=key,
+        received_at=council_time(now).isoformat(), sha256=None, file_error=error,
+    )
+    _write_receipt(storage, region, doc)
+    result = UploadResult(key, region, dataset, "rejected", upload_id=upload_id,
+                          file_error=error.code)
+    _mark_seen(storage, key, etag, result)
+    return result
+
+
+def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResult:
+    """Process one landing object exactly once by content (see the module docstring).
+
+    Returns the outcome; raises only on storage failures (the caller retries: every step is
+    idempotent) or when accepted rows break the staged schema (a bug, which stops the batch).
+    """
+    now = datetime.now(UTC)
+    parts = landing_parts(key)
+    regions = load_regions(settings.config_dir)
+    if parts is None or parts[0] not in regions.regions:
+        log.warning("%s: not under landing/{known region}/{dataset}/, left alone", key)
+        return UploadResult(key, parts[0] if parts else None, None, "skipped")
+    region, dataset, file = parts
+    info = storage.head(key)
+    contracts = load_contracts(settings.schemas_dir)
+    if dataset not in contracts:
+        return _refused_unread(storage, key, info.etag, region, dataset, file,
+                               rj.FileRejected(rj.UNKNOWN_DATASET, dataset), now)
+    if info.size > settings.max_upload_bytes:
+        detail = f"{info.size:,} bytes > {settings.max_upload_bytes:,}"
+        return _refused_unread(storage, key, info.etag, region, dataset, file,
+                               rj.FileRejected(rj.FILE_TOO_LARGE, detail), now)
+
+    data = storage.read_bytes(key)
+    sha256 = hashlib.sha256(data).hexdigest()
+    ext = _extension(file)
+    # Already archived is fine: same name, same bytes.
+    with contextlib.suppress(AlreadyExists):
+        storage.put_if_absent(layout.raw_key(region, dataset, sha256, ext), data)
+    with contextlib.suppress(AlreadyExists):
+        storage.put_if_absent(
+            layout.raw_meta_key(region, dataset, sha256, ext),
+            _json({"sha256": sha256, "bytes": len(data), "source_key": key, "region": region,
+                   "dataset": dataset, "archived_at": now.isoformat()}),
+        )
+
+    upload_id = _upload_id(now, sha256)
+    claim = _claim(storage, settings, key, {
+        "sha256": sha256, "state": "claimed", "batch_id": upload_id, "upload_id": upload_id,
+        "source_key": key, "region": region, "dataset": dataset,
+        "claimed_at": now.isoformat(), "ingested_at": now.isoformat(),
+    }, now)
+    if claim is None:
+        return UploadResult(key, region, dataset, "in_progress", sha256=sha256)
+    if not isinstance(claim, _Claim):
+        return _finished_earlier(storage, key, info.etag, region, dataset, file, claim, now)
+    return _processed(storage, settings, key, info.etag, file, data, claim)
+
+
+def _finished_earlier(
+    storage: Storage, key: str, etag: str, region: str, dataset: str, file: str,
+    earlier: dict[str, Any], now: datetime,
+) -> UploadResult:
+    outcome = earlier["outcome"]
+    if earlier["source_key"] == key:
+        # Processed before, but the run stopped before marking it seen.
+        result = UploadResult(key, region, dataset, outcome["status"],
+                              upload_id=earlier["upload_id"], batch_id=outcome["batch_id"],
+                              sha256=earlier["sha256"], rows_in=outcome["rows_in"],
+                              accepted=outcome["accepted"], quarantined=outcome["quarantined"],
+                              file_error=outcome["file_error"])
+        _mark_seen(storage, key, etag, result)
+        return result
+    same_council = earlier["region"] == region
+    duplicate_of = {
+        "same_region": same_council,
+        # Another council's file name and outcome are its own business.
+        "source_key": earlier["source_key"] if same_council else None,
+        "upload_id": earlier["upload_id"] if same_council else None,
+        "status": outcome["status"] if same_council else None,
+    }
+    upload_id = _upload_id(now, earlier["sha256"])
+    doc = receipt_document(
+        upload_id=upload_id, region=region, dataset=dataset, file=file, source_key=key,
+        received_at=council_time(now).isoformat(), sha256=earlier["sha256"],
+        duplicate_of=duplicate_of,
+    )
+    _write_receipt(storage, region, doc)
+    result = UploadResult(key, region, dataset, "duplicate", upload_id=upload_id,
+                          sha256=earlier["sha256"], duplicate_of=earlier["source_key"])
+    _mark_seen(storage, key, etag, result)
+    return result
+
+
+def _processed(
+    storage: Storage, settings: Settings, key: str, etag: str, file: str, data: bytes,
+    claim: _Claim,
+) -> UploadResult:
+    entry = claim.entry
+    region, dataset, batch_id = entry["region"], entry["dataset"], entry["batch_id"]
+    regions = load_regions(settings.config_dir)
+    contract = load_contracts(settings.schemas_dir)[dataset]
+    ingested_at = datetime.fromisoformat(entry["ingested_at"])
+    check = checked_upload(
+        data, file, contract=contract, vocabulary=load_vocabulary(settings.schemas_dir),
+        regions=regions, region=region, limits=Limits.from_settings(settings),
+        today=council_time(ingested_at).date(),
+    )
+    mode = regions.regions[region].upload_mode(dataset)
+    if check.file_error is None:
+        record = _batch_record(check, entry, mode)
+        record_key = layout.batch_record_key(dataset, region, batch_id)
+        if not storage.exists(record_key):
+            staged = staged_frame(check.accepted, contract.staged_schema(), entry)
+            # The contract of what the registry build reads; a failure here is a bug in
+            # normalisation or validation, and stops the batch before it is committed.
+            staged_schema(contract).validate(staged)
+            storage.write_parquet(staged, record["staged_key"])
+            quarantined = _with_lineage(check.quarantined, entry)
+            storage.write_parquet(quarantined, record["quarantine_key"])
+            # AlreadyExists: a worker that took over our claim committed the same batch first.
+            with contextlib.suppress(AlreadyExists):
+                storage.put_if_absent(record_key, _json(record))
+        status: Status = "staged"
+    else:
+        status, batch_id = "rejected", None
+    result = UploadResult(
+        key, region, dataset, status, upload_id=entry["upload_id"], batch_id=batch_id,
+        sha256=entry["sha256"], rows_in=check.rows_in, accepted=check.accepted.height,
+        quarantined=check.rejected, file_error=check.file_error.code if check.file_error else None,
+    )
+    doc = receipt_document(
+        upload_id=entry["upload_id"], region=region, dataset=dataset, file=file, source_key=key,
+        received_at=council_time(ingested_at).isoformat(), sha256=entry["sha256"], check=check,
+        batch_id=batch_id, mode=mode,
+    )
+    _write_receipt(storage, region, doc)
+    done = {
+        **entry,
+        "state": "done",
+        "finished_at": datetime.now(UTC).isoformat(),
+        "outcome": {k: getattr(result, k) for k in (
+            "status", "batch_id", "rows_in", "accepted", "quarantined", "file_error")},
+    }
+    # PreconditionFailed: taken over while we worked; the new holder records the same outcome.
+    with contextlib.suppress(PreconditionFailed):
+        storage.replace_if_match(layout.ingest_ledger_key(entry["sha256"]), _json(done),
+                                 claim.etag)
+    _mark_seen(storage, key, etag, result)
+    return result

@@ -1,0 +1,141 @@
+"""Receipts: what a council gets back for every upload, as JSON and as a CSV for Excel.
+
+A receipt names the file and says, in Chinese and English, how many rows were accepted and
+rejected and why. It never shows PII values (they are hidden in the row errors), and a
+duplicate of another council's upload does not reveal that council's file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from typing import Any
+
+import polars as pl
+
+from registry import rejections as rj
+from registry.validation import UploadCheck
+
+RECEIPT_VERSION = 1
+# A file with every row broken would otherwise produce a receipt as large as the file; the
+# counts per code stay complete.
+MAX_RECEIPT_ROW_ERRORS = 10_000
+# Excel runs a cell that starts with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CSV_COLUMNS = ["行号 row", "列 column", "代码 code", "值 value", "说明", "message"]
+
+
+def _summary(status: str, rows: int, accepted: int, rejected: int) -> tuple[str, str]:
+    if status == "rejected":
+        return "整个文件未被接收，请按下列原因修改后重新上传。", (
+            "The whole file was refused; fix the reasons below and upload it again."
+        )
+    if status == "duplicate":
+        return "该文件与此前上传的文件内容完全相同，未重复处理。", (
+            "This file is identical to an earlier upload and was not processed again."
+        )
+    return (
+        f"共 {rows} 行：接收 {accepted} 行，拒收 {rejected} 行。",
+        f"{rows} rows: {accepted} accepted, {rejected} rejected.",
+    )
+
+
+def receipt_document(
+    *,
+    upload_id: str,
+    region: str,
+    dataset: str,
+    file: str,
+    source_key: str,
+    received_at: str,
+    sha256: str | None,
+    check: UploadCheck | None = None,
+    file_error: rj.FileRejected | None = None,
+    batch_id: str | None = None,
+    mode: str | None = None,
+    duplicate_of: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The receipt for one upload.
+
+    ``check`` is the validation outcome when the file was read; ``file_error`` a refusal
+    decided before reading (too large, unknown dataset); ``duplicate_of`` describes the earlier
+    upload with the same bytes (already stripped of anything from another council)."""
+    error = file_error or (check.file_error if check else None)
+    if duplicate_of is not None:
+        status = "duplicate"
+    elif error is not None:
+        status = "rejected"
+    elif check is not None and check.rejected:
+        status = "partially_accepted"
+    else:
+        status = "accepted"
+    rows = check.rows_in if check and not error else 0
+    accepted = check.accepted.height if check and not error else 0
+    rejected = check.rejected if check and not error else 0
+    errors = check.errors if check is not None and error is None else pl.DataFrame()
+    row_errors = (
+        errors.head(MAX_RECEIPT_ROW_ERRORS)
+        .select("row", "column", "code", "value", "message_zh", "message_en")
+        .to_dicts()
+        if not errors.is_empty()
+        else []
+    )
+    summary_zh, summary_en = _summary(status, rows, accepted, rejected)
+    return {
+        "receipt_version": RECEIPT_VERSION,
+        "upload_id": upload_id,
+        "region": region,
+        "dataset": dataset,
+        "file": file,
+        "source_key": source_key,
+        "sha256": sha256,
+        "received_at": received_at,
+        "status": status,
+        "summary_zh": summary_zh,
+        "summary_en": summary_en,
+        "batch_id": batch_id,
+        "mode": mode,
+        "format": check.format if check else None,
+        "encoding": check.encoding if check else None,
+        "sheet": check.sheet if check else None,
+        "contract_version": check.contract_version if check else None,
+        "rows": rows,
+        "accepted": accepted,
+        "rejected": rejected,
+        "file_errors": [error.as_dict(file)] if error else [],
+        "error_counts": dict(Counter(errors["code"].to_list())) if not errors.is_empty() else {},
+        "row_errors": row_errors,
+        "row_errors_truncated": len(row_errors) < errors.height,
+        "ignored_columns": check.ignored_columns if check else [],
+        "skipped_note_rows": [
+            {"row": n.row, "starts_with": n.starts_with} for n in (check.notes if check else [])
+        ],
+        "duplicate_of": duplicate_of,
+    }
+
+
+def _neutralised(cell: object) -> str:
+    text = "" if cell is None else str(cell)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def receipt_csv(document: dict[str, Any]) -> bytes:
+    """The receipt as CSV for Excel: UTF-8 with BOM (so Excel shows Chinese), one line for the
+    summary, one per file error and one per row error, every cell formula-safe."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(_CSV_COLUMNS)
+    lines: list[list[object]] = [
+        ["", "", document["status"].upper(), document["file"],
+         document["summary_zh"], document["summary_en"]],
+    ]
+    lines += [
+        ["", "", e["code"], "", e["message_zh"], e["message_en"]] for e in document["file_errors"]
+    ]
+    lines += [
+        [e["row"], e["column"], e["code"], e["value"], e["message_zh"], e["message_en"]]
+        for e in document["row_errors"]
+    ]
+    writer.writerows([_neutralised(cell) for cell in line] for line in lines)
+    return out.getvalue().encode("utf-8-sig")
