@@ -443,7 +443,9 @@ class S3Storage(Storage):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _where(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self._full(key)}"
+        # For messages only: every method checks its key before it gets here, and a listing's
+        # location is a prefix, possibly empty, which is not a key.
+        return f"s3://{self.bucket}/{self.prefix}/{key}" if self.prefix else f"s3://{self.bucket}/{key}"
 
     def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` with bounded exponential backoff on transient failures."""
@@ -594,10 +596,10 @@ class S3Storage(Storage):
                 kwargs["ContinuationToken"] = token
             try:
                 page = self._call(
-                    "list", prefix or ".", lambda kw=kwargs: self.client.list_objects_v2(**kw)
+                    "list", prefix, lambda kw=kwargs: self.client.list_objects_v2(**kw)
                 )
             except ClientError as err:
-                raise self._permanent("list", prefix or ".", err) from err
+                raise self._permanent("list", prefix, err) from err
             for item in page.get("Contents", []):
                 yield ObjectInfo(
                     key=item["Key"][strip:],

@@ -100,3 +100,11 @@ def test_lost_reply_on_create_is_not_a_false_conflict(s3: S3Storage) -> None:
     assert s3.read_bytes("ledger/once.json") == b"content"
     with pytest.raises(AlreadyExists):
         s3.put_if_absent("ledger/once.json", b"other")
+
+
+def test_failed_listing_of_the_whole_root_names_the_root(s3_settings: Settings) -> None:
+    storage = S3Storage("s3://no-such-bucket-here", s3_settings)
+    with pytest.raises(StorageError) as info:
+        list(storage.list())
+    assert "s3://no-such-bucket-here/" in str(info.value)
+    assert "NoSuchBucket" in str(info.value)
