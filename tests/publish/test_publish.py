@@ -8,8 +8,7 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
-from conftest import stage_three_regions
-from staged_rows import AS_OF, merchant, stage_batch, uscc
+from staged_rows import AS_OF, merchant, stage_batch, stage_three_regions, uscc
 
 from registry.layout import LATEST_KEY, SNAPSHOTS_PREFIX, log_key, manifest_key
 from registry.publish import (
