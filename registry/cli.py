@@ -3,10 +3,16 @@ library function, and print its result for people (or as JSON with --json)."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from registry.publish import PublishResult
+    from registry.reader import Snapshot
+    from registry.storage import Storage
 
 app = typer.Typer(
     name="registry",
@@ -108,6 +114,257 @@ def ingest(
             "staged", "rejected", "duplicate", "in_progress", "rows_in", "accepted",
             "quarantined")))
     Console().print(table)
+
+
+# -- publication and snapshots -----------------------------------------------------------------
+
+
+def _date_option(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date like 2026-11-30") from None
+
+
+def _print_publish_result(result: PublishResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"published snapshot [bold]{result.snapshot_id}[/] (seq {result.seq}, as_of "
+        f"{result.as_of}); previous: {result.previous_snapshot or 'none'}"
+    )
+    table = Table("grade", "trusted merchants", title="trusted by grade")
+    for grade_, count in result.trusted_by_grade.items():
+        table.add_row(grade_, str(count))
+    console.print(table)
+    console.print(
+        "rows: " + ", ".join(f"{name} {count}" for name, count in result.rows.items())
+        + " · changes: "
+        + (", ".join(f"{kind} {count}" for kind, count in result.changes.items()) or "none")
+    )
+    console.print(f"manifest: {result.manifest_key}")
+
+
+def _snapshot_or_exit(storage: Storage, snapshot_id: str | None) -> Snapshot:
+    from registry.reader import SnapshotError, open_snapshot
+
+    try:
+        return open_snapshot(storage, snapshot_id)
+    except SnapshotError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _storage() -> Storage:
+    from registry.settings import load_settings
+    from registry.storage import open_storage
+
+    return open_storage(load_settings())
+
+
+@app.command()
+def publish(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Score as of this date (default: today).")
+    ] = None,
+) -> None:
+    """Run the publish flow: build the registry and publish a new snapshot."""
+    from flows.publish import publish_flow
+    from registry.publish import PublishRefused
+
+    try:
+        result = publish_flow(as_of=_date_option(as_of))
+    except PublishRefused as err:
+        typer.echo(f"publication refused: {err}", err=True)
+        raise typer.Exit(1) from None
+    _print_publish_result(result)
+
+
+@app.command()
+def run(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Score as of this date (default: today).")
+    ] = None,
+) -> None:
+    """Ingest every pending upload, then publish."""
+    from flows.pipeline import pipeline_flow
+
+    _print_publish_result(pipeline_flow(as_of=_date_option(as_of))["publish"])
+
+
+@app.command()
+def snapshots(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List committed snapshots, oldest first."""
+    import json
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from registry.reader import list_snapshots
+
+    listed = list_snapshots(_storage())
+    if as_json:
+        typer.echo(json.dumps([asdict(s) for s in listed], default=str, indent=2))
+        return
+    table = Table("seq", "snapshot", "as_of", "committed", "state")
+    for s in listed:
+        state = "latest" if s.is_latest else ("withdrawn" if s.withdrawn else "")
+        if not s.present:
+            state = "removed by gc"
+        committed = f"{s.committed_at:%Y-%m-%d %H:%M:%S}"
+        table.add_row(str(s.seq), s.snapshot_id, str(s.as_of), committed, state)
+    Console().print(table)
+
+
+def _merchant_explained(row: dict) -> list[str]:
+    lines = [
+        f"{row['uscc']}  {row['name']}" + ("  (name conflict: " + " / ".join(
+            row["name_variants"]) + ")" if row["name_conflict"] else ""),
+        f"regions {', '.join(row['regions'])} · registered in {row['registered_region'] or '-'}"
+        f" · programs {', '.join(row['programs'])} · valid until {row['valid_until']}",
+        f"score {row['score']} = compliance {row['score_compliance']} + complaints "
+        f"{row['score_complaints']} + quality {row['score_quality']}",
+        f"  complaints in 12 months: {row['complaints_12m']} ({row['unresolved_12m']} unresolved)"
+        f" · inspections: {row['inspections_12m']} ({row['failed_inspections_12m']} failed)"
+        f" · gift score: {row['gift_score'] if row['gift_score'] is not None else '-'}",
+        f"grade {row['grade'] or '-'} · trusted: {'yes' if row['trusted'] else 'no'}"
+        + (f" · disqualified: {', '.join(row['disqualifications'])}"
+           if row["disqualifications"] else ""),
+        f"first listed {row['first_listed_on']} · last changed {row['last_changed_on']}",
+    ]
+    return lines
+
+
+@app.command()
+def show(
+    snapshot: Annotated[str | None, typer.Option("--snapshot", help="Snapshot id.")] = None,
+    uscc: Annotated[str | None, typer.Option("--uscc", help="One merchant's entry.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show a snapshot (latest by default), or one merchant with its score explained."""
+    import json
+
+    import polars as pl
+
+    snap = _snapshot_or_exit(_storage(), snapshot)
+    if uscc is None:
+        doc = snap.manifest.model_dump(mode="json")
+        if as_json:
+            typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+            return
+        typer.echo(f"snapshot {snap.snapshot_id} · as_of {snap.as_of} · previous "
+                   f"{snap.manifest.previous_snapshot or 'none'}")
+        for name, counts in snap.manifest.summary.items():
+            typer.echo(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        return
+    rows = snap.merchants.filter(pl.col("uscc") == uscc.strip().upper()).collect().to_dicts()
+    if not rows:
+        typer.echo(f"{uscc} is not listed in snapshot {snap.snapshot_id}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(rows[0], ensure_ascii=False, default=str, indent=2))
+        return
+    typer.echo("\n".join(_merchant_explained(rows[0])))
+
+
+@app.command()
+def diff(
+    a: Annotated[str, typer.Argument(help="The earlier snapshot id.")],
+    b: Annotated[str, typer.Argument(help="The later snapshot id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print every change as JSON.")] = False,
+) -> None:
+    """Merchants added, removed and updated from snapshot A to snapshot B."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from registry.changes import merchant_changes
+
+    storage = _storage()
+    before = _snapshot_or_exit(storage, a).merchants.collect()
+    after = _snapshot_or_exit(storage, b).merchants.collect()
+    changes = merchant_changes(before, after)
+    if as_json:
+        typer.echo(json.dumps(changes.to_dicts(), ensure_ascii=False, default=str, indent=2))
+        return
+    counts = changes.get_column("change").value_counts(sort=True).rows()
+    typer.echo(f"{a} -> {b}: " + (", ".join(f"{k} {n}" for k, n in counts) or "no changes"))
+    table = Table("uscc", "change", "fields", "grade", "score", "trusted")
+    for row in changes.head(50).to_dicts():
+        table.add_row(
+            row["uscc"], row["change"], ", ".join(row["fields_changed"]),
+            f"{row['grade_before'] or '-'} -> {row['grade_after'] or '-'}",
+            f"{row['score_before']} -> {row['score_after']}",
+            f"{row['trusted_before']} -> {row['trusted_after']}",
+        )
+    Console().print(table)
+    if changes.height > 50:
+        typer.echo(f"... {changes.height - 50} more (use --json for all)")
+
+
+@app.command()
+def verify(
+    snapshot_id: Annotated[str | None, typer.Argument(help="Default: latest.")] = None,
+) -> None:
+    """Check a snapshot's manifest and every file's size, sha256 and rows. Exit 1 on any
+    mismatch."""
+    from registry.reader import verify_snapshot
+
+    problems = verify_snapshot(_storage(), snapshot_id)
+    for problem in problems:
+        typer.echo(f"MISMATCH {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"{snapshot_id or 'latest'}: OK")
+
+
+@app.command()
+def rollback(
+    snapshot_id: Annotated[str, typer.Argument(help="An earlier committed snapshot.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Recorded in the log.")] = None,
+) -> None:
+    """Point latest back at an earlier snapshot, as a new commit-log entry."""
+    from registry.publish import ConcurrentPublish, rollback_snapshot
+
+    try:
+        entry = rollback_snapshot(_storage(), snapshot_id, reason=reason)
+    except (ValueError, ConcurrentPublish) as err:
+        typer.echo(f"rollback refused: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"latest is now {entry.snapshot_id} (log seq {entry.seq}; was "
+               f"{entry.previous_snapshot})")
+
+
+@app.command()
+def gc(
+    grace: Annotated[
+        float, typer.Option("--grace", help="Leave uncommitted folders younger than this (s).")
+    ] = 3600,
+) -> None:
+    """Remove uncommitted snapshot folders older than the grace period, and snapshots beyond
+    the retention count. Never removes latest or its predecessor."""
+    from registry.publish import collect_garbage
+    from registry.settings import load_settings
+    from registry.storage import open_storage
+
+    settings = load_settings()
+    report = collect_garbage(open_storage(settings), settings, grace_seconds=grace)
+    typer.echo(
+        f"removed {len(report.orphans_removed)} uncommitted and {len(report.expired_removed)} "
+        f"expired snapshot(s), {report.objects_deleted} object(s); kept {len(report.kept)}"
+    )
+    for snapshot_id in report.orphans_removed:
+        typer.echo(f"  uncommitted: {snapshot_id}")
+    for snapshot_id in report.expired_removed:
+        typer.echo(f"  expired: {snapshot_id}")
 
 
 if __name__ == "__main__":
