@@ -14,7 +14,9 @@ import polars as pl
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 # Position i (0-based) of the first 17 characters is weighted 3**i mod 31.
 _USCC_WEIGHTS = [pow(3, i, 31) for i in range(17)]
-_USCC_SHAPE = r"^[0-9A-HJ-NP-RTUW-Y]{18}$"
+# Positions 1-2 (registration authority, organisation type) may be letters (Y, N...); positions
+# 3-8 are the GB/T 2260 division code, digits only.
+_USCC_SHAPE = r"^[0-9A-HJ-NP-RTUW-Y]{2}[0-9]{6}[0-9A-HJ-NP-RTUW-Y]{10}$"
 # GB 11714-1997: the 9-character organisation code sits at positions 9-17 (1-based). Its body
 # characters take their ordinary alphanumeric values (A=10 ... Z=35), not the USCC ones, and
 # its check value 10 is written X, 11 is written 0.
@@ -42,7 +44,8 @@ def _value(code_bytes: pl.Expr, position: int, table: pl.Series) -> pl.Expr:
 
 
 def uscc_is_valid(code: pl.Expr) -> pl.Expr:
-    """True where ``code`` is a valid USCC: 18 characters of the GB 32100 alphabet, a correct
+    """True where ``code`` is a valid USCC: 18 characters of the GB 32100 alphabet (digits in
+    the division code), a correct
     MOD 31 check character (position 18) and a correct GB 11714 check character (position 17).
 
     The input must already be upper-cased and NFKC-normalised. Null stays null.

@@ -1,0 +1,83 @@
+"""Text to typed values, on tiny inline frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from registry.contracts import load_vocabulary
+from registry.normalize import (
+    boolean_from_text,
+    cleaned_text,
+    countries_from_items,
+    date_from_text,
+    float_from_text,
+    items_from_text,
+    name_matching_key,
+    phone_from_text,
+)
+from registry.settings import Settings
+
+VOCAB = load_vocabulary(Settings().schemas_dir)
+
+
+def _one(expr: pl.Expr, values: list) -> list:
+    return pl.DataFrame({"t": values}, schema={"t": pl.String}).select(expr).to_series().to_list()
+
+
+def test_cleaned_text_is_nfkc_trimmed_and_empty_is_null() -> None:
+    frame = pl.DataFrame({"a": ["  ＳＨ－００１ ", "", "   ", None], "b": ["x", "y", "z", "w"]})
+    out = cleaned_text(frame, ["a"])
+    assert out["a"].to_list() == ["SH-001", None, None, None]
+    assert out["b"].to_list() == ["x", "y", "z", "w"]
+    assert frame["a"][0] == "  ＳＨ－００１ "  # the input is not mutated
+
+
+def test_dates_in_every_council_spelling() -> None:
+    d = dt.date(2022, 3, 1)
+    got = _one(date_from_text(pl.col("t")), [
+        "2022-03-01", "2022/3/1", "2022年3月1日", "44621", "2022-03-01 00:00:00", "2022.3.1",
+    ])
+    assert got == [d] * 6
+
+
+def test_impossible_or_unknown_dates_are_null_not_guessed() -> None:
+    assert _one(date_from_text(pl.col("t")), [
+        "2022-02-30", "2022-13-01", "03/01/2022", "20220301", "下周一", "2022-03-01 10:30",
+    ]) == [None] * 6
+
+
+def test_booleans() -> None:
+    got = _one(boolean_from_text(pl.col("t"), VOCAB.booleans),
+               ["是", "否", "Y", "n", "TRUE", "false", "1", "0", "可能", None])
+    assert got == [True, False, True, False, True, False, True, False, None, None]
+
+
+def test_lists_split_on_every_separator_without_repeats() -> None:
+    got = _one(items_from_text(pl.col("t")), ["食品、酒类;化妆品/母婴,食品", "、 、"])
+    assert got == [["食品", "酒类", "化妆品", "母婴"], []]
+
+
+def test_countries_from_chinese_names_and_codes() -> None:
+    items = items_from_text(pl.col("t"))
+    got = _one(countries_from_items(items, VOCAB.countries), ["日本、法国", "au;nz", "Narnia、JP"])
+    assert got == [["JP", "FR"], ["AU", "NZ"], [None, "JP"]]
+
+
+def test_numbers_allow_thousands_separators_only() -> None:
+    got = _one(float_from_text(pl.col("t")), ["1,234.5", "12", "-3", "1,23", "12元", "1e3"])
+    assert got == [1234.5, 12.0, -3.0, None, None, None]
+
+
+def test_phones() -> None:
+    got = _one(phone_from_text(pl.col("t")),
+               ["139 1600 0001", "021-63210000", "+8613916000001", "12345", "400-820-8820"])
+    assert got == ["13916000001", "021-63210000", "+8613916000001", None, "400-820-8820"]
+
+
+def test_matching_key_is_simplified_and_folded_and_keeps_nulls() -> None:
+    names = pl.Series(["上海國際貿易中心", "上海国际贸易中心", "ABC 公司", None])
+    assert name_matching_key(names).to_list() == [
+        "上海国际贸易中心", "上海国际贸易中心", "abc公司", None,
+    ]

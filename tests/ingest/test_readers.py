@@ -1,0 +1,140 @@
+"""Reading council files: format by content, header under title rows, footers, limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+
+import polars as pl
+import pytest
+import xlsxwriter
+
+from registry import rejections as rj
+from registry.contracts import load_contracts
+from registry.readers import SOURCE_ROW, Limits, upload_table
+from registry.settings import Settings
+
+SETTINGS = Settings(_env_file=None)
+KNOWN = set(load_contracts(SETTINGS.schemas_dir)["inspections"].header_index())
+LIMITS = Limits.from_settings(SETTINGS)
+HEADER = "检测编号,统一社会信用代码,样品名称,检测日期,检测结论"
+ROW = "T1,91110000600037341L,奶粉,2024-04-01,合格"
+
+
+def _refused(data: bytes, limits: Limits = LIMITS) -> str:
+    with pytest.raises(rj.FileRejected) as info:
+        upload_table(data, KNOWN, limits)
+    return info.value.code
+
+
+def test_csv_header_found_under_title_rows_and_rows_numbered_as_in_excel() -> None:
+    data = f"抽检结果汇总表\n\n{HEADER}\n{ROW}\n\n{ROW}\n".encode()
+    table = upload_table(data, KNOWN, LIMITS)
+    assert table.format == "csv"
+    assert table.header == HEADER.split(",")
+    assert table.rows[SOURCE_ROW].to_list() == [4, 6]  # the blank row 5 is skipped
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "gbk", "utf-8-sig", "utf-8"])
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+def test_csv_encodings_and_delimiters(encoding: str, sep: str) -> None:
+    text = f"{HEADER}\n{ROW}\n".replace(",", sep)
+    table = upload_table(text.encode(encoding), KNOWN, LIMITS)
+    assert table.rows.row(0)[:5] == tuple(ROW.split(","))
+    assert table.encoding in ({"gbk": "gb18030"}.get(encoding, encoding),)
+
+
+def test_csv_footer_of_notes_is_skipped_and_reported() -> None:
+    data = f"{HEADER}\n{ROW}\n填表说明：日期写成 2024-04-01,\n填表人：张三,审核人：李四\n".encode()
+    table = upload_table(data, KNOWN, LIMITS)
+    assert table.rows.height == 1
+    assert [(n.row, n.starts_with[:4]) for n in table.notes] == [(3, "填表说明"), (4, "填表人：")]
+
+
+def test_a_note_word_in_a_data_row_is_not_a_footer() -> None:
+    data = f"{HEADER}\n备注,91110000600037341L,奶粉,2024-04-01,合格\n{ROW}\n".encode()
+    table = upload_table(data, KNOWN, LIMITS)
+    assert table.rows.height == 2 and table.notes == []
+
+
+def _xlsx(write) -> bytes:
+    buf = io.BytesIO()
+    book = xlsxwriter.Workbook(buf)
+    book.add_worksheet("空白")  # an empty first sheet: the first sheet with data is read
+    write(book.add_worksheet("数据"))
+    book.close()
+    return buf.getvalue()
+
+
+def test_xlsx_first_sheet_with_data_title_rows_and_excel_row_numbers() -> None:
+    def write(sheet) -> None:
+        sheet.write(1, 0, "抽检结果")
+        sheet.write_row(3, 0, HEADER.split(","))
+        sheet.write_row(4, 0, ROW.split(","))
+        sheet.write_row(6, 0, ROW.split(","))
+        sheet.write(8, 0, "备注：以上数据截至 6 月 30 日")
+
+    table = upload_table(_xlsx(write), KNOWN, LIMITS)
+    assert (table.format, table.sheet) == ("xlsx", "数据")
+    assert table.rows[SOURCE_ROW].to_list() == [5, 7]
+    assert [n.row for n in table.notes] == [9]
+
+
+def test_jsonl_rows_are_line_numbers_and_values_become_text() -> None:
+    data = b'{"a": "x", "n": 1}\n\n{"a": "y", "n": 2.5, "l": ["JP", "FR"]}\n'
+    table = upload_table(data, {"a"}, LIMITS)
+    assert table.format == "jsonl"
+    assert table.rows[SOURCE_ROW].to_list() == [1, 3]
+    assert table.rows.row(1)[:3] == ("y", "2.5", "JP、FR")
+
+
+def test_parquet_is_read_by_content_whatever_the_name() -> None:
+    buf = io.BytesIO()
+    pl.DataFrame({"检测编号": ["T1"], "检测日期": [dt.date(2024, 4, 1)]}).write_parquet(buf)
+    table = upload_table(buf.getvalue(), KNOWN, LIMITS)
+    assert table.format == "parquet"
+    assert table.rows.row(0) == ("T1", "2024-04-01", 1)
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", rj.FILE_EMPTY),
+        (b"   \n\n", rj.FILE_EMPTY),
+        (b"abc\x80\x80\xff\xfe" * 30, rj.ENCODING_UNDECODABLE),
+        (b"a,b\n1,2\n", rj.NO_HEADER),
+        (f"{HEADER}\n".encode(), rj.NO_DATA_ROWS),
+        (f"{HEADER}\n{ROW},extra,more\n".encode(), rj.CSV_MALFORMED),
+        (b"PK\x03\x04not really a zip", rj.FILE_UNREADABLE),
+        (b'{"a": 1}\n{broken\n', rj.FILE_UNREADABLE),
+        (b"\xef\xbb\xbf\xd6\xd0\xce\xc4", rj.ENCODING_UNDECODABLE),
+    ],
+)
+def test_unreadable_files_are_refused_with_a_stable_code(data: bytes, code: str) -> None:
+    assert _refused(data) == code
+
+
+def _limits(**overrides: int) -> Limits:
+    return Limits(**{**LIMITS.__dict__, **overrides})
+
+
+def test_size_limits() -> None:
+    data = (f"{HEADER}\n" + f"{ROW}\n" * 10).encode()
+    assert _refused(data, _limits(max_upload_bytes=100)) == rj.FILE_TOO_LARGE
+    assert _refused(data, _limits(max_rows=9)) == rj.TOO_MANY_ROWS
+    assert _refused(data, _limits(max_columns=4)) == rj.TOO_MANY_COLUMNS
+    assert _refused(data, _limits(max_cells=49)) == rj.TOO_MANY_CELLS
+    assert _refused(data, _limits(max_cell_chars=17)) == rj.CELL_TOO_LONG
+    assert upload_table(data, KNOWN, _limits(max_rows=10, max_cells=50)).rows.height == 10
+
+
+def test_xlsx_unpacked_size_is_checked_before_parsing() -> None:
+    # A zip whose directory promises far more than its few bytes: refused from the directory.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        archive.writestr("xl/worksheets/sheet1.xml", "0" * 2_000_000)
+    assert _refused(buf.getvalue(), _limits(max_xlsx_uncompressed_bytes=1_000_000)) == (
+        rj.XLSX_TOO_LARGE
+    )

@@ -1,0 +1,151 @@
+"""Row rules, header mapping, the staged schema and row conservation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandera.errors
+import polars as pl
+import pytest
+from fixtures.council_files import check_bytes
+from fixtures.make_fixtures import uscc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from registry import rejections as rj
+from registry.contracts import load_contracts
+from registry.settings import Settings
+from registry.validation import HIDDEN_VALUE, staged_schema
+
+CONTRACTS = load_contracts(Settings(_env_file=None).schemas_dir)
+GOOD = uscc("310115", "MA1K3Y4P")
+HEADER = "检测编号,统一社会信用代码,样品名称,检测日期,检测结论,严重程度,不合格项目"
+
+
+def _inspections(*rows: str, region: str = "AH"):
+    return check_bytes(("\n".join([HEADER, *rows]) + "\n").encode(), "inspections", region)
+
+
+def _codes(check) -> list[tuple[int, str, str]]:
+    return [(r["row"], r["column"], r["code"]) for r in check.errors.iter_rows(named=True)]
+
+
+def test_a_clean_row_is_accepted_typed() -> None:
+    check = _inspections(f"T1,{GOOD},奶粉,2024年4月1日,不合格,严重,菌落总数")
+    assert (check.rows_in, check.accepted.height, check.rejected) == (1, 1, 0)
+    row = check.accepted.row(0, named=True)
+    assert row["tested_on"] == dt.date(2024, 4, 1)
+    assert (row["result"], row["severity"], row["region"]) == ("fail", "serious", "AH")
+
+
+def test_a_row_keeps_every_error_it_has() -> None:
+    check = _inspections(f"T1,{GOOD[:-1]}0,,2099-01-01,不合格,,")
+    assert _codes(check) == [
+        (2, "product_name", rj.REQUIRED_MISSING),
+        (2, "severity", rj.CONDITIONAL_REQUIRED_MISSING),
+        (2, "tested_on", rj.DATE_IN_FUTURE),
+        (2, "uscc", rj.USCC_INVALID),
+    ]
+    assert check.quarantined.height == 1
+    assert len(check.quarantined[0, "_errors"]) == 4
+
+
+def test_every_copy_of_a_duplicated_key_is_rejected() -> None:
+    check = _inspections(
+        f"T1,{GOOD},奶粉,2024-04-01,合格,,", f"T2,{GOOD},奶粉,2024-04-01,合格,,",
+        f"T1,{GOOD},红酒,2024-04-02,合格,,",
+    )
+    assert _codes(check) == [(2, "inspection_id", rj.DUPLICATE_KEY),
+                             (4, "inspection_id", rj.DUPLICATE_KEY)]
+    assert check.accepted["inspection_id"].to_list() == ["T2"]
+
+
+def test_messages_name_file_row_column_and_reason_in_both_languages() -> None:
+    check = _inspections(f"T1,{GOOD},奶粉,2024-04-01,合格?,,")
+    error = check.errors.row(0, named=True)
+    assert error["message_zh"].startswith("文件「upload.csv」第 2 行：「检测结论 (result)」")
+    assert "合格?" in error["message_zh"]
+    assert error["message_en"].startswith("File 'upload.csv', row 2: '检测结论 (result)'")
+
+
+def test_city_of_another_region_is_rejected_and_pii_is_never_echoed() -> None:
+    header = ("备案编号,统一社会信用代码,经营者名称,备案类别,所在城市,经营品类,中文标签,可追溯,"
+              "七日无理由退货,线下无理由退货,先行赔付,备案日期,有效期至,状态,联系电话")
+    row = f"F1,{GOOD},某公司,特色伴手礼,杭州,糕点,是,是,是,是,是,2024-01-01,2025-01-01,有效,"
+    check = check_bytes(f"{header}\n{row}13900001111\n{row.replace('F1', 'F2')}555\n".encode(),
+                        "merchants", "SH")
+    assert _codes(check) == [(2, "city", rj.CITY_NOT_IN_REGION), (3, "city", rj.CITY_NOT_IN_REGION),
+                             (3, "contact_phone", rj.PHONE_INVALID)]
+    assert "上海市 SH" in check.errors["message_zh"][0]
+    phone_error = check.errors.filter(pl.col("code") == rj.PHONE_INVALID).row(0, named=True)
+    assert phone_error["value"] == HIDDEN_VALUE and "555" not in phone_error["message_zh"]
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        (HEADER + ",检测机构照片", rj.UNKNOWN_COLUMN),
+        (HEADER.replace("样品名称", "检测日期"), rj.DUPLICATE_COLUMN),
+        (HEADER.replace(",样品名称", ""), rj.MISSING_COLUMN),
+    ],
+)
+def test_header_problems_refuse_the_whole_file(header: str, code: str) -> None:
+    row = ",".join(["T1", GOOD, "奶粉", "2024-04-01", "合格", "", "", "x"][: header.count(",") + 1])
+    check = check_bytes(f"{header}\n{row}\n".encode(), "inspections", "AH")
+    assert check.file_error is not None and check.file_error.code == code
+    assert (check.rows_in, check.accepted.height, check.rejected) == (0, 0, 0)
+
+
+def test_headers_match_ignoring_case_width_spaces_and_stars() -> None:
+    header = "*检测编号,ＵＳＣＣ,样品 名称,Test Date,RESULT,备注"
+    check = check_bytes(f"{header}\nT1,{GOOD},奶粉,2024-04-01,pass,随便\n".encode(),
+                        "inspections", "AH")
+    assert check.file_error is None and check.accepted.height == 1
+    assert check.ignored_columns == ["备注"]
+
+
+def test_blank_header_over_data_is_refused_but_empty_columns_are_dropped() -> None:
+    ok = check_bytes(f"{HEADER},\nT1,{GOOD},奶粉,2024-04-01,合格,,,\n".encode(),
+                     "inspections", "AH")
+    assert ok.file_error is None and ok.accepted.height == 1
+    bad = check_bytes(f"{HEADER},\nT1,{GOOD},奶粉,2024-04-01,合格,,,x\n".encode(),
+                      "inspections", "AH")
+    assert bad.file_error is not None and bad.file_error.code == rj.BLANK_HEADER
+
+
+def test_staged_schema_refuses_what_the_registry_build_must_never_see() -> None:
+    contract = CONTRACTS["inspections"]
+    schema = staged_schema(contract)
+    good = _inspections(f"T1,{GOOD},奶粉,2024-04-01,合格,,").accepted.with_columns(
+        _source_key=pl.lit("landing/AH/inspections/a.csv"), _sha256=pl.lit("0" * 64),
+        _batch_id=pl.lit("b"),
+        _ingested_at=pl.lit(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)).cast(pl.Datetime("us", "UTC")),
+    ).select(list(contract.staged_schema()))
+    schema.validate(good)
+    with pytest.raises(pandera.errors.SchemaError):
+        schema.validate(good.with_columns(result=pl.lit("合格")))
+    with pytest.raises(pandera.errors.SchemaError):
+        schema.validate(pl.concat([good, good]))
+
+
+# -- rows in = accepted + quarantined, whatever the cells hold -------------------------------
+
+cells = st.one_of(
+    st.sampled_from(["", " ", "T1", "T2", GOOD, GOOD.lower(), "合格", "不合格", "严重", "pass",
+                     "2024-04-01", "2024/4/1", "2099-01-01", "45390", "2024-02-30", "奶粉"]),
+    st.text(alphabet="T12合格,\"、 ", max_size=6),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.lists(cells, min_size=7, max_size=7), min_size=1, max_size=12))
+def test_rows_in_equals_accepted_plus_quarantined(rows: list[list[str]]) -> None:
+    lines = [",".join('"' + c.replace('"', '""') + '"' for c in row) for row in rows]
+    check = _inspections(*lines)
+    if check.file_error is not None:  # e.g. every row blank: no data rows
+        assert check.file_error.code == rj.NO_DATA_ROWS
+        return
+    assert check.rows_in == check.accepted.height + check.quarantined.height
+    rejected_rows = set(check.errors["row"].to_list())
+    assert rejected_rows == set(check.quarantined["_source_row"].to_list())
+    assert rejected_rows.isdisjoint(check.accepted["_source_row"].to_list())
