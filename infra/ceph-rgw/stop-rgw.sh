@@ -19,5 +19,5 @@ for _ in $(seq 1 50); do            # wait up to 5 s for them to be gone
   done
   [ $alive = 0 ] && break; sleep 0.1
 done
-[ "${KEEP_DATA:-0}" = 1 ] || rm -rf "$RUN" "$BASE/credentials.json"
+[ "${KEEP_DATA:-0}" = 1 ] || { rm -rf "$RUN" "$BASE/credentials.json"; rmdir "$BASE" 2>/dev/null; }
 echo STOPPED
