@@ -91,3 +91,31 @@ def test_publish_runs_the_flow(tmp_path, monkeypatch):
     assert "published snapshot" in result.output and "as_of 2026-11-30" in result.output
     assert runner.invoke(app, ["verify"]).exit_code == 0
     assert runner.invoke(app, ["publish", "--as-of", "30/11/2026"]).exit_code != 0
+
+
+def test_run_ingests_council_files_then_publishes(tmp_path, monkeypatch):
+    """The pipeline end to end on the ingest fixtures: what ingestion stages, the build reads."""
+    from registry.settings import PROJECT_ROOT
+
+    fixtures = PROJECT_ROOT / "tests" / "fixtures"
+    monkeypatch.setenv("REGISTRY_STORAGE_URI", (tmp_path / "root").as_uri())
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+    uploads = [
+        ("merchants_sh_gb18030.csv", "SH", "merchants"),
+        ("merchants_js_bom.csv", "JS", "merchants"),
+        ("complaints_zj.xlsx", "ZJ", "complaints"),
+        ("inspections_ah.jsonl", "AH", "inspections"),
+        ("gift_evaluations_zj.parquet", "ZJ", "gift_evaluations"),
+    ]
+    for name, region, dataset in uploads:
+        result = runner.invoke(app, ["upload", str(fixtures / name), "--region", region,
+                                     "--dataset", dataset])
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["run", "--as-of", "2025-03-01"])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(app, ["verify"]).exit_code == 0
+    manifest = json.loads(runner.invoke(app, ["show", "--json"]).output)
+    assert len(manifest["input_batches"]) == len(uploads)
+    assert manifest["summary"]["rows"]["merchants"] > 0
+    assert manifest["summary"]["rows"]["products"] > 0
