@@ -1,0 +1,486 @@
+"""The per-snapshot HTML report (``reports/{snapshot_id}/index.html``) that council directors
+and engineers look at: headline numbers, trusted merchants by grade and region, the score
+distribution, top changes, each region's data-quality scorecard, gift-product rankings, and
+links to the data docs and the manifest.
+
+The page is self-contained: the Vega, Vega-Lite and vega-embed runtime that draws the charts is
+inlined (from the bundle ``vl-convert-python`` ships), so it loads nothing from the network and
+opens from disk, from an e-mail attachment or from a static bucket alike.
+
+Three layers, as everywhere in the registry:
+
+- pure functions that compute the report's data from frames and batch records
+  (:func:`headline_numbers`, :func:`trusted_by_region_and_grade`, :func:`score_distribution`,
+  :func:`top_changes`, :func:`region_scorecards`, :func:`gift_rankings`, and the chart specs);
+- one rendering function, :func:`report_html`, over the Jinja2 template
+  ``registry/templates/report.html.j2`` (autoescaped: every name a council sent is escaped);
+- the I/O edge: :func:`report_data` reads a snapshot and the batch ledger, :func:`write_report`
+  writes the page.
+
+The data-quality scorecard is computed from the batch records (rows received, accepted, the
+quarantine codes that failed most, held batches). Great Expectations Data Docs found under the
+report's folder are linked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import altair as alt
+import jinja2
+import polars as pl
+
+from registry.layout import BATCHES_PREFIX, manifest_key, report_prefix
+from registry.reader import Snapshot, SnapshotError, open_snapshot
+from registry.regions import RegionConfig, load_regions
+from registry.settings import Settings
+from registry.storage import Storage
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "index.html"
+TOP_CHANGES = 20
+TOP_CHECKS = 3
+GIFTS_PER_CATEGORY = 5
+SCORE_BIN_WIDTH = 10
+# Grades in display order; "none" is a merchant scored below C (listed, but not graded).
+GRADES = ("A", "B", "C", "none")
+GRADE_COLOURS = ("#1b7837", "#5aae61", "#f4a582", "#bababa")
+_CHANGE_ORDER = {"removed": 0, "added": 1, "updated": 2}
+# JSON inside <script> must never close the element or open a comment.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+ProgressCallback = Callable[[str], None]
+
+
+# ---------------------------------------------------------------------------------------------
+# The report's data (pure)
+
+
+def headline_numbers(merchants: pl.DataFrame, changes: pl.DataFrame) -> dict[str, int]:
+    """Merchants listed, trusted merchants, and their change since the previous snapshot.
+
+    The change comes from the snapshot's own delta (``changes``), so it is right even when the
+    previous snapshot has since been removed by gc: merchants +added -removed, trusted
+    +(trusted after) -(trusted before) over the changed rows. Also the counts per change kind.
+    """
+    counts = Counter(changes.get_column("change").to_list())
+    trusted_after = changes.get_column("trusted_after").fill_null(False).sum()
+    trusted_before = changes.get_column("trusted_before").fill_null(False).sum()
+    return {
+        "merchants": merchants.height,
+        "trusted": int(merchants.get_column("trusted").sum()),
+        "merchants_change": counts.get("added", 0) - counts.get("removed", 0),
+        "trusted_change": int(trusted_after) - int(trusted_before),
+        "added": counts.get("added", 0),
+        "removed": counts.get("removed", 0),
+        "updated": counts.get("updated", 0),
+    }
+
+
+def trusted_by_region_and_grade(merchants: pl.DataFrame, region_codes: Sequence[str]
+                                ) -> pl.DataFrame:
+    """Trusted merchants per region and grade: ``region``, ``grade``, ``merchants``, one row for
+    every region of ``region_codes`` (in that order) and every trusted grade, zeros included.
+    A merchant listed in several regions counts in each (it is recognised in each)."""
+    trusted = merchants.filter(pl.col("trusted")).select("regions", "grade").explode("regions")
+    counts = trusted.group_by(pl.col("regions").alias("region"), "grade").len("merchants")
+    grid = pl.DataFrame({"region": list(region_codes)}).join(
+        pl.DataFrame({"grade": ["A", "B"]}), how="cross"
+    )
+    return (
+        grid.join(counts, on=["region", "grade"], how="left")
+        .with_columns(pl.col("merchants").fill_null(0).cast(pl.Int64))
+    )
+
+
+def score_distribution(merchants: pl.DataFrame, bin_width: int = SCORE_BIN_WIDTH
+                       ) -> pl.DataFrame:
+    """Listed merchants per score bin and grade: ``score_from`` (inclusive), ``score_to``
+    (exclusive; the last bin includes 100), ``grade`` (``none`` below C), ``merchants``.
+    Only non-empty cells."""
+    last_bin = 100 - bin_width
+    return (
+        merchants.select(
+            (pl.col("score") // bin_width * bin_width).clip(0, last_bin).cast(pl.Int64)
+            .alias("score_from"),
+            pl.col("grade").fill_null("none"),
+        )
+        .group_by("score_from", "grade")
+        .len("merchants")
+        .with_columns((pl.col("score_from") + bin_width).alias("score_to"))
+        .select("score_from", "score_to", "grade", pl.col("merchants").cast(pl.Int64))
+        .sort("score_from", pl.col("grade").replace_strict(
+            {g: i for i, g in enumerate(GRADES)}, return_dtype=pl.Int64))
+    )
+
+
+def top_changes(
+    changes: pl.DataFrame,
+    names: pl.DataFrame,
+    limit: int = TOP_CHANGES,
+) -> pl.DataFrame:
+    """The ``limit`` changes a reader should see first: trusted status flips, then removals,
+    then the largest score moves. ``names`` (``uscc``, ``name``) supplies merchant names, from
+    the current snapshot and, for removed merchants, the previous one. Adds ``name``,
+    ``score_delta`` and ``fields`` (the changed fields, comma-joined)."""
+    named = names.unique("uscc", keep="first").select("uscc", "name")
+    return (
+        changes.join(named, on="uscc", how="left")
+        .with_columns(
+            (pl.col("score_after").fill_null(0) - pl.col("score_before").fill_null(0))
+            .round(2).alias("score_delta"),
+            pl.col("fields_changed").list.join(", ").alias("fields"),
+            (pl.col("trusted_before").fill_null(False) != pl.col("trusted_after").fill_null(False))
+            .alias("_flipped"),
+            pl.col("change").replace_strict(_CHANGE_ORDER, default=3, return_dtype=pl.Int64)
+            .alias("_kind"),
+        )
+        .sort(
+            ["_flipped", "_kind", pl.col("score_delta").abs(), "uscc"],
+            descending=[True, False, True, False],
+        )
+        .head(limit)
+        .select(
+            "uscc", "name", "change", "fields", "grade_before", "grade_after", "score_before",
+            "score_after", "score_delta", "trusted_before", "trusted_after",
+        )
+    )
+
+
+def _committed_by(record: Mapping[str, Any], published_at: datetime) -> bool:
+    created = record.get("created_at")
+    if not created:
+        return True
+    return datetime.fromisoformat(created) <= published_at
+
+
+def region_scorecards(
+    records: Iterable[Mapping[str, Any]],
+    regions: RegionConfig,
+    input_batches: Iterable[str],
+    published_at: datetime,
+    top_checks: int = TOP_CHECKS,
+) -> list[dict[str, Any]]:
+    """Each configured region's data-quality scorecard for a snapshot, from the batch records
+    committed by ``published_at`` (later uploads belong to later snapshots):
+
+    ``code``, ``name_zh``, ``name_en``, ``batches``, ``rows_in``, ``accepted``, ``quarantined``,
+    ``accepted_pct`` (None without rows), ``top_checks`` (the ``top_checks`` most frequent
+    quarantine codes as ``(code, count)``, most frequent first), and ``held`` (batches held by
+    the batch gate and not in ``input_batches``: ``batch_id``, ``dataset``, ``reasons``).
+    A region with no uploads gets a card of zeros, so a silent council shows up.
+    """
+    published = set(input_batches)
+    cards: dict[str, dict[str, Any]] = {}
+    failing: dict[str, Counter[str]] = {}
+    for code, region in regions.regions.items():
+        cards[code] = {
+            "code": code, "name_zh": region.name_zh, "name_en": region.name_en,
+            "batches": 0, "rows_in": 0, "accepted": 0, "quarantined": 0, "held": [],
+        }
+        failing[code] = Counter()
+    for record in sorted(records, key=lambda r: r["batch_id"]):
+        card = cards.get(record["region"])
+        if card is None or not _committed_by(record, published_at):
+            continue
+        card["batches"] += 1
+        for column in ("rows_in", "accepted", "quarantined"):
+            card[column] += int(record.get(column) or 0)
+        failing[record["region"]].update(record.get("error_counts") or {})
+        if record.get("status") == "held" and record["batch_id"] not in published:
+            card["held"].append({
+                "batch_id": record["batch_id"],
+                "dataset": record["dataset"],
+                "reasons": list(record.get("held_reasons") or []),
+            })
+    for code, card in cards.items():
+        rows = card["rows_in"]
+        card["accepted_pct"] = round(100 * card["accepted"] / rows, 1) if rows else None
+        # Most frequent first; ties by code so the page is the same on every rebuild.
+        card["top_checks"] = sorted(failing[code].items(), key=lambda kv: (-kv[1], kv[0])
+                                    )[:top_checks]
+    return list(cards.values())
+
+
+def gift_rankings(products: pl.DataFrame, per_category: int = GIFTS_PER_CATEGORY
+                  ) -> pl.DataFrame:
+    """The top ``per_category`` products of each category in each evaluation round (newest
+    round first), with ``rank_in_category``, ``overall``, ``evaluators`` and the dimensions."""
+    return (
+        products.filter(pl.col("rank_in_category") <= per_category)
+        .sort(["evaluation_round", "category", "rank_in_category", "region", "product_id"],
+              descending=[True, False, False, False, False])
+        .select(
+            "evaluation_round", "category", "rank_in_category", "product_name", "region",
+            "origin_city", "overall", "quality", "culture", "packaging", "value", "evaluators",
+        )
+    )
+
+
+def relative_link(from_key: str, to_key: str) -> str:
+    """The relative URL from the object ``from_key`` to the object ``to_key`` (both storage
+    keys), so links work on disk and from any static host of the storage root alike."""
+    return posixpath.relpath(to_key, posixpath.dirname(from_key))
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts: Vega-Lite specs (pure)
+
+
+def _grade_scale() -> alt.Scale:
+    return alt.Scale(domain=list(GRADES), range=list(GRADE_COLOURS))
+
+
+def trusted_chart_spec(frame: pl.DataFrame, region_labels: Mapping[str, str]) -> dict[str, Any]:
+    """Stacked bars of trusted merchants per region (labelled by ``region_labels``) and grade,
+    from :func:`trusted_by_region_and_grade`."""
+    data = frame.with_columns(
+        pl.col("region").replace_strict(region_labels, default=pl.col("region")).alias("label")
+    )
+    chart = (
+        alt.Chart(data, title="可信商户（按地区、等级） Trusted merchants by region and grade")
+        .mark_bar()
+        .encode(
+            x=alt.X("label:N", title="地区 Region", sort=[region_labels.get(c, c)
+                                                        for c in frame["region"].unique(
+                                                            maintain_order=True)],
+                    axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("sum(merchants):Q", title="可信商户 Trusted merchants",
+                    axis=alt.Axis(tickMinStep=1)),
+            color=alt.Color("grade:N", title="等级 Grade", scale=_grade_scale()),
+            tooltip=["label:N", "grade:N", "merchants:Q"],
+        )
+        .properties(width=360, height=220)
+    )
+    return _spec(chart)
+
+
+def score_chart_spec(frame: pl.DataFrame, bin_width: int = SCORE_BIN_WIDTH) -> dict[str, Any]:
+    """Stacked bars of listed merchants per score bin and grade, from
+    :func:`score_distribution`."""
+    chart = (
+        alt.Chart(frame, title="评分分布 Score distribution")
+        .mark_bar()
+        .encode(
+            x=alt.X("score_from:Q", title="评分 Score", bin=alt.Bin(binned=True, step=bin_width),
+                    scale=alt.Scale(domain=[0, 100])),
+            x2="score_to:Q",
+            y=alt.Y("sum(merchants):Q", title="商户 Merchants", axis=alt.Axis(tickMinStep=1)),
+            color=alt.Color("grade:N", title="等级 Grade", scale=_grade_scale()),
+            tooltip=["score_from:Q", "score_to:Q", "grade:N", "merchants:Q"],
+        )
+        .properties(width=360, height=220)
+    )
+    return _spec(chart)
+
+
+def _spec(chart: alt.Chart) -> dict[str, Any]:
+    spec = chart.to_dict()
+    # The schema URL is an identifier, never fetched; dropping it keeps the page free of URLs.
+    spec.pop("$schema", None)
+    return spec
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the page shows, computed; :func:`report_html` only lays it out."""
+
+    snapshot_id: str
+    as_of: str
+    published_at: str
+    previous_snapshot: str | None
+    code_version: str
+    score_model_version: int
+    headline: dict[str, int]
+    regions: list[dict[str, str]]
+    trusted: pl.DataFrame
+    scores: pl.DataFrame
+    changes: pl.DataFrame
+    scorecards: list[dict[str, Any]]
+    gifts: pl.DataFrame
+    manifest_link: str
+    data_docs_links: list[str] = field(default_factory=list)
+    charts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@cache
+def vega_runtime() -> str:
+    """The Vega + Vega-Lite + vega-embed JavaScript bundle shipped by ``vl-convert-python``,
+    for the Vega-Lite version altair writes. Raises ``RuntimeError`` if it could close the
+    ``<script>`` element it is inlined in."""
+    import vl_convert
+    from altair.utils._importers import vl_version_for_vl_convert
+
+    bundle = vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert())
+    if "</script" in bundle.lower():
+        raise RuntimeError("the Vega bundle contains '</script' and cannot be inlined")
+    return bundle
+
+
+def _script_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True).translate(_SCRIPT_SAFE)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("registry", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["script_json"] = _script_json
+    env.filters["signed"] = lambda n: f"{n:+d}"
+    env.filters["number"] = lambda v: "—" if v is None else (
+        f"{v:g}" if isinstance(v, float) else str(v))
+    return env
+
+
+def report_html(data: ReportData, runtime: str | None = None) -> str:
+    """The complete, self-contained HTML page for ``data``. ``runtime`` is the inlined chart
+    JavaScript (default: :func:`vega_runtime`). Text from the data is HTML-escaped, and chart
+    specs are embedded as script-safe JSON."""
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        data=data,
+        changes=data.changes.to_dicts(),
+        gifts=data.gifts.to_dicts(),
+        runtime=runtime if runtime is not None else vega_runtime(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# I/O edge
+
+
+def batch_records(storage: Storage) -> list[dict[str, Any]]:
+    """Every committed batch record in the ledger, as written by ingestion."""
+    return [
+        json.loads(storage.read_bytes(info.key))
+        for info in storage.list(BATCHES_PREFIX)
+        if info.key.endswith(".json")
+    ]
+
+
+def report_key(snapshot_id: str) -> str:
+    return report_prefix(snapshot_id) + REPORT_FILE
+
+
+def _previous_names(storage: Storage, snapshot: Snapshot) -> pl.DataFrame | None:
+    previous = snapshot.manifest.previous_snapshot
+    if previous is None:
+        return None
+    try:
+        return open_snapshot(storage, previous).merchants.select("uscc", "name").collect()
+    except SnapshotError as err:
+        # gc may have removed it; removed merchants then show without a name.
+        log.info("previous snapshot %s unavailable for names: %s", previous, err)
+        return None
+
+
+def _data_docs_links(storage: Storage, snapshot_id: str) -> list[str]:
+    own = report_key(snapshot_id)
+    return sorted(
+        relative_link(own, info.key)
+        for info in storage.list(report_prefix(snapshot_id))
+        if info.key.endswith("index.html") and info.key != own
+    )
+
+
+def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = None
+                ) -> ReportData:
+    """Read snapshot ``snapshot_id`` (latest by default; checksums verified) and the batch
+    ledger, and compute the report. Raises :class:`~registry.reader.SnapshotError` when the
+    snapshot cannot be opened."""
+    snapshot = open_snapshot(storage, snapshot_id)
+    manifest = snapshot.manifest
+    regions = load_regions(settings.config_dir)
+    merchants = snapshot.merchants.collect()
+    changes = snapshot.changes.collect()
+    names = merchants.select("uscc", "name")
+    previous = _previous_names(storage, snapshot)
+    if previous is not None:
+        names = pl.concat([names, previous])
+    labels = {code: f"{r.name_zh} {r.name_en}" for code, r in regions.regions.items()}
+    trusted = trusted_by_region_and_grade(merchants, list(regions.regions))
+    scores = score_distribution(merchants)
+    own = report_key(manifest.snapshot_id)
+    return ReportData(
+        snapshot_id=manifest.snapshot_id,
+        as_of=manifest.as_of.isoformat(),
+        published_at=f"{manifest.published_at:%Y-%m-%d %H:%M:%S %Z}",
+        previous_snapshot=manifest.previous_snapshot,
+        code_version=manifest.code_version,
+        score_model_version=manifest.score_model.version,
+        headline=headline_numbers(merchants, changes),
+        regions=[{"code": c, "name_zh": r.name_zh, "name_en": r.name_en}
+                 for c, r in regions.regions.items()],
+        trusted=trusted,
+        scores=scores,
+        changes=top_changes(changes, names),
+        scorecards=region_scorecards(
+            batch_records(storage), regions, manifest.input_batches, manifest.published_at
+        ),
+        gifts=gift_rankings(snapshot.products.collect()),
+        manifest_link=relative_link(own, manifest_key(manifest.snapshot_id)),
+        data_docs_links=_data_docs_links(storage, manifest.snapshot_id),
+        charts={
+            "trusted": trusted_chart_spec(trusted, labels),
+            "scores": score_chart_spec(scores),
+        },
+    )
+
+
+def write_report(
+    storage: Storage,
+    settings: Settings,
+    snapshot_id: str | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> str:
+    """Build the report of snapshot ``snapshot_id`` (latest by default) and write it to
+    ``reports/{snapshot_id}/index.html``, replacing an earlier build. Returns the key.
+    ``progress`` is called with the name of each stage as it starts."""
+    step = progress or (lambda _stage: None)
+    step("report: reading the snapshot and batch records")
+    data = report_data(storage, settings, snapshot_id)
+    step("report: rendering")
+    page = report_html(data)
+    key = report_key(data.snapshot_id)
+    step("report: writing")
+    storage.write_bytes(key, page.encode("utf-8"))
+    log.info("wrote report %s", key)
+    return key
+
+
+__all__ = [
+    "ReportData",
+    "gift_rankings",
+    "headline_numbers",
+    "region_scorecards",
+    "relative_link",
+    "report_data",
+    "report_html",
+    "report_key",
+    "score_chart_spec",
+    "score_distribution",
+    "top_changes",
+    "trusted_by_region_and_grade",
+    "trusted_chart_spec",
+    "vega_runtime",
+    "write_report",
+]
