@@ -54,6 +54,7 @@ from registry.layout import (
     manifest_key,
     snapshot_prefix,
 )
+from registry.progress import ProgressCallback
 from registry.reader import (
     FileEntry,
     LatestPointer,
@@ -87,6 +88,9 @@ CRASH_STEPS = (
 # Council staff work in Asia/Shanghai: "today" for a default as_of is their today.
 COUNCIL_TIMEZONE = ZoneInfo("Asia/Shanghai")
 TABLE_ORDER = ("merchants", "products", "changes")
+# Build, PII check, data files, manifest, log entry, latest: what a progress bar counts.
+PUBLISH_STAGES = 6
+SNAPSHOT_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 # The published `uscc` is a format-checked organisation code whose digit runs can mimic
 # personal numbers; it is the one column the value scan leaves out.
 _NOT_PERSONAL = frozenset({"uscc"})
@@ -274,6 +278,20 @@ def _check_crash_setting(settings: Settings) -> None:
         )
 
 
+def _snapshot_id(
+    now: datetime, previous: str | None, files: list[FileEntry], as_of: date, seq: int
+) -> str:
+    """``{UTC time to the microsecond}Z-{hash}``: ids sort by publish time, and always after
+    the previous snapshot's (a clock stepping back cannot reorder them). The hash names the
+    content and its place in the log, so identical data published twice gets two ids."""
+    stamp = now
+    if previous is not None:
+        before = datetime.strptime(previous.split("-", 1)[0], SNAPSHOT_TIME_FORMAT)
+        stamp = max(stamp, before.replace(tzinfo=UTC) + timedelta(microseconds=1))
+    identity = "|".join([*(f.sha256 for f in files), as_of.isoformat(), str(seq), previous or ""])
+    return f"{stamp:{SNAPSHOT_TIME_FORMAT}}-{sha256_hex(identity.encode())[:8]}"
+
+
 def _put_once(storage: Storage, key: str, data: bytes) -> None:
     """Create-if-absent; an object already holding exactly these bytes (a retried publish of
     identical content) is accepted, anything else is an error."""
@@ -329,7 +347,8 @@ def recover_latest(storage: Storage) -> LatestPointer | None:
 
 
 def publish_snapshot(
-    storage: Storage, settings: Settings, *, as_of: date | None = None
+    storage: Storage, settings: Settings, *, as_of: date | None = None,
+    progress: ProgressCallback | None = None,
 ) -> PublishResult:
     """Build the registry from the publishable staged batches and publish it as a new snapshot.
 
@@ -337,8 +356,10 @@ def publish_snapshot(
     inputs, ``as_of`` and the previous snapshot (for the delta and listing dates).
 
     Raises :class:`PIIRefused` (nothing written) when the output would carry personal data, and
-    :class:`ConcurrentPublish` when another writer committed first.
+    :class:`ConcurrentPublish` when another writer committed first. ``progress`` hears of
+    each protocol stage as it starts.
     """
+    step = progress or (lambda _description, _done, _total: None)
     _check_crash_setting(settings)
     now = datetime.now(UTC)
     as_of = as_of or now.astimezone(COUNCIL_TIMEZONE).date()
@@ -346,7 +367,9 @@ def publish_snapshot(
     previous = latest.snapshot_id if latest else None
     seq = (latest.seq if latest else 0) + 1
 
+    step("publish: building the registry", 0, PUBLISH_STAGES)
     built = snapshot_tables(storage, settings, as_of, previous)
+    step("publish: checking for personal data", 1, PUBLISH_STAGES)
     contracts = load_contracts(settings.schemas_dir)
     pii_columns = {c for contract in contracts.values() for c in contract.pii_columns}
     findings = pii_findings(built.tables, pii_columns)
@@ -363,10 +386,10 @@ def publish_snapshot(
         )
         for name, data in payloads.items()
     ]
-    content = sha256_hex("".join(f.sha256 for f in files).encode() + as_of.isoformat().encode())
-    snapshot_id = f"{now:%Y%m%dT%H%M%SZ}-{content[:8]}"
+    snapshot_id = _snapshot_id(now, previous, files, as_of, seq)
     prefix = snapshot_prefix(snapshot_id)
 
+    step("publish: writing data files", 2, PUBLISH_STAGES)
     for i, (name, data) in enumerate(payloads.items()):
         _put_once(storage, f"{prefix}{name}.parquet", data)
         if i == 0:
@@ -394,6 +417,7 @@ def publish_snapshot(
         summary=summary,
     )
     manifest_bytes = manifest.to_json_bytes()
+    step("publish: writing the manifest", 3, PUBLISH_STAGES)
     try:
         storage.put_if_absent(manifest_key(snapshot_id), manifest_bytes)
     except AlreadyExists:
@@ -410,6 +434,7 @@ def publish_snapshot(
         previous_snapshot=previous,
         committed_at=datetime.now(UTC),
     )
+    step("publish: committing to the log", 4, PUBLISH_STAGES)
     try:
         storage.put_if_absent(log_key(seq), entry.to_json_bytes())
     except AlreadyExists:
@@ -419,8 +444,10 @@ def publish_snapshot(
         ) from None
     _crash_point(settings, "after_log_entry")
 
+    step("publish: moving latest", 5, PUBLISH_STAGES)
     _move_latest(storage, entry)
     _crash_point(settings, "after_latest")
+    step(f"publish: published {snapshot_id}", PUBLISH_STAGES, PUBLISH_STAGES)
     log.info("published snapshot %s (seq %d, as_of %s)", snapshot_id, seq, as_of)
     return PublishResult(
         snapshot_id=snapshot_id,

@@ -1,12 +1,23 @@
 """Reading published snapshots: pointer -> manifest -> files, with every checksum verified.
 
-The public entry point is :func:`open_snapshot`::
+The public entry point is :func:`open_snapshot`. It checks the manifest against the pointer
+(or log) and every file against the manifest, then returns polars LazyFrames::
 
     import registry
-    snap = registry.open_snapshot("s3://registry-bucket/prod")     # latest
-    snap = registry.open_snapshot(storage, "20261130T020000Z-1a2b3c4d")   # by id
+    snap = registry.open_snapshot()                        # latest, at REGISTRY_STORAGE_URI
+    snap = registry.open_snapshot("s3://bucket/prod")      # latest, at a given root
+    snap = registry.open_snapshot(storage, "20261130T020000123456Z-1a2b3c4d")   # by id
     snap = registry.open_snapshot(storage, as_of=date(2026, 6, 30))       # by as_of
     trusted = snap.merchants.filter(pl.col("trusted")).collect()
+
+Other libraries read the same verified files, through ``snap.uri(table)`` or the frames::
+
+    pandas.read_parquet(snap.uri("merchants"))             # or .collect().to_pandas()
+    pyarrow.dataset.dataset(snap.uri("merchants"), format="parquet")
+    duckdb.sql(f"SELECT grade, count(*) FROM read_parquet('{snap.uri('merchants')}') GROUP BY 1")
+
+On S3, pandas needs s3fs and DuckDB its httpfs extension with the same credentials; the
+polars frames (``.collect().to_pandas()``, ``.to_arrow()``) need nothing more.
 
 The JSON formats of the manifest, the commit log and the ``latest.json`` pointer are the
 pydantic models below; ``registry.publish`` writes them.
@@ -30,7 +41,6 @@ from registry.settings import load_settings
 from registry.storage import NotFound, Storage, open_storage
 
 MANIFEST_FORMAT = "yrd-registry-snapshot/1"
-TABLES = ("merchants", "products", "changes")
 
 
 class SnapshotError(Exception):

@@ -42,7 +42,6 @@ def status_disqualifier(status: str) -> str:
 
 
 COMPONENT_COLUMNS = ("score_compliance", "score_complaints", "score_quality")
-SCORE_COLUMNS = (*COMPONENT_COLUMNS, "score", "grade", "trusted", "disqualifications")
 # Components are rounded so that a published score is exactly reproducible and explainable.
 DECIMALS = 2
 

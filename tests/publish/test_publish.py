@@ -244,3 +244,24 @@ def test_gc_leaves_young_orphans_alone(staged: Storage, settings):
     assert collect_garbage(staged, settings, grace_seconds=3600).orphans_removed == []
     report = collect_garbage(staged, settings, grace_seconds=0)
     assert report.orphans_removed == ["20991231T000000Z-inflight"]
+
+
+def test_republishing_unchanged_data_is_a_new_snapshot_with_no_changes(staged, settings):
+    results = [publish_snapshot(staged, settings, as_of=AS_OF) for _ in range(3)]
+    assert [r.seq for r in results] == [1, 2, 3]
+    assert len({r.snapshot_id for r in results}) == 3
+    assert results[2].changes == {} and results[2].rows["changes"] == 0
+    files = [json.loads(staged.read_bytes(r.manifest_key))["files"] for r in results[1:]]
+    assert files[0] == files[1]  # identical data, distinct snapshots
+
+
+def test_snapshot_ids_sort_after_the_previous_even_if_the_clock_steps_back():
+    from datetime import UTC, datetime
+
+    from registry.publish import _snapshot_id
+
+    now = datetime(2026, 11, 30, 2, 0, 0, 500, tzinfo=UTC)
+    first = _snapshot_id(now, None, [], AS_OF, 1)
+    assert first.startswith("20261130T020000000500Z-")
+    second = _snapshot_id(now.replace(second=0, microsecond=0), first, [], AS_OF, 2)
+    assert second.startswith("20261130T020000000501Z-") and second > first
