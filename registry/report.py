@@ -28,7 +28,7 @@ import json
 import logging
 import posixpath
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -39,6 +39,7 @@ import jinja2
 import polars as pl
 
 from registry.layout import BATCHES_PREFIX, manifest_key, report_prefix
+from registry.progress import ProgressCallback
 from registry.reader import Snapshot, SnapshotError, open_snapshot
 from registry.regions import RegionConfig, load_regions
 from registry.settings import Settings
@@ -57,8 +58,6 @@ GRADE_COLOURS = ("#1b7837", "#5aae61", "#f4a582", "#bababa")
 _CHANGE_ORDER = {"removed": 0, "added": 1, "updated": 2}
 # JSON inside <script> must never close the element or open a comment.
 _SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
-
-ProgressCallback = Callable[[str], None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,15 +453,16 @@ def write_report(
 ) -> str:
     """Build the report of snapshot ``snapshot_id`` (latest by default) and write it to
     ``reports/{snapshot_id}/index.html``, replacing an earlier build. Returns the key.
-    ``progress`` is called with the name of each stage as it starts."""
-    step = progress or (lambda _stage: None)
-    step("report: reading the snapshot and batch records")
+    ``progress`` hears of each of its three stages."""
+    step = progress or (lambda _description, _done, _total: None)
+    step("report: reading the snapshot and batch records", 0, 3)
     data = report_data(storage, settings, snapshot_id)
-    step("report: rendering")
+    step("report: rendering", 1, 3)
     page = report_html(data)
     key = report_key(data.snapshot_id)
-    step("report: writing")
+    step("report: writing", 2, 3)
     storage.write_bytes(key, page.encode("utf-8"))
+    step("report: written", 3, 3)
     log.info("wrote report %s", key)
     return key
 

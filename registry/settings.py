@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     s3_connect_timeout_s: float = Field(default=5.0, gt=0)
     s3_read_timeout_s: float = Field(default=60.0, gt=0)
 
+    # Set by CI systems (usually CI=true): the CLI writes plain progress lines, never bars.
+    ci: str | None = Field(default=None, validation_alias="CI")
+
+    @property
+    def in_ci(self) -> bool:
+        return (self.ci or "").strip().lower() not in ("", "0", "false", "no")
+
     @cached_property
     def storage_scheme(self) -> str:
         return self.storage_uri.split("://", 1)[0] if "://" in self.storage_uri else "file"

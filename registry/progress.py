@@ -1,0 +1,78 @@
+"""Progress of long CLI work (many uploads to ingest, the stages of a publication).
+
+Library functions and flows take an optional :data:`ProgressCallback` and know nothing about
+terminals; only the CLI turns the calls into something to look at, through
+:func:`cli_progress`: a rich progress bar on an interactive terminal, plain log lines when
+output goes to a file or a pipe, or when ``CI`` is set (CI logs keep every carriage return and
+escape code a bar would write).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from registry.settings import Settings
+
+ProgressCallback = Callable[[str, int, int], None]
+"""``progress(description, done, total)``: ``done`` of ``total`` steps are finished and the
+work is now at ``description``. Called from the thread that does the work."""
+
+# Plain mode logs about this many lines per description, however many steps there are.
+PLAIN_LINES = 10
+
+
+def wants_bars(settings: Settings, stream: IO[str]) -> bool:
+    """Whether to draw bars: only on an interactive terminal, and never in CI."""
+    return stream.isatty() and not settings.in_ci
+
+
+class _PlainLines:
+    """Plain log lines: the first step and every change of description, about
+    :data:`PLAIN_LINES` evenly spaced steps in between, and the last step."""
+
+    def __init__(self, stream: IO[str]):
+        self._stream = stream
+        self._last: tuple[str, int] | None = None
+
+    def __call__(self, description: str, done: int, total: int) -> None:
+        every = max(1, math.ceil(total / PLAIN_LINES))
+        changed = self._last is None or self._last[0] != description
+        due = changed or done >= total or done % every == 0
+        if due and self._last != (description, done):
+            print(f"[{done}/{total}] {description}", file=self._stream, flush=True)
+        self._last = (description, done)
+
+
+@contextmanager
+def cli_progress(settings: Settings, stream: IO[str]) -> Iterator[ProgressCallback]:
+    """A progress callback that draws on ``stream`` for the duration of the block: one rich
+    bar (its description and total follow the calls) on a terminal, plain lines otherwise."""
+    if not wants_bars(settings, stream):
+        yield _PlainLines(stream)
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(file=stream),
+    ) as bars:
+        task = bars.add_task("starting", total=None)
+
+        def advance(description: str, done: int, total: int) -> None:
+            bars.update(task, description=description, completed=done, total=total)
+
+        yield advance
