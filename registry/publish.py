@@ -70,6 +70,7 @@ from registry.reader import (
     sha256_hex,
 )
 from registry.regions import load_regions
+from registry.report import write_report
 from registry.scores import load_score_model
 from registry.settings import Settings
 from registry.storage import AlreadyExists, PreconditionFailed, Storage
@@ -91,9 +92,10 @@ TABLE_ORDER = ("merchants", "products", "changes")
 # Build, PII check, data files, manifest, log entry, latest: what a progress bar counts.
 PUBLISH_STAGES = 6
 SNAPSHOT_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
-# The published `uscc` is a format-checked organisation code whose digit runs can mimic
-# personal numbers; it is the one column the value scan leaves out.
-_NOT_PERSONAL = frozenset({"uscc"})
+# Identifiers the registry itself checks or generates, whose digit runs can mimic personal
+# numbers: the format-checked organisation code, and batch ids (time stamps and hex hashes).
+# The value scan leaves them out; every other string is scanned.
+_NOT_PERSONAL = frozenset({"uscc", "source_batches"})
 # Rust-regex syntax (no look-around): a mainland mobile number, optionally +86 and separators,
 # not part of a longer digit run; an 18-character resident ID with a plausible birth date.
 MOBILE_PATTERN = r"(?:^|[^0-9])(?:\+?86[- ]?)?1[3-9][0-9][- ]?[0-9]{4}[- ]?[0-9]{4}(?:[^0-9]|$)"
@@ -149,6 +151,8 @@ class PublishResult:
     rows: dict[str, int]
     trusted_by_grade: dict[str, int]
     changes: dict[str, int]
+    # Key of the snapshot's HTML report; None when writing it failed (the snapshot stands).
+    report: str | None = None
 
 
 @dataclass
@@ -449,6 +453,16 @@ def publish_snapshot(
     _crash_point(settings, "after_latest")
     step(f"publish: published {snapshot_id}", PUBLISH_STAGES, PUBLISH_STAGES)
     log.info("published snapshot %s (seq %d, as_of %s)", snapshot_id, seq, as_of)
+    report: str | None = None
+    try:
+        report = write_report(storage, settings, snapshot_id, progress=progress)
+    except Exception:
+        # The snapshot is committed and readers already see it: a page that failed to render
+        # must not undo that. `registry report ID` rebuilds it.
+        log.exception(
+            "snapshot %s is PUBLISHED, but its report was NOT written; rebuild it with "
+            "`registry report %s`", snapshot_id, snapshot_id,
+        )
     return PublishResult(
         snapshot_id=snapshot_id,
         manifest_key=manifest_key(snapshot_id),
@@ -458,6 +472,7 @@ def publish_snapshot(
         rows=summary["rows"],
         trusted_by_grade=summary["trusted_by_grade"],
         changes=summary["changes"],
+        report=report,
     )
 
 

@@ -173,6 +173,9 @@ def test_pii_guard_flags_contract_pii_columns_and_ignores_ordinary_numbers():
     )
     found = {(f.column, f.kind) for f in pii_findings({"merchants": frame}, {"contact_phone"})}
     assert found == {("contact_phone", "pii_column"), ("tags", "mobile_number")}
+    # A batch id whose hash happens to hold eleven digits is lineage, not a phone number.
+    lineage = pl.DataFrame({"source_batches": [["20261130T072716992234Z-a13912345678"]]})
+    assert pii_findings({"merchants": lineage}, set()) == []
 
 
 def test_a_second_writer_loses_at_the_log_and_leaves_only_an_orphan(
