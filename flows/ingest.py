@@ -1,23 +1,48 @@
 """The ingest flow (DESIGN.md §5, §9): one mapped task per pending landing object.
 
 Each task calls :func:`registry.ingest.ingest_object`, which is idempotent at every step, so a
-retried or re-run task never duplicates a batch. Tasks are tagged ``region:{R}``: a Prefect
-tag concurrency limit (``prefect concurrency-limit create region:SH 2``) caps how many uploads
-of one council are ingested at once; without one, the task runner's own limit applies.
+retried or re-run task never duplicates a batch. Storage failures are retried with exponential
+backoff; anything else fails the task at once (a bug does not heal by waiting).
+
+Tasks are tagged ``region:{R}``: the tag concurrency limits that ``registry orchestration
+setup`` creates cap how many uploads of one council are ingested at once, so one council's
+backlog cannot starve the others. Without such a limit the task runner's own width applies.
+
+The task runner comes from the settings (``REGISTRY_TASK_RUNNER``): Prefect's thread pool by
+default, or prefect-dask's ``DaskTaskRunner`` on the cluster at ``REGISTRY_DASK_ADDRESS`` (else
+on a local cluster started for the run), to spread the per-file work over many machines.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from registry.ingest import IngestSummary, UploadResult, ingest_object, list_pending, region_of_key
-from registry.settings import load_settings
+from registry.orchestration import region_tag
+from registry.run_summary import HeldBatch, held_batches, run_summary_markdown
+from registry.settings import Settings, load_settings
 from registry.storage import StorageError, open_storage
+
+ARTIFACT_KEY = "registry-ingest"
+
+
+def ingest_task_runner(settings: Settings) -> TaskRunner:
+    """The task runner ``settings`` ask for: a thread pool, or Dask (existing cluster or local)."""
+    if settings.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if settings.dask_address:
+            return DaskTaskRunner(address=settings.dask_address)
+        return DaskTaskRunner()
+    return ThreadPoolTaskRunner()
 
 
 def _storage_failure(task: Any, task_run: Any, state: Any) -> bool:
@@ -47,17 +72,55 @@ def pending_uploads(region: str | None, dataset: str | None) -> list[str]:
 )
 def ingest_upload(key: str) -> UploadResult:
     settings = load_settings()
-    return ingest_object(open_storage(settings), settings, key)
+    result = ingest_object(open_storage(settings), settings, key)
+    # Ids and counts only: a file name can carry a person's name, a log line must not.
+    get_run_logger().info(
+        "%s %s upload %s: %s, batch %s, %d rows in, %d accepted, %d quarantined%s",
+        result.region, result.dataset, result.upload_id, result.status, result.batch_id,
+        result.rows_in, result.accepted, result.quarantined,
+        f", file rejected: {result.file_error}" if result.file_error else "",
+    )
+    return result
 
 
-@flow(name="ingest")
-def ingest_flow(region: str | None = None, dataset: str | None = None) -> dict[str, Any]:
-    """Ingest every pending upload (optionally of one region and dataset); return the
-    summary as JSON-ready data (``results`` and ``by_region``)."""
+@task(name="held-batches", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def held_batches_now() -> list[HeldBatch]:
+    return held_batches(open_storage(load_settings()))
+
+
+@flow(name="ingest", task_runner=ingest_task_runner(load_settings()))
+def ingest_flow(region: str | None = None, dataset: str | None = None) -> IngestSummary:
+    """Ingest every pending upload into staged and quarantined batches, one task per upload,
+    and publish a summary artifact (``registry-ingest``).
+
+    Args:
+        region: Only this council's uploads (a region code of config/regions.yaml, e.g. SH).
+            Default: every region.
+        dataset: Only this dataset (merchants, complaints, inspections, gift_evaluations).
+            Default: every dataset.
+
+    Returns the outcome of every upload. Raises after the summary is published when an upload
+    still fails after its retries; that upload stays pending for the next run.
+    """
     keys = pending_uploads(region, dataset)
     futures = [
-        ingest_upload.with_options(tags={f"region:{region_of_key(key)}"}).submit(key)
+        ingest_upload.with_options(tags={region_tag(region_of_key(key) or "unknown")}).submit(key)
         for key in keys
     ]
     wait(futures)
-    return IngestSummary([future.result() for future in futures]).as_dict()
+    outcomes = [future.result(raise_on_failure=False) for future in futures]
+    summary = IngestSummary([o for o in outcomes if isinstance(o, UploadResult)])
+    failed = Counter(
+        region_of_key(key) or "?" for key, o in zip(keys, outcomes, strict=True)
+        if not isinstance(o, UploadResult)
+    )
+    create_markdown_artifact(
+        run_summary_markdown(ingested=summary, failed=failed, held=held_batches_now()),
+        key=ARTIFACT_KEY,
+        description="Uploads ingested per region, staged batch ids, held batches",
+    )
+    if failed:
+        # Re-raise the first failure so the run is marked failed, with its real cause.
+        for future in futures:
+            future.result()
+    return summary

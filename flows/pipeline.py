@@ -1,4 +1,4 @@
-"""The pipeline flow: ingest every pending upload, then publish (``registry run``)."""
+"""The pipeline flow (``registry run``): ingest every pending upload, then publish."""
 
 from __future__ import annotations
 
@@ -6,15 +6,32 @@ from datetime import date
 from typing import Any
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
 
-from flows.ingest import ingest_flow
+from flows.ingest import held_batches_now, ingest_flow
 from flows.publish import publish_flow
+from registry.run_summary import run_summary_markdown
+
+ARTIFACT_KEY = "registry-pipeline"
 
 
 @flow(name="pipeline")
 def pipeline_flow(as_of: date | None = None) -> dict[str, Any]:
-    """Ingest everything pending, then publish; returns both summaries. A failed ingest
-    stops the run before publication."""
+    """Ingest the pending uploads of every region concurrently (one ingest run, one task per
+    upload, each region capped by its tag limit), then publish; publish a summary artifact of
+    both (``registry-pipeline``).
+
+    Args:
+        as_of: Score as of this date (ISO, e.g. 2026-11-30). Default: today in Asia/Shanghai.
+
+    Returns ``{"ingest": IngestSummary, "publish": PublishResult}``. An ingest that fails stops
+    the run before publication.
+    """
     ingested = ingest_flow()
     published = publish_flow(as_of=as_of)
+    create_markdown_artifact(
+        run_summary_markdown(ingested=ingested, published=published, held=held_batches_now()),
+        key=ARTIFACT_KEY,
+        description="Uploads ingested per region, held batches, and the published snapshot",
+    )
     return {"ingest": ingested, "publish": published}

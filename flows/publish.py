@@ -1,24 +1,30 @@
-"""The publish flow: one task, one registry function (DESIGN.md §7, §9).
+"""The publish flow (DESIGN.md §7, §9): build the registry and publish one snapshot.
 
-Publication is single-writer. The flow holds a slot of the Prefect global concurrency limit
-``registry-publish`` (create it once with ``prefect gcl create registry-publish --limit 1``);
-where the limit does not exist Prefect warns and runs on, and the create-if-absent commit log
-still refuses a second writer.
+Publication is single-writer. The flow holds the one slot of the Prefect global concurrency
+limit ``registry-publish`` (``registry orchestration setup`` creates it) while it publishes, so
+a scheduled and a manual run queue behind each other. Where the limit does not exist (an
+ephemeral API, a server not set up yet) Prefect logs a warning and the run goes on: the
+create-if-absent commit log still refuses a second writer, which then fails with
+``ConcurrentPublish`` and leaves latest to the first.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
+from flows.ingest import held_batches_now
+from registry.orchestration import PUBLISH_LIMIT
 from registry.publish import PublishResult, publish_snapshot
+from registry.run_summary import report_key, run_summary_markdown
 from registry.settings import load_settings
 from registry.storage import open_storage
 
-PUBLISH_CONCURRENCY_LIMIT = "registry-publish"
+ARTIFACT_KEY = "registry-publish"
 
 
 # No retries: a publish that failed part-way leaves an orphan for gc, and the next run starts
@@ -31,6 +37,27 @@ def publish_snapshot_task(as_of: date | None) -> PublishResult:
 
 @flow(name="publish")
 def publish_flow(as_of: date | None = None) -> PublishResult:
-    """Build the registry from every publishable staged batch and publish a snapshot."""
-    with concurrency(PUBLISH_CONCURRENCY_LIMIT, occupy=1):
-        return publish_snapshot_task(as_of)
+    """Build the registry from every publishable staged batch, publish it as a new snapshot,
+    and publish a summary artifact (``registry-publish``).
+
+    Args:
+        as_of: Score as of this date (ISO, e.g. 2026-11-30). Default: today in Asia/Shanghai.
+
+    Raises ``PublishRefused`` (nothing published) when the output fails its checks, and
+    ``ConcurrentPublish`` when another writer committed first.
+    """
+    logger = get_run_logger()
+    logger.info("waiting for the %s concurrency slot (single writer)", PUBLISH_LIMIT)
+    with concurrency(PUBLISH_LIMIT, occupy=1):
+        result = publish_snapshot_task(as_of)
+    logger.info(
+        "published snapshot %s (log seq %d, as_of %s, previous %s, rows %s); report %s",
+        result.snapshot_id, result.seq, result.as_of, result.previous_snapshot,
+        result.rows, report_key(result.snapshot_id),
+    )
+    create_markdown_artifact(
+        run_summary_markdown(published=result, held=held_batches_now()),
+        key=ARTIFACT_KEY,
+        description="Published snapshot, its report, and the batches held back",
+    )
+    return result

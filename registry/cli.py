@@ -81,8 +81,10 @@ def upload(
     region: Annotated[str, typer.Option("--region")],
     dataset: Annotated[str, typer.Option("--dataset")],
 ) -> None:
-    """Put a file into landing/{region}/{dataset}/ for the next ingest."""
+    """Put a file into landing/{region}/{dataset}/ for the next ingest, and tell the Prefect
+    server (PREFECT_API_URL, if set) with a registry.upload.created event."""
     from registry.ingest import upload_file
+    from registry.orchestration import emit_upload_created
     from registry.settings import load_settings
     from registry.storage import open_storage
 
@@ -92,6 +94,7 @@ def upload(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(key)
+    emit_upload_created(key, region, dataset, file.stat().st_size)
 
 
 @app.command()
@@ -100,14 +103,15 @@ def ingest(
     dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset.")] = None,
 ) -> None:
     """Run the ingest flow over every pending upload and print a summary per region."""
-    from flows.ingest import ingest_flow
     from rich.console import Console
     from rich.table import Table
 
-    summary = ingest_flow(region=region, dataset=dataset)
+    from flows.ingest import ingest_flow
+
+    by_region = ingest_flow(region=region, dataset=dataset).by_region()
     table = Table("region", "uploads", "staged", "rejected", "duplicate", "in progress",
                   "rows in", "accepted", "quarantined", title="ingest")
-    for code, totals in sorted(summary["by_region"].items()):
+    for code, totals in sorted(by_region.items()):
         uploads = sum(totals.get(s, 0) for s in
                       ("staged", "rejected", "duplicate", "in_progress", "skipped"))
         table.add_row(code, str(uploads), *(str(totals.get(k, 0)) for k in (
@@ -147,6 +151,11 @@ def _print_publish_result(result: PublishResult) -> None:
         + (", ".join(f"{kind} {count}" for kind, count in result.changes.items()) or "none")
     )
     console.print(f"manifest: {result.manifest_key}")
+    if result.report:
+        console.print(f"report: {result.report}")
+    else:
+        console.print(f"[bold red]report NOT written[/] (see the log); rebuild it with "
+                      f"`registry report {result.snapshot_id}`")
 
 
 def _snapshot_or_exit(storage: Storage, snapshot_id: str | None) -> Snapshot:
@@ -365,6 +374,60 @@ def gc(
         typer.echo(f"  uncommitted: {snapshot_id}")
     for snapshot_id in report.expired_removed:
         typer.echo(f"  expired: {snapshot_id}")
+
+
+# -- orchestration -----------------------------------------------------------------------------
+
+orchestration = typer.Typer(help="Prefect server set-up for the registry's deployments.",
+                            no_args_is_help=True)
+app.add_typer(orchestration, name="orchestration")
+
+
+@orchestration.command("setup")
+def orchestration_setup(
+    per_region: Annotated[
+        int, typer.Option("--per-region", min=1, help="Ingest tasks at once per council.")
+    ] = 2,
+) -> None:
+    """Create the registry-pool work pool and the concurrency limits (registry-publish: 1,
+    region:{R}: --per-region) on the server at PREFECT_API_URL. Safe to run again."""
+    from registry.orchestration import set_up_orchestration
+    from registry.regions import load_regions
+    from registry.settings import load_settings
+
+    regions = load_regions(load_settings().config_dir).regions
+    for line in set_up_orchestration(regions, per_region).lines():
+        typer.echo(line)
+
+
+# -- reports -----------------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    snapshot_id: Annotated[str | None, typer.Argument(help="Default: latest.")] = None,
+) -> None:
+    """Rebuild a snapshot's HTML report at reports/{ID}/index.html and print where it is.
+
+    Publication writes it; this rebuilds it, for example after Data Docs were added or after
+    a publication whose report failed."""
+    import sys
+
+    from registry.progress import cli_progress
+    from registry.reader import SnapshotError
+    from registry.report import write_report
+    from registry.settings import load_settings
+    from registry.storage import open_storage
+
+    settings = load_settings()
+    storage = open_storage(settings)
+    try:
+        with cli_progress(settings, sys.stderr) as progress:
+            key = write_report(storage, settings, snapshot_id, progress=progress)
+    except SnapshotError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(storage.uri_for(key))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,17 @@ class Settings(BaseSettings):
         description="Test hook: SIGKILL the publisher at this registry.publish.CRASH_STEPS step.",
     )
 
+    # Orchestration (DESIGN.md §9): how the ingest flow fans out over the pending uploads.
+    task_runner: Literal["default", "dask"] = Field(
+        default="default",
+        description="default: Prefect's thread pool in the flow's process; dask: prefect-dask's "
+        "DaskTaskRunner, on the cluster at dask_address or else on a local cluster.",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="Scheduler address of an existing Dask cluster, for task_runner=dask.",
+    )
+
     # S3: the standard AWS variables, read without the REGISTRY_ prefix.
     aws_endpoint_url: str | None = Field(
         default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")

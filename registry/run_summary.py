@@ -1,0 +1,180 @@
+"""What a data engineer sees of one orchestrated run (DESIGN.md §9): a markdown summary that the
+flows publish as a Prefect artifact.
+
+The summary names regions, datasets, batch ids and the snapshot, and counts rows and files. It
+never names a council's file or shows a row's content: receipts are where a council sees those,
+and an artifact is visible to everyone with access to the Prefect UI.
+
+:func:`run_summary_markdown` is pure. :func:`held_batches` at the bottom is the only I/O here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from registry.ingest import IngestSummary
+from registry.layout import BATCHES_PREFIX, RELEASES_PREFIX, release_key, report_prefix
+from registry.publish import PublishResult
+from registry.storage import Storage
+
+REPORT_PAGE = "index.html"
+# Upload outcomes, in the order the table shows them, with their column headings.
+_UPLOAD_COLUMNS = {
+    "staged": "files staged",
+    "rejected": "files rejected",
+    "duplicate": "duplicates",
+    "in_progress": "in progress elsewhere",
+    "skipped": "skipped",
+}
+
+
+@dataclass(frozen=True)
+class HeldBatch:
+    """A committed batch that the batch-level gate held back: it is not published until someone
+    releases it (``ledger/releases/{batch_id}.json``)."""
+
+    batch_id: str
+    dataset: str
+    region: str
+    reasons: tuple[str, ...] = ()
+
+
+def report_key(snapshot_id: str) -> str:
+    """Where the human report of a snapshot lives (DESIGN.md §3)."""
+    return report_prefix(snapshot_id) + REPORT_PAGE
+
+
+def _cell(value: object) -> str:
+    # A pipe or a line break inside a value would break the markdown table.
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.extend("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)
+    return lines
+
+
+def _ingest_section(summary: IngestSummary, failed: Mapping[str, int]) -> list[str]:
+    lines = ["## Ingest", ""]
+    if failed:
+        lines += [
+            f"**{sum(failed.values())} upload(s) failed after retries** ("
+            + ", ".join(f"{region} {n}" for region, n in sorted(failed.items()))
+            + "): they stay pending for the next run; the task runs' logs say why.",
+            "",
+        ]
+    if not summary.results:
+        return [*lines, "No upload was processed.", ""]
+    by_region = summary.by_region()
+    header = ["region", *_UPLOAD_COLUMNS.values(), "rows in", "accepted rows",
+              "quarantined rows"]
+    rows = [
+        [region, *(totals.get(status, 0) for status in _UPLOAD_COLUMNS),
+         totals["rows_in"], totals["accepted"], totals["quarantined"]]
+        for region, totals in sorted(by_region.items())
+    ]
+    lines += [*_table(header, rows), ""]
+    batches = sorted(
+        (r for r in summary.results if r.batch_id),
+        key=lambda r: (r.region or "", r.dataset or "", r.batch_id or ""),
+    )
+    if batches:
+        lines += ["Batches staged:", ""]
+        lines += _table(
+            ["region", "dataset", "batch", "accepted rows", "quarantined rows"],
+            ([r.region, r.dataset, r.batch_id, r.accepted, r.quarantined] for r in batches),
+        )
+        lines.append("")
+    rejected = sorted(
+        (r for r in summary.results if r.status == "rejected"),
+        key=lambda r: (r.region or "", r.dataset or "", r.upload_id or ""),
+    )
+    if rejected:
+        lines += ["Files rejected whole (the council's receipt says why):", ""]
+        lines += _table(
+            ["region", "dataset", "upload", "code"],
+            ([r.region, r.dataset, r.upload_id, r.file_error] for r in rejected),
+        )
+        lines.append("")
+    return lines
+
+
+def _held_section(held: Sequence[HeldBatch]) -> list[str]:
+    lines = ["## Held batches", ""]
+    if not held:
+        return [*lines, "None: every committed batch is released.", ""]
+    lines += [f"{len(held)} batch(es) are held and not published until released:", ""]
+    lines += _table(
+        ["region", "dataset", "batch", "reasons"],
+        ([h.region, h.dataset, h.batch_id, ", ".join(h.reasons) or "-"]
+         for h in sorted(held, key=lambda h: (h.region, h.dataset, h.batch_id))),
+    )
+    return [*lines, ""]
+
+
+def _snapshot_section(result: PublishResult) -> list[str]:
+    lines = [
+        "## Snapshot",
+        "",
+        f"- snapshot: `{result.snapshot_id}` (log seq {result.seq}, as_of {result.as_of})",
+        f"- previous: `{result.previous_snapshot}`" if result.previous_snapshot
+        else "- previous: none (first snapshot)",
+        f"- manifest: `{result.manifest_key}`",
+        f"- report: `{report_key(result.snapshot_id)}`",
+        "- rows: " + ", ".join(f"{name} {n}" for name, n in result.rows.items()),
+        "- trusted by grade: "
+        + (", ".join(f"{g} {n}" for g, n in result.trusted_by_grade.items()) or "none"),
+        "- changes: " + (", ".join(f"{k} {n}" for k, n in result.changes.items()) or "none"),
+        "",
+    ]
+    return lines
+
+
+def run_summary_markdown(
+    *,
+    ingested: IngestSummary | None = None,
+    failed: Mapping[str, int] | None = None,
+    published: PublishResult | None = None,
+    held: Sequence[HeldBatch] = (),
+) -> str:
+    """The markdown of one run: per-region upload and row counts with the staged batch ids
+    and the uploads that failed (``failed``, per region) when the run ingested; the batches held
+    back by the gate; the published snapshot with its report path when the run published.
+    Raises nothing; an empty run says so."""
+    title = " + ".join(
+        part for part, done in (("ingest", ingested is not None),
+                                ("publish", published is not None)) if done
+    ) or "nothing"
+    lines = [f"# Registry run: {title}", ""]
+    if ingested is not None:
+        lines += _ingest_section(ingested, failed or {})
+    lines += _held_section(held)
+    if published is not None:
+        lines += _snapshot_section(published)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the batch records (the I/O edge of this module)
+
+
+def held_batches(storage: Storage) -> list[HeldBatch]:
+    """Every committed batch whose record says ``held`` and that has no release record yet,
+    sorted by region, dataset and batch id. Raises ``KeyError`` for a record without the fields
+    every batch record has."""
+    released = {info.key for info in storage.list(RELEASES_PREFIX)}
+    held: dict[str, HeldBatch] = {}
+    for info in storage.list(BATCHES_PREFIX):
+        if not info.key.endswith(".json"):
+            continue
+        record = json.loads(storage.read_bytes(info.key))
+        if record["status"] != "held" or release_key(record["batch_id"]) in released:
+            continue
+        held[record["batch_id"]] = HeldBatch(
+            batch_id=record["batch_id"], dataset=record["dataset"], region=record["region"],
+            reasons=tuple(record.get("held_reasons") or ()),
+        )
+    return sorted(held.values(), key=lambda b: (b.region, b.dataset, b.batch_id))
