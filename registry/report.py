@@ -128,15 +128,15 @@ def top_changes(
     limit: int = TOP_CHANGES,
 ) -> pl.DataFrame:
     """The ``limit`` changes a reader should see first: trusted status flips, then removals,
-    then the largest score moves. ``names`` (``uscc``, ``name``) supplies merchant names, from
-    the current snapshot and, for removed merchants, the previous one. Adds ``name``,
-    ``score_delta`` and ``fields`` (the changed fields, comma-joined)."""
+    additions, and updates with the largest score moves. ``names`` (``uscc``, ``name``)
+    supplies merchant names, from the current snapshot and, for removed merchants, the
+    previous one. Adds ``name``, ``score_delta`` (null for additions and removals) and
+    ``fields`` (the changed fields, comma-joined)."""
     named = names.unique("uscc", keep="first").select("uscc", "name")
     return (
         changes.join(named, on="uscc", how="left")
         .with_columns(
-            (pl.col("score_after").fill_null(0) - pl.col("score_before").fill_null(0))
-            .round(2).alias("score_delta"),
+            (pl.col("score_after") - pl.col("score_before")).round(2).alias("score_delta"),
             pl.col("fields_changed").list.join(", ").alias("fields"),
             (pl.col("trusted_before").fill_null(False) != pl.col("trusted_after").fill_null(False))
             .alias("_flipped"),
@@ -146,6 +146,7 @@ def top_changes(
         .sort(
             ["_flipped", "_kind", pl.col("score_delta").abs(), "uscc"],
             descending=[True, False, True, False],
+            nulls_last=True,
         )
         .head(limit)
         .select(

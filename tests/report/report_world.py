@@ -1,0 +1,69 @@
+"""A published world for the report tests (imported by conftest.py): the council fixture
+files uploaded, ingested and published, then a second snapshot after Shanghai's replace-mode
+list shrank to one merchant, now suspended, and a held Anhui batch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from staged_rows import merchant, stage_batch
+
+from registry.ingest import ingest_pending, upload_file
+from registry.layout import batch_record_key
+from registry.publish import PublishResult, publish_snapshot
+from registry.settings import PROJECT_ROOT, Settings
+from registry.storage import LocalStorage, Storage
+
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
+UPLOADS = [
+    ("merchants_sh_gb18030.csv", "SH", "merchants"),
+    ("merchants_js_bom.csv", "JS", "merchants"),
+    ("complaints_zj.xlsx", "ZJ", "complaints"),
+    ("inspections_ah.jsonl", "AH", "inspections"),
+    ("gift_evaluations_zj.parquet", "ZJ", "gift_evaluations"),
+]
+# A Shanghai merchant of merchants_sh_gb18030.csv: grade A and trusted in the first snapshot.
+SH_KEPT = "91310104076543212J"
+HELD_BATCH = "29991231T000000Z-ah-held"
+
+
+@dataclass(frozen=True)
+class World:
+    storage: Storage
+    settings: Settings
+    first: PublishResult
+    second: PublishResult
+
+
+def _stamp_now(storage: Storage, dataset: str, region: str, batch_id: str) -> None:
+    """Staged test batches carry a fixed created_at; make it 'committed just now'."""
+    key = batch_record_key(dataset, region, batch_id)
+    record = json.loads(storage.read_bytes(key))
+    record["created_at"] = datetime.now(UTC).isoformat()
+    storage.write_bytes(key, json.dumps(record).encode())
+
+
+def build_world(root) -> World:
+    settings = Settings(_env_file=None, storage_uri=root.as_uri())
+    storage = LocalStorage(root)
+    for name, region, dataset in UPLOADS:
+        upload_file(storage, settings, FIXTURES / name, region=region, dataset=dataset)
+    ingest_pending(storage, settings)
+    first = publish_snapshot(storage, settings, as_of=date(2025, 3, 1))
+
+    stage_batch(
+        storage, "merchants", "SH", "29991231T000000Z-sh-replace",
+        [merchant(filing_id="SH-NEW-1", uscc=SH_KEPT, merchant_name="上海徐家汇商城(集团)有限公司",
+                  merchant_name_key="上海徐家汇商城(集团)有限公司", status="suspended",
+                  valid_from=date(2024, 1, 1))],
+        mode="replace",
+    )
+    _stamp_now(storage, "merchants", "SH", "29991231T000000Z-sh-replace")
+    stage_batch(storage, "merchants", "AH", HELD_BATCH,
+                [merchant(filing_id="AH-1", uscc="91340100MA2N000001", city="合肥")],
+                status="held")
+    _stamp_now(storage, "merchants", "AH", HELD_BATCH)
+    second = publish_snapshot(storage, settings, as_of=date(2025, 3, 2))
+    return World(storage, settings, first, second)

@@ -1,0 +1,187 @@
+"""The report's numbers, from tiny frames and records (no storage)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import polars as pl
+
+from registry.regions import load_regions
+from registry.report import (
+    ReportData,
+    gift_rankings,
+    headline_numbers,
+    region_scorecards,
+    relative_link,
+    report_html,
+    score_chart_spec,
+    score_distribution,
+    top_changes,
+    trusted_by_region_and_grade,
+    trusted_chart_spec,
+)
+from registry.settings import Settings
+
+REGIONS = load_regions(Settings(_env_file=None).config_dir)
+PUBLISHED = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+
+
+def merchants(*rows: tuple[str, str, list[str], float, str | None, bool]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows, schema={"uscc": pl.String, "name": pl.String, "regions": pl.List(pl.String),
+                      "score": pl.Float64, "grade": pl.String, "trusted": pl.Boolean},
+        orient="row",
+    )
+
+
+def changes(*rows: tuple) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema={"uscc": pl.String, "change": pl.String, "fields_changed": pl.List(pl.String),
+                "grade_before": pl.String, "grade_after": pl.String,
+                "score_before": pl.Float64, "score_after": pl.Float64,
+                "trusted_before": pl.Boolean, "trusted_after": pl.Boolean},
+        orient="row",
+    )
+
+
+LISTED = merchants(
+    ("U1", "甲公司", ["SH", "JS"], 90.0, "A", True),
+    ("U2", "乙公司", ["SH"], 75.0, "B", True),
+    ("U3", "丙公司", ["ZJ"], 100.0, "A", False),  # disqualified
+    ("U4", "丁公司", ["AH"], 40.0, None, False),
+)
+DELTA = changes(
+    ("U1", "updated", ["score"], "B", "A", 80.0, 90.0, True, True),
+    ("U3", "updated", ["disqualifications"], "A", "A", 100.0, 100.0, True, False),
+    ("U4", "added", [], None, None, None, 40.0, None, False),
+    ("U9", "removed", [], "B", None, 72.0, None, True, None),
+    ("U8", "removed", [], "C", None, 61.0, None, False, None),
+)
+
+
+def test_headline_counts_and_changes_come_from_the_snapshot_itself():
+    assert headline_numbers(LISTED, DELTA) == {
+        "merchants": 4, "trusted": 2,
+        "merchants_change": -1,  # one added, two removed
+        "trusted_change": -2,  # U3 lost trust, U9 (trusted) was removed
+        "added": 1, "removed": 2, "updated": 2,
+    }
+
+
+def test_trusted_counts_a_merchant_in_every_region_and_shows_every_region():
+    frame = trusted_by_region_and_grade(LISTED, list(REGIONS.regions))
+    counts = {(r["region"], r["grade"]): r["merchants"] for r in frame.to_dicts()}
+    assert counts[("SH", "A")] == 1 and counts[("SH", "B")] == 1
+    assert counts[("JS", "A")] == 1
+    # The disqualified grade-A merchant in ZJ is not trusted; AH has none: both still shown.
+    assert counts[("ZJ", "A")] == 0 and counts[("AH", "A")] == 0 and counts[("AH", "B")] == 0
+    assert frame.get_column("region").unique(maintain_order=True).to_list() == [
+        "SH", "JS", "ZJ", "AH"]
+
+
+def test_score_distribution_bins_include_100_and_ungraded_merchants():
+    rows = score_distribution(LISTED).to_dicts()
+    assert {"score_from": 90, "score_to": 100, "grade": "A", "merchants": 2} in rows
+    assert {"score_from": 70, "score_to": 80, "grade": "B", "merchants": 1} in rows
+    assert {"score_from": 40, "score_to": 50, "grade": "none", "merchants": 1} in rows
+    assert sum(r["merchants"] for r in rows) == LISTED.height
+
+
+def test_top_changes_put_trust_flips_first_and_name_removed_merchants():
+    names = pl.concat([LISTED.select("uscc", "name"),
+                       pl.DataFrame({"uscc": ["U9", "U8"], "name": ["旧公司", "老公司"]})])
+    top = top_changes(DELTA, names, limit=5)
+    # Flips (a trusted merchant removed, one disqualified), then removals, additions, updates.
+    assert top.get_column("uscc").to_list() == ["U9", "U3", "U8", "U4", "U1"]
+    assert top.row(0, named=True)["name"] == "旧公司"
+    assert top.row(4, named=True)["score_delta"] == 10.0
+    assert top.row(3, named=True)["score_delta"] is None
+    assert top_changes(DELTA, names, limit=2).height == 2
+    assert top.row(1, named=True)["fields"] == "disqualifications"
+
+
+def record(batch_id: str, region: str, **extra) -> dict:
+    base = {"batch_id": batch_id, "dataset": "merchants", "region": region, "rows_in": 10,
+            "accepted": 8, "quarantined": 2, "status": "released",
+            "error_counts": {"USCC_INVALID": 2}, "created_at": "2026-11-29T00:00:00+00:00"}
+    return {**base, **extra}
+
+
+def test_scorecards_sum_batches_rank_failing_checks_and_list_held_batches():
+    cards = {c["code"]: c for c in region_scorecards(
+        [
+            record("B1", "SH"),
+            record("B2", "SH", rows_in=30, accepted=30, quarantined=0,
+                   error_counts={"DATE_INVALID": 2, "ENUM_INVALID": 1, "CITY_UNKNOWN": 5}),
+            record("B3", "SH", status="held", held_reasons=["row_count_below_floor"],
+                   rows_in=0, accepted=0, quarantined=0, error_counts={}),
+            # released after a hold: published, so not held any more
+            record("B4", "JS", status="held", held_reasons=["x"]),
+            # committed after the snapshot was published: belongs to the next one
+            record("B5", "JS", created_at="2026-12-01T00:00:00+00:00", rows_in=99),
+        ],
+        REGIONS, input_batches=["B1", "B2", "B4"], published_at=PUBLISHED,
+    )}
+    sh = cards["SH"]
+    assert (sh["batches"], sh["rows_in"], sh["accepted"], sh["quarantined"]) == (3, 40, 38, 2)
+    assert sh["accepted_pct"] == 95.0
+    assert sh["top_checks"] == [("CITY_UNKNOWN", 5), ("DATE_INVALID", 2), ("USCC_INVALID", 2)]
+    assert sh["held"] == [{"batch_id": "B3", "dataset": "merchants",
+                           "reasons": ["row_count_below_floor"]}]
+    assert cards["JS"]["held"] == [] and cards["JS"]["rows_in"] == 10
+    # A council that sent nothing still has a card, with no percentage to show.
+    assert cards["AH"]["batches"] == 0 and cards["AH"]["accepted_pct"] is None
+    assert (cards["SH"]["name_zh"], cards["SH"]["name_en"]) == ("上海市", "Shanghai")
+
+
+def test_gift_rankings_keep_the_top_of_each_category_newest_round_first():
+    products = pl.DataFrame({
+        "evaluation_round": ["2025", "2025", "2025", "2026"],
+        "category": ["tea", "tea", "tea", "tea"],
+        "rank_in_category": [1, 2, 3, 1],
+        "product_name": ["A", "B", "C", "D"],
+        "region": ["ZJ"] * 4, "product_id": ["P1", "P2", "P3", "P4"],
+        "origin_city": ["杭州"] * 4, "overall": [9.0, 8.0, 7.0, 9.5],
+        "quality": [9.0] * 4, "culture": [9.0] * 4, "packaging": [9.0] * 4,
+        "value": [9.0] * 4, "evaluators": [5] * 4,
+    })
+    assert gift_rankings(products, per_category=2).get_column("product_name").to_list() == [
+        "D", "A", "B"]
+
+
+def test_relative_links_climb_out_of_the_report_folder():
+    assert relative_link("reports/S1/index.html", "registry/snapshots/S1/_manifest.json") == (
+        "../../registry/snapshots/S1/_manifest.json")
+    assert relative_link("reports/S1/index.html", "reports/S1/data_docs/index.html") == (
+        "data_docs/index.html")
+
+
+def test_council_text_is_escaped_in_the_page_and_in_chart_data():
+    hostile = "<script>alert(1)</script>"
+    listed = merchants(("U1", hostile, ["SH"], 90.0, "A", True))
+    delta = changes(("U1", "added", [], None, "A", None, 90.0, None, True))
+    trusted = trusted_by_region_and_grade(listed, ["SH"])
+    scores = score_distribution(listed)
+    data = ReportData(
+        snapshot_id="S1", as_of=date(2026, 11, 30).isoformat(), published_at="now",
+        previous_snapshot=None, code_version="0", score_model_version=1,
+        headline=headline_numbers(listed, delta),
+        regions=[{"code": "SH", "name_zh": "上海市", "name_en": "Shanghai"}],
+        trusted=trusted, scores=scores, changes=top_changes(delta, listed),
+        scorecards=region_scorecards([], REGIONS, [], PUBLISHED),
+        gifts=gift_rankings(pl.DataFrame(schema={
+            "evaluation_round": pl.String, "category": pl.String, "rank_in_category": pl.Int64,
+            "product_name": pl.String, "region": pl.String, "product_id": pl.String,
+            "origin_city": pl.String, "overall": pl.Float64, "quality": pl.Float64,
+            "culture": pl.Float64, "packaging": pl.Float64, "value": pl.Float64,
+            "evaluators": pl.Int64})),
+        manifest_link="../../m.json",
+        charts={"trusted": trusted_chart_spec(trusted, {"SH": hostile}),
+                "scores": score_chart_spec(scores)},
+    )
+    page = report_html(data, runtime="/* runtime */")
+    assert hostile not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # In the chart's JSON the region label is there, but cannot close the <script> element.
+    assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in page

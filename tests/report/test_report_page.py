@@ -1,0 +1,194 @@
+"""The report page of a published world: written at publication, rebuilt by `registry report`,
+self-contained (no network reference), and free of personal data."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+
+import polars as pl
+import pytest
+from report_world import HELD_BATCH, SH_KEPT, World
+from staged_rows import stage_three_regions
+from typer.testing import CliRunner
+
+from registry import publish as publish_module
+from registry.cli import app
+from registry.publish import MOBILE_PATTERN, RESIDENT_ID_PATTERN, publish_snapshot
+from registry.reader import read_latest
+from registry.report import report_key, vega_runtime, write_report
+from registry.storage import LocalStorage
+
+runner = CliRunner()
+PII_COLUMNS = ("contact_name", "contact_phone", "consumer_name", "consumer_phone")
+# A URL that leaves the page: a scheme with //, or a protocol-relative //host.
+NETWORK_URL = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
+CSS_URL = re.compile(r"url\s*\(|@import", re.IGNORECASE)
+URL_ATTRIBUTES = {"src", "href", "srcset", "action", "formaction", "poster", "data",
+                  "background", "xlink:href", "ping", "manifest"}
+
+
+def page_of(world: World, snapshot_id: str) -> str:
+    return world.storage.read_bytes(report_key(snapshot_id)).decode("utf-8")
+
+
+def without_runtime(page: str) -> str:
+    """The page minus the inlined Vega library (which contains XML namespace URIs and the
+    like as string constants, not references)."""
+    runtime = vega_runtime()
+    assert page.count(runtime) == 1
+    return page.replace(runtime, "")
+
+
+class _References(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[tuple[str, str, str]] = []
+        self.tags: list[str] = []
+        self.styles: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self._in_style = tag == "style"
+        for name, value in attrs:
+            if name in URL_ATTRIBUTES and value is not None:
+                self.urls.append((tag, name, value))
+            if name == "style" and value:
+                self.styles.append(value)
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.styles.append(data)
+
+
+def test_publication_writes_a_report_for_every_snapshot(world: World):
+    for result in (world.first, world.second):
+        assert result.report == report_key(result.snapshot_id)
+        assert world.storage.exists(result.report)
+
+
+def test_report_has_no_network_references(world: World):
+    page = page_of(world, world.second.snapshot_id)
+    refs = _References()
+    refs.feed(page)
+    assert refs.urls, "the parser saw no links at all: the test would prove nothing"
+    assert [u for u in refs.urls if NETWORK_URL.match(u[2])] == []
+    assert not {"link", "iframe", "img", "object", "embed", "base"} & set(refs.tags)
+    assert not re.search(r"<script[^>]*\ssrc\s*=", page, re.IGNORECASE)
+    assert [s for s in refs.styles if CSS_URL.search(s)] == []
+    # Outside the inlined library, not even a URL in text or chart data.
+    rest = without_runtime(page)
+    assert not re.search(r"https?:|//[a-z0-9.-]+\.[a-z]{2,}", rest, re.IGNORECASE)
+
+
+def test_report_links_resolve_next_to_the_report(world: World):
+    page = page_of(world, world.second.snapshot_id)
+    folder = Path(world.storage.uri_for(report_key(world.second.snapshot_id))).parent
+    link = re.search(r'id="manifest-link" href="([^"]+)"', page).group(1)
+    assert not link.startswith("/")
+    assert (folder / link).resolve().name == "_manifest.json"
+    assert (folder / link).is_file()
+
+
+def test_report_contains_no_personal_data(world: World):
+    """The councils' files carry contact names and phone numbers (staged and quarantined);
+    none of it, nor the file names they chose, may reach the page."""
+    storage = world.storage
+    personal: set[str] = set()
+    files: set[str] = set()
+    for prefix in ("staged/", "quarantine/"):
+        for info in storage.list(prefix):
+            frame = storage.read_parquet(info.key)
+            for column in set(PII_COLUMNS) & set(frame.columns):
+                personal |= set(frame.get_column(column).drop_nulls().to_list())
+            files |= set(frame.get_column("_source_key").drop_nulls().to_list())
+    assert {"王敏", "13916000001", "李雷", "13700000001"} <= personal
+    text = without_runtime(page_of(world, world.second.snapshot_id))
+    # Digit runs shorter than a phone number (a rejected "12345") occur by chance in ids.
+    telling = {v for v in personal if not (v.isdigit() and len(v) < 7)}
+    assert [value for value in telling if value in text] == []
+    assert [Path(key).name for key in files if Path(key).name in text] == []
+    values = pl.Series([text])
+    assert not values.str.contains(MOBILE_PATTERN).any()
+    assert not values.str.contains(RESIDENT_ID_PATTERN).any()
+
+
+def test_report_shows_the_snapshot_regions_changes_quality_and_gifts(world: World):
+    page = page_of(world, world.second.snapshot_id)
+    second = world.second
+    assert second.snapshot_id in page and second.previous_snapshot in page
+    for name in ("上海市", "Shanghai", "江苏省", "Jiangsu", "浙江省", "Zhejiang", "安徽省",
+                 "Anhui"):
+        assert name in page
+    assert SH_KEPT in page  # disqualified: trusted yes -> no
+    assert HELD_BATCH in page and "row_count_below_floor" in page
+    assert "DUPLICATE_KEY" in page  # a top failing check of Shanghai's file
+    assert "西湖龙井礼盒" in page  # the top gift of its category
+    # Headline: 4 merchants, three Shanghai merchants fewer; 2 trusted, three fewer.
+    section = page.split('id="headline"')[1].split("</section>")[0]
+    headline = " ".join(re.sub(r"<[^>]+>", " ", section).split())
+    assert re.search(r"Merchants listed 4 -3 ", headline), headline
+    assert re.search(r"Trusted merchants 2 -3 ", headline), headline
+
+
+def test_data_docs_found_beside_the_report_are_linked(tmp_path):
+    storage = LocalStorage(tmp_path / "root")
+    stage_three_regions(storage)
+    from registry.settings import Settings
+
+    settings = Settings(_env_file=None)
+    result = publish_snapshot(storage, settings, as_of=date(2026, 11, 30))
+    docs = f"reports/{result.snapshot_id}/data_docs/index.html"
+    storage.write_bytes(docs, b"<html>docs</html>")
+    write_report(storage, settings, result.snapshot_id)
+    page = storage.read_bytes(result.report).decode()
+    assert 'href="data_docs/index.html"' in page
+
+
+def test_report_failure_leaves_the_snapshot_published_and_says_so(tmp_path, monkeypatch,
+                                                                    caplog):
+    storage = LocalStorage(tmp_path / "root")
+    stage_three_regions(storage)
+    from registry.settings import Settings
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("renderer exploded")
+
+    monkeypatch.setattr(publish_module, "write_report", broken)
+    with caplog.at_level(logging.ERROR, logger="registry.publish"):
+        result = publish_snapshot(storage, Settings(_env_file=None), as_of=date(2026, 11, 30))
+    assert result.report is None
+    assert read_latest(storage)[0].snapshot_id == result.snapshot_id
+    assert "PUBLISHED, but its report was NOT written" in caplog.text
+    assert "renderer exploded" in caplog.text
+    assert not storage.exists(report_key(result.snapshot_id))
+
+
+@pytest.fixture
+def cli_env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    monkeypatch.setenv("REGISTRY_STORAGE_URI", world.storage.root_uri)
+    monkeypatch.delenv("CI", raising=False)
+    return world
+
+
+def test_registry_report_rebuilds_latest_or_a_given_snapshot(cli_env: World):
+    storage = cli_env.storage
+    first = cli_env.first.snapshot_id
+    storage.delete(report_key(first))
+    result = runner.invoke(app, ["report", first])
+    assert result.exit_code == 0, result.output
+    assert storage.exists(report_key(first))
+    assert result.stdout.strip() == storage.uri_for(report_key(first))
+    result = runner.invoke(app, ["report"])
+    assert result.exit_code == 0, result.output
+    assert cli_env.second.snapshot_id in result.stdout
+    result = runner.invoke(app, ["report", "20200101T000000000000Z-00000000"])
+    assert result.exit_code == 1
+    assert "no manifest" in result.stderr
