@@ -24,8 +24,10 @@ test: lint
 demo: install
 	$(BIN)/registry demo
 
+# For now: 1,000,000 merchant rows, ingest vs the polars read+write floor (bench/results/).
+# The tiered harness (bench/run.py, TIER=S|M|L) replaces this when it lands.
 bench: install
-	$(BIN)/python -m bench.run --tier $(TIER)
+	$(BIN)/python -m bench.ingest_1m
 
 clean:
 	rm -rf $(VENV) registry-data .pytest_cache

@@ -177,8 +177,8 @@ def upload_file(storage: Storage, settings: Settings, path: Path, *, region: str
 # --------------------------------------------------------------------------------------------
 
 
-def _json(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+def _json(doc: dict[str, Any], *, indent: int | None = 2) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, indent=indent, default=str).encode("utf-8")
 
 
 def _stamp(at: datetime) -> str:
@@ -291,7 +291,10 @@ def _batch_record(check: UploadCheck, entry: dict[str, Any], mode: str) -> dict[
 
 
 def _write_receipt(storage: Storage, region: str, doc: dict[str, Any]) -> None:
-    storage.write_bytes(layout.receipt_key(region, doc["upload_id"], "json"), _json(doc))
+    # Not indented: Python's JSON encoder is pure Python (slow) when asked to indent, and a
+    # receipt may list thousands of errors. The CSV is the one for people.
+    storage.write_bytes(layout.receipt_key(region, doc["upload_id"], "json"),
+                        _json(doc, indent=None))
     storage.write_bytes(layout.receipt_key(region, doc["upload_id"], "csv"), receipt_csv(doc))
 
 

@@ -7,7 +7,6 @@ A value that cannot be interpreted becomes null here, and :mod:`registry.validat
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 
 import polars as pl
@@ -16,6 +15,8 @@ from opencc import OpenCC
 from registry.contracts import ColumnSpec, Contract, Vocabulary
 
 REGION_SUFFIX = "__region"
+# Parsed once per distinct value (see _via_distinct) rather than once per cell.
+_PER_DISTINCT = ("date", "list", "country_list", "enum", "boolean", "city")
 
 # Accepted date spellings, after NFKC: 2022-03-01, 2022/3/1, 2022.3.1, 2022年3月1日, optionally
 # followed by a midnight time (how spreadsheets and Parquet write a date-typed cell).
@@ -35,14 +36,32 @@ _PHONE_TEXT = (
 )
 
 _T2S = OpenCC("t2s")
+# A cell that NFKC, trimming or the empty-is-null rule may change: leading or trailing space,
+# empty, or a character outside ASCII, CJK ideographs and the common CJK brackets (full-width
+# forms, ideographic space, compatibility ideographs and the like are outside).
+_MAY_CHANGE = (
+    r"^\s|\s$|^$|[^\x00-\x7F\x{3001}\x{3002}\x{3008}-\x{3011}\x{3400}-\x{4DBF}"
+    r"\x{4E00}-\x{9FFF}]"
+)
 
 
 def cleaned_text(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """``columns`` in NFKC form (full-width digits and letters become plain), trimmed, with
-    empty cells as null. Other columns pass through."""
-    return frame.with_columns(
-        pl.col(c).str.normalize("NFKC").str.strip_chars().replace("", None) for c in columns
+    empty cells as null. Other columns pass through; the input is not modified.
+
+    NFKC costs about as much as parsing the CSV, and leaves most cells unchanged (ASCII and
+    CJK ideographs are stable under it), so only the cells that may change are normalised."""
+    flags = frame.select(
+        pl.col(c).str.contains(_MAY_CHANGE).fill_null(False).alias(c) for c in columns
     )
+    cleaned = []
+    for c in columns:
+        positions = flags[c].arg_true()
+        if positions.is_empty():
+            continue
+        fixed = frame[c].gather(positions).str.normalize("NFKC").str.strip_chars()
+        cleaned.append(frame[c].clone().scatter(positions, fixed).replace("", None))
+    return frame.with_columns(cleaned)
 
 
 def _matching_text(text: pl.Expr) -> pl.Expr:
@@ -114,26 +133,52 @@ def phone_from_text(text: pl.Expr) -> pl.Expr:
 
 
 def uscc_from_text(text: pl.Expr) -> pl.Expr:
-    """Upper-case, spaces removed. Validity is checked by :func:`registry.uscc.uscc_is_valid`."""
-    return text.str.replace_all(r"\s+", "").str.to_uppercase()
+    """Upper-case, spaces removed (cells are already trimmed NFKC). Validity is checked by
+    :func:`registry.uscc.uscc_is_valid`."""
+    return text.str.replace_all(" ", "", literal=True).str.to_uppercase()
 
 
 def name_matching_key(names: pl.Series) -> pl.Series:
-    """Traditional→Simplified (OpenCC t2s), NFKC, case-folded, without spaces: the key that
-    matches 上海國際貿易 with 上海国际贸易. For matching only; the original name is kept.
+    """Traditional→Simplified (OpenCC t2s), case-folded, without spaces: the key that matches
+    上海國際貿易 with 上海国际贸易. For matching only; the original name is kept. ``names``
+    must already be NFKC (see :func:`cleaned_text`); t2s output stays NFKC.
 
-    OpenCC converts one string per call, so the distinct names are joined into one text,
+    OpenCC converts one string per call, so the non-ASCII names are joined into one text,
     converted in one call and split again: one C++ call instead of one per row."""
-    distinct = names.drop_nulls().unique(maintain_order=True)
-    if distinct.is_empty():
-        return pl.Series(names.name, [None] * names.len(), dtype=pl.String)
-    flat = distinct.str.replace_all(r"[\r\n\x1f]", " ")
-    converted = _T2S.convert("\n".join(flat.to_list())).split("\n")
-    keys = [
-        "".join(unicodedata.normalize("NFKC", name).casefold().split()) for name in converted
-    ]
-    mapping = dict(zip(distinct.to_list(), keys, strict=True))
-    return names.replace_strict(mapping, default=None, return_dtype=pl.String)
+    chinese = names.str.contains(r"[^\x00-\x7F]").fill_null(False).arg_true()
+    simplified = names.clone()
+    if not chinese.is_empty():
+        text = names.gather(chinese).str.replace_all(r"[\r\n]", " ").str.join("\n").item()
+        converted = pl.Series([_T2S.convert(text)]).str.split("\n").explode()
+        if converted.len() != chinese.len():  # t2s never adds or removes line breaks
+            raise AssertionError("OpenCC changed the number of lines")
+        simplified = simplified.scatter(chinese, converted)
+    return simplified.str.to_lowercase().str.replace_all(r"\s+", "")
+
+
+def _via_distinct(frame: pl.DataFrame, column: str, typed: list[pl.Expr]) -> list[pl.Series]:
+    """``typed`` (expressions over ``column``) computed once per distinct value and mapped
+    back: councils repeat the same few spellings of yes/no, statuses, cities and dates, so
+    parsing each distinct text once is several times faster than parsing every cell."""
+    names = [e.meta.output_name() for e in typed]
+    distinct = frame.select(pl.col(column).drop_nulls().unique()).with_columns(
+        e.alias(f"{name}__typed") for e, name in zip(typed, names, strict=True)
+    )
+    out = []
+    for name in names:
+        values = distinct[f"{name}__typed"]
+        if isinstance(values.dtype, pl.List):
+            # replace_strict takes scalar replacements only; a left join keeps row order.
+            mapped = frame.select(column).join(
+                distinct.select(column, values.name), on=column, how="left",
+                maintain_order="left",
+            )[values.name]
+        else:
+            mapped = frame[column].replace_strict(
+                distinct[column], values, default=None, return_dtype=values.dtype
+            )
+        out.append(mapped.rename(name))
+    return out
 
 
 def _typed(col: ColumnSpec, vocabulary: Vocabulary, cities: Mapping[str, str]) -> list[pl.Expr]:
@@ -188,12 +233,17 @@ def typed_values(
     present = set(cleaned.columns)
     exprs: list[pl.Expr] = []
     for col in contract.columns:
-        if col.name in present:
-            exprs.extend(_typed(col, vocabulary, cities))
-        else:
+        if col.name not in present:
             exprs.append(pl.lit(None, col.staged_dtype).alias(col.name))
             if col.dtype == "city":
                 exprs.append(pl.lit(None, pl.String).alias(col.name + REGION_SUFFIX))
+        elif col.dtype in _PER_DISTINCT:
+            exprs.extend(
+                pl.lit(series) for series in
+                _via_distinct(cleaned, col.name, _typed(col, vocabulary, cities))
+            )
+        else:
+            exprs.extend(_typed(col, vocabulary, cities))
     typed = cleaned.select(exprs)
     keys = [
         name_matching_key(typed[col.name]).alias(col.match_key)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from registry.contracts import header_key
 from registry.settings import Settings
 
 HEADER_SEARCH_ROWS = 30
+FOOTER_SEARCH_ROWS = 50
 SOURCE_ROW = "_source_row"
 
 _XLSX_MAGIC = b"PK\x03\x04"
@@ -35,6 +37,7 @@ _XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _PARQUET_MAGIC = b"PAR1"
 _UTF8_BOM = codecs.BOM_UTF8
 _SAMPLE_BYTES = 64 * 1024
+_FIRST_VISIBLE = re.compile(rb"\s*(\S)")
 # Encodings a council's CSV plausibly uses; charset-normalizer picks among these.
 _CANDIDATE_ENCODINGS = ["utf_8", "gb18030", "big5", "utf_16"]
 _DELIMITERS = (",", ";", "\t")
@@ -104,7 +107,7 @@ def upload_table(data: bytes, known_headers: Collection[str], limits: Limits) ->
         raise rj.FileRejected(
             rj.FILE_TOO_LARGE, f"{len(data):,} bytes > {limits.max_upload_bytes:,}"
         )
-    if not data.strip():
+    if not data or data.isspace():  # isspace() stops at the first byte that is not space
         raise rj.FileRejected(rj.FILE_EMPTY)
     if data.startswith(_XLSX_MAGIC):
         _check_xlsx_unpacked_size(data, limits)
@@ -180,29 +183,48 @@ def _spreadsheet_table(
 
 
 def _text_table(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:
-    utf8, encoding = _as_utf8(data)
-    first = utf8.lstrip()[:1]
-    if first in (b"{", b"["):
-        return _jsonl_table(utf8, encoding)
-    return _csv_table(utf8, encoding, known_headers, limits)
+    utf8, encoding, verified = _as_utf8(data)
+    first = _FIRST_VISIBLE.match(utf8)
+    if first and first.group(1) in (b"{", b"["):
+        return _jsonl_table(utf8 if verified else _as_utf8(data, verify=True)[0], encoding)
+    try:
+        return _csv_table(utf8, encoding, known_headers, limits)
+    except _NotUtf8:
+        # The head was UTF-8 but a later byte is not: decide on the whole file instead.
+        utf8, encoding, _ = _as_utf8(data, verify=True)
+        return _csv_table(utf8, encoding, known_headers, limits)
 
 
-def _as_utf8(data: bytes) -> tuple[bytes, str]:
-    """``data`` as UTF-8 bytes, and the encoding it arrived in."""
+class _NotUtf8(Exception):
+    """polars met invalid UTF-8 past the sample that looked like UTF-8."""
+
+
+def _as_utf8(data: bytes, *, verify: bool = False) -> tuple[bytes, str, bool]:
+    """``data`` as UTF-8 bytes, the encoding it arrived in, and whether every byte was checked.
+
+    A file whose first 64 KiB are UTF-8 is passed on unchecked (polars validates UTF-8 as it
+    parses, and a failure there comes back through :class:`_NotUtf8`): decoding a 200 MB file
+    in Python only to throw the text away would cost more than parsing it. ``verify`` decodes
+    everything, and is what the fallback uses."""
     if data.startswith(_UTF8_BOM):
         data, encoding = data[len(_UTF8_BOM) :], "utf-8-sig"
     else:
         encoding = "utf-8"
     try:
-        # Decoding the whole file is cheap next to parsing it, and it is the only way to know
-        # that a file which starts as UTF-8 does not turn into GBK further down.
-        data.decode("utf-8")
-        return data, encoding
+        codecs.getincrementaldecoder("utf-8")().decode(data[:_SAMPLE_BYTES], final=False)
+        head_is_utf8 = True
     except UnicodeDecodeError:
-        if encoding == "utf-8-sig":
+        head_is_utf8 = False
+    if head_is_utf8 and not verify:
+        return data, encoding, False
+    if head_is_utf8 or encoding == "utf-8-sig":
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise rj.FileRejected(
-                rj.ENCODING_UNDECODABLE, "starts with a UTF-8 BOM but is not UTF-8"
+                rj.ENCODING_UNDECODABLE, f"UTF-8 up to byte {exc.start}, then not"
             ) from None
+        return data, encoding, True
     best = charset_normalizer.from_bytes(
         data[:_SAMPLE_BYTES], cp_isolation=_CANDIDATE_ENCODINGS
     ).best()
@@ -211,7 +233,7 @@ def _as_utf8(data: bytes) -> tuple[bytes, str]:
     # GB2312 and GBK are subsets of GB18030: decode with the superset.
     encoding = "gb18030" if best.encoding in ("gb2312", "gbk", "gb18030") else best.encoding
     try:
-        return data.decode(encoding).encode("utf-8"), encoding
+        return data.decode(encoding).encode("utf-8"), encoding, True
     except UnicodeDecodeError as exc:
         raise rj.FileRejected(
             rj.ENCODING_UNDECODABLE, f"looks like {encoding} but byte {exc.start} is not"
@@ -240,7 +262,10 @@ def _csv_table(
     except pl.exceptions.NoDataError:
         raise rj.FileRejected(rj.NO_DATA_ROWS) from None
     except pl.exceptions.PolarsError as exc:
-        raise rj.FileRejected(rj.CSV_MALFORMED, str(exc).splitlines()[0]) from None
+        message = str(exc).splitlines()[0]
+        if "utf-8" in message or "utf8" in message:
+            raise _NotUtf8 from None
+        raise rj.FileRejected(rj.CSV_MALFORMED, message) from None
     if frame.width != len(header):
         raise rj.FileRejected(
             rj.CSV_MALFORMED, f"header has {len(header)} fields but the data has {frame.width}"
@@ -337,10 +362,20 @@ def _header_position(records: list[list[str | None]] | list[tuple], known: Colle
 
 
 def _blank_rows(grid: pl.DataFrame) -> pl.Series:
+    """True for rows whose cells are all empty or whitespace."""
     cells = [c for c in grid.columns if c != SOURCE_ROW]
-    return grid.select(
+    # Cheap test first (nulls and short cells, no allocation); the exact one only on the rows
+    # that pass it, which in a real file are a handful.
+    maybe = grid.select(
+        pl.all_horizontal(pl.col(c).is_null() | (pl.col(c).str.len_bytes() <= 8) for c in cells)
+    ).to_series()
+    if not maybe.any():
+        return maybe
+    candidates = maybe.arg_true()
+    exact = grid[candidates].select(
         pl.all_horizontal(pl.col(c).str.strip_chars().fill_null("") == "" for c in cells)
     ).to_series()
+    return maybe.scatter(candidates, exact)
 
 
 def _without_blanks_and_footer(
@@ -349,16 +384,19 @@ def _without_blanks_and_footer(
     """Drop blank rows, and (for spreadsheets and CSVs) the trailing block of notes.
 
     The footer starts at the first row that begins like a note and after which every row is
-    sparse (at most two non-empty cells): a "备注" typed into one data row is not a footer."""
+    sparse (at most two non-empty cells): a "备注" typed into one data row is not a footer.
+    Only the last rows are searched: a footer is a few lines, not a second table."""
     rows = rows.filter(~_blank_rows(rows))
     if not footer or rows.is_empty():
         return rows, []
+    tail_start = max(0, rows.height - FOOTER_SEARCH_ROWS)
+    tail = rows.slice(tail_start)
     cells = [c for c in rows.columns if c != SOURCE_ROW]
     non_empty = [pl.col(c).str.strip_chars().fill_null("") != "" for c in cells]
     first_text = pl.coalesce(
         pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)) for c in cells
     )
-    marks = rows.select(
+    marks = tail.select(
         pl.col(SOURCE_ROW),
         first_text.alias("first"),
         first_text.str.contains(_NOTE_START).fill_null(False).alias("note"),
@@ -376,7 +414,7 @@ def _without_blanks_and_footer(
         SkippedNote(row=row, starts_with=(text or "")[:12])
         for row, text in marks.slice(start).select(SOURCE_ROW, "first").iter_rows()
     ]
-    return rows.slice(0, start), notes
+    return rows.slice(0, tail_start + start), notes
 
 
 def _check_limits(table: UploadTable, limits: Limits) -> None:
@@ -389,6 +427,10 @@ def _check_limits(table: UploadTable, limits: Limits) -> None:
         raise rj.FileRejected(rj.TOO_MANY_CELLS, f"{rows * width:,} > {limits.max_cells:,}")
     cells = [c for c in table.rows.columns if c != SOURCE_ROW]
     if not cells:
+        return
+    # A cell has at least as many bytes as characters: count characters only past that bound.
+    longest = table.rows.select(pl.max_horizontal(pl.col(c).str.len_bytes().max() for c in cells))
+    if (longest.item() or 0) <= limits.max_cell_chars:
         return
     lengths = table.rows.select(
         pl.max_horizontal(pl.col(c).str.len_chars() for c in cells).alias("n"), SOURCE_ROW

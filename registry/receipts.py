@@ -7,9 +7,7 @@ duplicate of another council's upload does not reveal that council's file.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections import Counter
+import codecs
 from typing import Any
 
 import polars as pl
@@ -22,7 +20,7 @@ RECEIPT_VERSION = 1
 # counts per code stay complete.
 MAX_RECEIPT_ROW_ERRORS = 10_000
 # Excel runs a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = r"^[=+\-@\t\r]"
 _CSV_COLUMNS = ["行号 row", "列 column", "代码 code", "值 value", "说明", "message"]
 
 
@@ -104,7 +102,10 @@ def receipt_document(
         "accepted": accepted,
         "rejected": rejected,
         "file_errors": [error.as_dict(file)] if error else [],
-        "error_counts": dict(Counter(errors["code"].to_list())) if not errors.is_empty() else {},
+        "error_counts": (
+            dict(errors.group_by("code").len().sort("code").iter_rows())
+            if not errors.is_empty() else {}
+        ),
         "row_errors": row_errors,
         "row_errors_truncated": len(row_errors) < errors.height,
         "ignored_columns": check.ignored_columns if check else [],
@@ -115,27 +116,29 @@ def receipt_document(
     }
 
 
-def _neutralised(cell: object) -> str:
-    text = "" if cell is None else str(cell)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+def _neutralised(cell: pl.Expr) -> pl.Expr:
+    text = cell.cast(pl.String).fill_null("")
+    return pl.when(text.str.contains(_FORMULA_START)).then("'" + text).otherwise(text)
 
 
 def receipt_csv(document: dict[str, Any]) -> bytes:
     """The receipt as CSV for Excel: UTF-8 with BOM (so Excel shows Chinese), one line for the
     summary, one per file error and one per row error, every cell formula-safe."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(_CSV_COLUMNS)
-    lines: list[list[object]] = [
-        ["", "", document["status"].upper(), document["file"],
-         document["summary_zh"], document["summary_en"]],
-    ]
-    lines += [
-        ["", "", e["code"], "", e["message_zh"], e["message_en"]] for e in document["file_errors"]
-    ]
-    lines += [
-        [e["row"], e["column"], e["code"], e["value"], e["message_zh"], e["message_en"]]
-        for e in document["row_errors"]
-    ]
-    writer.writerows([_neutralised(cell) for cell in line] for line in lines)
-    return out.getvalue().encode("utf-8-sig")
+    summary = {"row": [None], "column": [""], "code": [document["status"].upper()],
+               "value": [document["file"]], "message_zh": [document["summary_zh"]],
+               "message_en": [document["summary_en"]]}
+    schema = dict.fromkeys(summary, pl.String) | {"row": pl.Int64}
+    lines = pl.concat([
+        pl.DataFrame(summary, schema=schema),
+        pl.DataFrame(
+            [{"row": None, "column": "", "value": "", **{k: e[k] for k in (
+                "code", "message_zh", "message_en")}} for e in document["file_errors"]],
+            schema=schema,
+        ),
+        pl.DataFrame(document["row_errors"], schema=schema),
+    ], how="diagonal")
+    table = lines.select(
+        _neutralised(pl.col(c)).alias(header)
+        for c, header in zip(summary, _CSV_COLUMNS, strict=True)
+    )
+    return codecs.BOM_UTF8 + table.write_csv(line_terminator="\r\n").encode("utf-8")
