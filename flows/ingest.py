@@ -21,12 +21,13 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
+from prefect.futures import as_completed, wait
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from registry.ingest import IngestSummary, UploadResult, ingest_object, list_pending, region_of_key
 from registry.orchestration import region_tag
+from registry.progress import ProgressCallback
 from registry.run_summary import HeldBatch, held_batches, run_summary_markdown
 from registry.settings import Settings, load_settings
 from registry.storage import StorageError, open_storage
@@ -89,7 +90,11 @@ def held_batches_now() -> list[HeldBatch]:
 
 
 @flow(name="ingest", task_runner=ingest_task_runner(load_settings()))
-def ingest_flow(region: str | None = None, dataset: str | None = None) -> IngestSummary:
+def ingest_flow(
+    region: str | None = None,
+    dataset: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> IngestSummary:
     """Ingest every pending upload into staged and quarantined batches, one task per upload,
     and publish a summary artifact (``registry-ingest``).
 
@@ -98,6 +103,7 @@ def ingest_flow(region: str | None = None, dataset: str | None = None) -> Ingest
             Default: every region.
         dataset: Only this dataset (merchants, complaints, inspections, gift_evaluations).
             Default: every dataset.
+        progress: Told of each upload as it finishes (the CLI draws a bar with it).
 
     Returns the outcome of every upload. Raises after the summary is published when an upload
     still fails after its retries; that upload stays pending for the next run.
@@ -107,6 +113,10 @@ def ingest_flow(region: str | None = None, dataset: str | None = None) -> Ingest
         ingest_upload.with_options(tags={region_tag(region_of_key(key) or "unknown")}).submit(key)
         for key in keys
     ]
+    if progress is not None:
+        progress("ingest: uploads", 0, len(futures))
+        for done, _ in enumerate(as_completed(futures), start=1):
+            progress("ingest: uploads", done, len(futures))
     wait(futures)
     outcomes = [future.result(raise_on_failure=False) for future in futures]
     summary = IngestSummary([o for o in outcomes if isinstance(o, UploadResult)])

@@ -10,25 +10,28 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.ingest import held_batches_now, ingest_flow
 from flows.publish import publish_flow
+from registry.progress import ProgressCallback
 from registry.run_summary import run_summary_markdown
 
 ARTIFACT_KEY = "registry-pipeline"
 
 
 @flow(name="pipeline")
-def pipeline_flow(as_of: date | None = None) -> dict[str, Any]:
+def pipeline_flow(as_of: date | None = None, progress: ProgressCallback | None = None
+                  ) -> dict[str, Any]:
     """Ingest the pending uploads of every region concurrently (one ingest run, one task per
     upload, each region capped by its tag limit), then publish; publish a summary artifact of
     both (``registry-pipeline``).
 
     Args:
         as_of: Score as of this date (ISO, e.g. 2026-11-30). Default: today in Asia/Shanghai.
+        progress: Told of each upload ingested and each publication stage (the CLI's bar).
 
     Returns ``{"ingest": IngestSummary, "publish": PublishResult}``. An ingest that fails stops
     the run before publication.
     """
-    ingested = ingest_flow()
-    published = publish_flow(as_of=as_of)
+    ingested = ingest_flow(progress=progress)
+    published = publish_flow(as_of=as_of, progress=progress)
     create_markdown_artifact(
         run_summary_markdown(ingested=ingested, published=published, held=held_batches_now()),
         key=ARTIFACT_KEY,

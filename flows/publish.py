@@ -19,6 +19,7 @@ from prefect.concurrency.sync import concurrency
 
 from flows.ingest import held_batches_now
 from registry.orchestration import PUBLISH_LIMIT
+from registry.progress import ProgressCallback
 from registry.publish import PublishResult, publish_snapshot
 from registry.run_summary import report_key, run_summary_markdown
 from registry.settings import load_settings
@@ -30,18 +31,21 @@ ARTIFACT_KEY = "registry-publish"
 # No retries: a publish that failed part-way leaves an orphan for gc, and the next run starts
 # over from the commit log. No cache: every run must publish.
 @task(name="publish-snapshot", cache_policy=NO_CACHE)
-def publish_snapshot_task(as_of: date | None) -> PublishResult:
+def publish_snapshot_task(as_of: date | None, progress: ProgressCallback | None = None
+                          ) -> PublishResult:
     settings = load_settings()
-    return publish_snapshot(open_storage(settings), settings, as_of=as_of)
+    return publish_snapshot(open_storage(settings), settings, as_of=as_of, progress=progress)
 
 
 @flow(name="publish")
-def publish_flow(as_of: date | None = None) -> PublishResult:
+def publish_flow(as_of: date | None = None, progress: ProgressCallback | None = None
+                 ) -> PublishResult:
     """Build the registry from every publishable staged batch, publish it as a new snapshot,
     and publish a summary artifact (``registry-publish``).
 
     Args:
         as_of: Score as of this date (ISO, e.g. 2026-11-30). Default: today in Asia/Shanghai.
+        progress: Told of each publication stage (the CLI draws a bar with it).
 
     Raises ``PublishRefused`` (nothing published) when the output fails its checks, and
     ``ConcurrentPublish`` when another writer committed first.
@@ -49,7 +53,7 @@ def publish_flow(as_of: date | None = None) -> PublishResult:
     logger = get_run_logger()
     logger.info("waiting for the %s concurrency slot (single writer)", PUBLISH_LIMIT)
     with concurrency(PUBLISH_LIMIT, occupy=1):
-        result = publish_snapshot_task(as_of)
+        result = publish_snapshot_task(as_of, progress)
     logger.info(
         "published snapshot %s (log seq %d, as_of %s, previous %s, rows %s); report %s",
         result.snapshot_id, result.seq, result.as_of, result.previous_snapshot,

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from registry.progress import ProgressCallback
     from registry.publish import PublishResult
     from registry.reader import Snapshot
     from registry.storage import Storage
@@ -21,6 +24,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _progress() -> AbstractContextManager[ProgressCallback]:
+    """Progress on stderr: a bar on a terminal, plain lines in a pipe or in CI."""
+    import sys
+
+    from registry.progress import cli_progress
+    from registry.settings import load_settings
+
+    return cli_progress(load_settings(), sys.stderr)
 
 
 # -- ingestion ---------------------------------------------------------------------------------
@@ -108,7 +121,8 @@ def ingest(
 
     from flows.ingest import ingest_flow
 
-    by_region = ingest_flow(region=region, dataset=dataset).by_region()
+    with _progress() as progress:
+        by_region = ingest_flow(region=region, dataset=dataset, progress=progress).by_region()
     table = Table("region", "uploads", "staged", "rejected", "duplicate", "in progress",
                   "rows in", "accepted", "quarantined", title="ingest")
     for code, totals in sorted(by_region.items()):
@@ -186,7 +200,8 @@ def publish(
     from registry.publish import PublishRefused
 
     try:
-        result = publish_flow(as_of=_date_option(as_of))
+        with _progress() as progress:
+            result = publish_flow(as_of=_date_option(as_of), progress=progress)
     except PublishRefused as err:
         typer.echo(f"publication refused: {err}", err=True)
         raise typer.Exit(1) from None
@@ -202,7 +217,9 @@ def run(
     """Ingest every pending upload, then publish."""
     from flows.pipeline import pipeline_flow
 
-    _print_publish_result(pipeline_flow(as_of=_date_option(as_of))["publish"])
+    with _progress() as progress:
+        result = pipeline_flow(as_of=_date_option(as_of), progress=progress)["publish"]
+    _print_publish_result(result)
 
 
 @app.command()
@@ -411,9 +428,6 @@ def report(
 
     Publication writes it; this rebuilds it, for example after Data Docs were added or after
     a publication whose report failed."""
-    import sys
-
-    from registry.progress import cli_progress
     from registry.reader import SnapshotError
     from registry.report import write_report
     from registry.settings import load_settings
@@ -422,7 +436,7 @@ def report(
     settings = load_settings()
     storage = open_storage(settings)
     try:
-        with cli_progress(settings, sys.stderr) as progress:
+        with _progress() as progress:
             key = write_report(storage, settings, snapshot_id, progress=progress)
     except SnapshotError as err:
         typer.echo(f"error: {err}", err=True)
