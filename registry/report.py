@@ -236,6 +236,14 @@ def relative_link(from_key: str, to_key: str) -> str:
 # Charts: Vega-Lite specs (pure)
 
 
+def _count_axis(counts: pl.Series) -> alt.Axis:
+    """Whole-number ticks: merchants come in ones (Vega would otherwise tick 0.5 on a small
+    registry)."""
+    top = max(int(counts.max() or 0), 1)
+    step = max(1, -(-top // 5))
+    return alt.Axis(values=list(range(0, top + step, step)), format="d")
+
+
 def _grade_scale() -> alt.Scale:
     return alt.Scale(domain=list(GRADES), range=list(GRADE_COLOURS))
 
@@ -255,7 +263,8 @@ def trusted_chart_spec(frame: pl.DataFrame, region_labels: Mapping[str, str]) ->
                                                             maintain_order=True)],
                     axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(merchants):Q", title="可信商户 Trusted merchants",
-                    axis=alt.Axis(tickMinStep=1)),
+                    axis=_count_axis(frame.group_by("region").agg(pl.col("merchants").sum())
+                                     .get_column("merchants"))),
             color=alt.Color("grade:N", title="等级 Grade", scale=_grade_scale()),
             tooltip=["label:N", "grade:N", "merchants:Q"],
         )
@@ -274,7 +283,9 @@ def score_chart_spec(frame: pl.DataFrame, bin_width: int = SCORE_BIN_WIDTH) -> d
             x=alt.X("score_from:Q", title="评分 Score", bin=alt.Bin(binned=True, step=bin_width),
                     scale=alt.Scale(domain=[0, 100])),
             x2="score_to:Q",
-            y=alt.Y("sum(merchants):Q", title="商户 Merchants", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("sum(merchants):Q", title="商户 Merchants",
+                    axis=_count_axis(frame.group_by("score_from").agg(pl.col("merchants").sum())
+                                     .get_column("merchants"))),
             color=alt.Color("grade:N", title="等级 Grade", scale=_grade_scale()),
             tooltip=["score_from:Q", "score_to:Q", "grade:N", "merchants:Q"],
         )

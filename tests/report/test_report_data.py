@@ -185,3 +185,11 @@ def test_council_text_is_escaped_in_the_page_and_in_chart_data():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     # In the chart's JSON the region label is there, but cannot close the <script> element.
     assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in page
+
+
+def test_count_axes_tick_whole_merchants():
+    trusted = trusted_by_region_and_grade(LISTED, ["SH", "JS"])
+    axis = trusted_chart_spec(trusted, {"SH": "上海市 Shanghai"})["encoding"]["y"]["axis"]
+    assert axis["values"] == [0, 1, 2]  # SH has two trusted merchants: no 0.5 ticks
+    scores = score_distribution(LISTED)
+    assert score_chart_spec(scores)["encoding"]["y"]["axis"]["values"] == [0, 1, 2]
