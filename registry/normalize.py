@@ -36,11 +36,11 @@ _PHONE_TEXT = (
 )
 
 _T2S = OpenCC("t2s")
-# A cell that NFKC, trimming or the empty-is-null rule may change: leading or trailing space,
-# empty, or a character outside ASCII, CJK ideographs and the common CJK brackets (full-width
-# forms, ideographic space, compatibility ideographs and the like are outside).
+# A cell that NFKC or trimming may change: leading or trailing space, or a character outside
+# ASCII, CJK ideographs and the common CJK brackets (full-width forms, ideographic space,
+# compatibility ideographs and the like are outside).
 _MAY_CHANGE = (
-    r"^\s|\s$|^$|[^\x00-\x7F\x{3001}\x{3002}\x{3008}-\x{3011}\x{3400}-\x{4DBF}"
+    r"^\s|\s$|[^\x00-\x7F\x{3001}\x{3002}\x{3008}-\x{3011}\x{3400}-\x{4DBF}"
     r"\x{4E00}-\x{9FFF}]"
 )
 
@@ -58,9 +58,10 @@ def cleaned_text(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     for c in columns:
         positions = flags[c].arg_true()
         if positions.is_empty():
+            cleaned.append(pl.col(c).replace("", None))
             continue
         fixed = frame[c].gather(positions).str.normalize("NFKC").str.strip_chars()
-        cleaned.append(frame[c].clone().scatter(positions, fixed).replace("", None))
+        cleaned.append(pl.lit(frame[c].clone().scatter(positions, fixed)).replace("", None))
     return frame.with_columns(cleaned)
 
 
@@ -148,12 +149,16 @@ def name_matching_key(names: pl.Series) -> pl.Series:
     chinese = names.str.contains(r"[^\x00-\x7F]").fill_null(False).arg_true()
     simplified = names.clone()
     if not chinese.is_empty():
-        text = names.gather(chinese).str.replace_all(r"[\r\n]", " ").str.join("\n").item()
+        chosen = names.gather(chinese)
+        if chosen.str.contains(r"[\r\n]").any():  # one name per line for OpenCC
+            chosen = chosen.str.replace_all(r"[\r\n]", " ")
+        text = chosen.str.join("\n").item()
         converted = pl.Series([_T2S.convert(text)]).str.split("\n").explode()
         if converted.len() != chinese.len():  # t2s never adds or removes line breaks
             raise AssertionError("OpenCC changed the number of lines")
         simplified = simplified.scatter(chinese, converted)
-    return simplified.str.to_lowercase().str.replace_all(r"\s+", "")
+    # Cells are NFKC and trimmed already: the only spaces left are inner ASCII ones.
+    return simplified.str.to_lowercase().str.replace_all(" ", "", literal=True)
 
 
 def _via_distinct(frame: pl.DataFrame, column: str, typed: list[pl.Expr]) -> list[pl.Series]:
@@ -164,21 +169,13 @@ def _via_distinct(frame: pl.DataFrame, column: str, typed: list[pl.Expr]) -> lis
     distinct = frame.select(pl.col(column).drop_nulls().unique()).with_columns(
         e.alias(f"{name}__typed") for e, name in zip(typed, names, strict=True)
     )
-    out = []
-    for name in names:
-        values = distinct[f"{name}__typed"]
-        if isinstance(values.dtype, pl.List):
-            # replace_strict takes scalar replacements only; a left join keeps row order.
-            mapped = frame.select(column).join(
-                distinct.select(column, values.name), on=column, how="left",
-                maintain_order="left",
-            )[values.name]
-        else:
-            mapped = frame[column].replace_strict(
-                distinct[column], values, default=None, return_dtype=values.dtype
-            )
-        out.append(mapped.rename(name))
-    return out
+    # Each cell's position among the distinct values, then a gather: one hash lookup per cell
+    # whatever the output type (replace_strict itself takes no list values).
+    position = frame[column].replace_strict(
+        distinct[column], pl.int_range(distinct.height, dtype=pl.UInt32, eager=True),
+        default=None, return_dtype=pl.UInt32,
+    )
+    return [distinct[f"{name}__typed"].gather(position).rename(name) for name in names]
 
 
 def _typed(col: ColumnSpec, vocabulary: Vocabulary, cities: Mapping[str, str]) -> list[pl.Expr]:

@@ -346,18 +346,17 @@ def checked_upload(
     )
     errors = rj.with_row_messages(row_errors(checked, rules), file)
 
-    rejected_rows = errors.select(pl.col("_row").unique())
-    positions = checked.with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
-    staged_columns = [
-        name for name in contract.staged_schema() if name in typed.columns
-    ]
-    accepted = (
-        positions.join(rejected_rows, on="_row", how="anti")
-        .select(*staged_columns, pl.lit(region).alias("region"), pl.col(SOURCE_ROW))
+    rejected = pl.repeat(False, checked.height, dtype=pl.Boolean, eager=True).scatter(
+        errors["_row"].unique(), True
+    )
+    staged_columns = [name for name in contract.staged_schema() if name in typed.columns]
+    accepted = checked.filter(~rejected).select(
+        *staged_columns, pl.lit(region).alias("region"), pl.col(SOURCE_ROW)
     )
     quarantined = (
-        positions.join(_error_structs(errors), on="_row", how="inner")
-        .sort("_row")
+        checked.filter(rejected)
+        .with_columns(rejected.arg_true().cast(pl.Int64).alias("_row"))
+        .join(_error_structs(errors), on="_row", how="inner", maintain_order="left")
         .select(
             *[pl.col(c.name + TEXT_SUFFIX).alias(c.name) for c in contract.columns],
             pl.lit(region).alias("region"),
