@@ -45,6 +45,10 @@ _MAY_CHANGE = (
 )
 
 
+def _cleaned(text: pl.Expr) -> pl.Expr:
+    return text.str.normalize("NFKC").str.strip_chars().replace("", None)
+
+
 def cleaned_text(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """``columns`` in NFKC form (full-width digits and letters become plain), trimmed, with
     empty cells as null. Other columns pass through; the input is not modified.
@@ -157,25 +161,26 @@ def name_matching_key(names: pl.Series) -> pl.Series:
         if converted.len() != chinese.len():  # t2s never adds or removes line breaks
             raise AssertionError("OpenCC changed the number of lines")
         simplified = simplified.scatter(chinese, converted)
-    # Cells are NFKC and trimmed already: the only spaces left are inner ASCII ones.
-    return simplified.str.to_lowercase().str.replace_all(" ", "", literal=True)
+    return _folded(simplified)
 
 
-def _via_distinct(frame: pl.DataFrame, column: str, typed: list[pl.Expr]) -> list[pl.Series]:
-    """``typed`` (expressions over ``column``) computed once per distinct value and mapped
-    back: councils repeat the same few spellings of yes/no, statuses, cities and dates, so
-    parsing each distinct text once is several times faster than parsing every cell."""
-    names = [e.meta.output_name() for e in typed]
-    distinct = frame.select(pl.col(column).drop_nulls().unique()).with_columns(
-        e.alias(f"{name}__typed") for e, name in zip(typed, names, strict=True)
+def _folded(names: pl.Series) -> pl.Series:
+    """Lower-cased, without spaces. Case mapping is slow on CJK text and almost every Chinese
+    name has no capital letter, so only the names that have one (or a space) are touched.
+    Cells are NFKC and trimmed already: the only spaces left are inner ASCII ones."""
+    marks = names.to_frame("n").select(
+        pl.col("n").str.contains(r"\p{Lu}").fill_null(False).alias("upper"),
+        pl.col("n").str.contains(" ", literal=True).fill_null(False).alias("space"),
     )
-    # Each cell's position among the distinct values, then a gather: one hash lookup per cell
-    # whatever the output type (replace_strict itself takes no list values).
-    position = frame[column].replace_strict(
-        distinct[column], pl.int_range(distinct.height, dtype=pl.UInt32, eager=True),
-        default=None, return_dtype=pl.UInt32,
-    )
-    return [distinct[f"{name}__typed"].gather(position).rename(name) for name in names]
+    upper = marks["upper"].arg_true()
+    if not upper.is_empty():
+        names = names.clone().scatter(upper, names.gather(upper).str.to_lowercase())
+    space = marks["space"].arg_true()
+    if not space.is_empty():
+        names = names.clone().scatter(
+            space, names.gather(space).str.replace_all(" ", "", literal=True)
+        )
+    return names
 
 
 def _typed(col: ColumnSpec, vocabulary: Vocabulary, cities: Mapping[str, str]) -> list[pl.Expr]:
@@ -214,31 +219,44 @@ def _typed(col: ColumnSpec, vocabulary: Vocabulary, cities: Mapping[str, str]) -
 
 def city_lookup(city_index: Mapping[str, tuple[str, str]]) -> dict[str, str]:
     """``RegionConfig.city_index()`` as matching key -> "REGION/城市", the form
-    :func:`typed_values` takes (one string, so one vectorised replace gives both parts)."""
+    :func:`normalized` takes (one string, so one vectorised replace gives both parts)."""
     return {key: f"{region}/{city}" for key, (region, city) in city_index.items()}
 
 
-def typed_values(
-    cleaned: pl.DataFrame, contract: Contract, vocabulary: Vocabulary, cities: Mapping[str, str]
-) -> pl.DataFrame:
-    """One typed column per contract column (null where the text could not be interpreted or
-    the column was not in the file), plus ``{city}__region`` for city columns and the
-    Traditional→Simplified matching key for columns that declare one.
+def normalized(
+    texts: pl.DataFrame, contract: Contract, vocabulary: Vocabulary, cities: Mapping[str, str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(cleaned, typed) for an upload's text columns (named as in the contract).
 
-    ``cleaned`` is the output of :func:`cleaned_text` with contract column names; ``cities``
-    comes from :func:`city_lookup`."""
-    present = set(cleaned.columns)
+    ``cleaned``: ``texts`` with every contract column's text as :func:`cleaned_text` makes it
+    (an all-null column when the file does not have it). ``typed``: one typed column per
+    contract column (null where the text could not be interpreted), plus ``{city}__region``
+    for city columns and the Traditional→Simplified matching key of columns that declare one.
+    ``cities`` comes from :func:`city_lookup`.
+
+    Councils repeat the same few spellings of yes/no, statuses, cities, categories and dates,
+    so those columns are cleaned and parsed once per distinct text and gathered back (one
+    hash lookup per cell); the others are cleaned cell by cell and parsed as whole columns."""
+    present = {c.name for c in contract.columns if c.name in texts.columns}
+    by_distinct = [c for c in contract.columns if c.name in present and c.dtype in _PER_DISTINCT]
+    cleaned = cleaned_text(texts, [c.name for c in contract.columns
+                                   if c.name in present and c not in by_distinct])
+    typed_by_distinct: dict[str, list[pl.Series]] = {}
+    for col in by_distinct:
+        text, typed_outputs = _via_distinct(texts[col.name], col, vocabulary, cities)
+        cleaned = cleaned.with_columns(text)
+        typed_by_distinct[col.name] = typed_outputs
+    cleaned = cleaned.with_columns(
+        pl.lit(None, pl.String).alias(c.name) for c in contract.columns if c.name not in present
+    )
     exprs: list[pl.Expr] = []
     for col in contract.columns:
         if col.name not in present:
             exprs.append(pl.lit(None, col.staged_dtype).alias(col.name))
             if col.dtype == "city":
                 exprs.append(pl.lit(None, pl.String).alias(col.name + REGION_SUFFIX))
-        elif col.dtype in _PER_DISTINCT:
-            exprs.extend(
-                pl.lit(series) for series in
-                _via_distinct(cleaned, col.name, _typed(col, vocabulary, cities))
-            )
+        elif col.name in typed_by_distinct:
+            exprs.extend(pl.lit(series) for series in typed_by_distinct[col.name])
         else:
             exprs.extend(_typed(col, vocabulary, cities))
     typed = cleaned.select(exprs)
@@ -247,4 +265,19 @@ def typed_values(
         for col in contract.columns
         if col.match_key
     ]
-    return typed.with_columns(keys) if keys else typed
+    return cleaned, typed.with_columns(keys) if keys else typed
+
+
+def _via_distinct(
+    raw: pl.Series, col: ColumnSpec, vocabulary: Vocabulary, cities: Mapping[str, str]
+) -> tuple[pl.Series, list[pl.Series]]:
+    """One column's cleaned text and typed outputs, computed on its distinct texts and
+    gathered back by position (replace_strict itself takes no list values)."""
+    distinct = raw.drop_nulls().unique().to_frame(col.name)
+    position = raw.replace_strict(
+        distinct[col.name], pl.int_range(distinct.height, dtype=pl.UInt32, eager=True),
+        default=None, return_dtype=pl.UInt32,
+    )
+    cleaned = distinct.select(_cleaned(pl.col(col.name)))
+    typed = cleaned.select(_typed(col, vocabulary, cities))
+    return cleaned[col.name].gather(position), [s.gather(position) for s in typed.iter_columns()]

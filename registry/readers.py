@@ -386,7 +386,9 @@ def _without_blanks_and_footer(
     The footer starts at the first row that begins like a note and after which every row is
     sparse (at most two non-empty cells): a "备注" typed into one data row is not a footer.
     Only the last rows are searched: a footer is a few lines, not a second table."""
-    rows = rows.filter(~_blank_rows(rows))
+    blank = _blank_rows(rows)
+    if blank.any():
+        rows = rows.filter(~blank)
     if not footer or rows.is_empty():
         return rows, []
     tail_start = max(0, rows.height - FOOTER_SEARCH_ROWS)

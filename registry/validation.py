@@ -21,7 +21,7 @@ import polars as pl
 
 from registry import rejections as rj
 from registry.contracts import LINEAGE_SCHEMA, ColumnSpec, Contract, Vocabulary, header_key
-from registry.normalize import REGION_SUFFIX, city_lookup, cleaned_text, typed_values
+from registry.normalize import REGION_SUFFIX, city_lookup, normalized
 from registry.readers import SOURCE_ROW, Limits, SkippedNote, UploadTable, upload_table
 from registry.regions import RegionConfig
 from registry.uscc import uscc_is_valid
@@ -328,15 +328,9 @@ def checked_upload(
     texts = table.rows.select(
         *[pl.col(src).alias(name) for src, name in mapping.items()], pl.col(SOURCE_ROW)
     )
-    cleaned = cleaned_text(texts, list(mapping.values()))
-    cities = city_lookup(regions.city_index())
-    typed = typed_values(cleaned, contract, vocabulary, cities)
+    cleaned, typed = normalized(texts, contract, vocabulary, city_lookup(regions.city_index()))
     all_text = cleaned.select(
-        *[
-            (pl.col(c.name) if c.name in mapping.values() else pl.lit(None, pl.String))
-            .alias(c.name + TEXT_SUFFIX)
-            for c in contract.columns
-        ],
+        *[pl.col(c.name).alias(c.name + TEXT_SUFFIX) for c in contract.columns],
         pl.col(SOURCE_ROW),
     )
     checked = pl.concat([typed, all_text], how="horizontal")
