@@ -1,0 +1,56 @@
+"""The ingest flow and `registry ingest` on a real (ephemeral) Prefect, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fixtures.council_files import FIXTURES
+from typer.testing import CliRunner
+
+from registry.cli import app
+from registry.storage import LocalStorage
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def prefect_home(tmp_path, monkeypatch):
+    """An ephemeral Prefect API with its own database, nothing shared with the developer's."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("PREFECT_API_URL", "")
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+    return tmp_path
+
+
+def test_upload_then_ingest_through_the_flow(prefect_home, tmp_path, monkeypatch) -> None:
+    root = tmp_path / "registry-data"
+    monkeypatch.setenv("REGISTRY_STORAGE_URI", root.as_uri())
+    runner = CliRunner()
+    for file, region, dataset in [
+        ("merchants_sh_gb18030.csv", "SH", "merchants"),
+        ("complaints_zj.xlsx", "ZJ", "complaints"),
+        ("merchants_unknown_column.csv", "SH", "merchants"),
+    ]:
+        result = runner.invoke(app, ["upload", str(FIXTURES / file), "--region", region,
+                                     "--dataset", dataset])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == f"landing/{region}/{dataset}/{file}"
+
+    result = runner.invoke(app, ["ingest"])
+    assert result.exit_code == 0, result.output
+    assert "SH" in result.stdout and "ZJ" in result.stdout
+
+    storage = LocalStorage(root)
+    batches = [i.key for i in storage.list("ledger/batches/")]
+    assert len(batches) == 2
+    sh = next(json.loads(storage.read_bytes(k)) for k in batches if "/SH/" in k)
+    assert (sh["mode"], sh["accepted"], sh["quarantined"]) == ("replace", 4, 6)
+    receipts = [i.key for i in storage.list("landing/SH/_receipts/") if i.key.endswith(".json")]
+    assert len(receipts) == 2
+
+    # a second run finds nothing new
+    result = runner.invoke(app, ["ingest", "--region", "SH"])
+    assert result.exit_code == 0, result.output
+    assert len(list(storage.list("ledger/batches/"))) == 2
