@@ -7,12 +7,20 @@ A value that cannot be interpreted becomes null here, and :mod:`registry.validat
 
 from __future__ import annotations
 
+import itertools
+import logging
+import struct
 from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
 
+import opencc
 import polars as pl
 from opencc import OpenCC
 
 from registry.contracts import ColumnSpec, Contract, Vocabulary
+
+log = logging.getLogger(__name__)
 
 REGION_SUFFIX = "__region"
 # Parsed once per distinct value (see _via_distinct) rather than once per cell.
@@ -36,6 +44,7 @@ _PHONE_TEXT = (
 )
 
 _T2S = OpenCC("t2s")
+_OPENCC_DATA = Path(opencc.__file__).resolve().parent / "clib" / "share" / "opencc"
 # A cell that NFKC or trimming may change: leading or trailing space, or a character outside
 # ASCII, CJK ideographs and the common CJK brackets (full-width forms, ideographic space,
 # compatibility ideographs and the like are outside).
@@ -148,9 +157,11 @@ def name_matching_key(names: pl.Series) -> pl.Series:
     上海國際貿易 with 上海国际贸易. For matching only; the original name is kept. ``names``
     must already be NFKC (see :func:`cleaned_text`); t2s output stays NFKC.
 
-    OpenCC converts one string per call, so the non-ASCII names are joined into one text,
-    converted in one call and split again: one C++ call instead of one per row."""
-    chinese = names.str.contains(r"[^\x00-\x7F]").fill_null(False).arg_true()
+    Only names holding a character t2s may change are given to OpenCC (see
+    :func:`_t2s_triggers`), joined into one text and converted in one call: one C++ call, on
+    the few names that need it, instead of one per row."""
+    triggers = _t2s_triggers()
+    chinese = names.str.contains(triggers).fill_null(False).arg_true()
     simplified = names.clone()
     if not chinese.is_empty():
         chosen = names.gather(chinese)
@@ -162,6 +173,90 @@ def name_matching_key(names: pl.Series) -> pl.Series:
             raise AssertionError("OpenCC changed the number of lines")
         simplified = simplified.scatter(chinese, converted)
     return _folded(simplified)
+
+
+@cache
+def _t2s_triggers() -> str:
+    """A regex class of the characters OpenCC t2s may change: a name without one converts to
+    itself, so it need not be converted at all (most names: converting all of them is most of
+    the cost of normalising a million rows).
+
+    t2s matches phrases first (TSPhrases), then single characters (TSCharacters). So a
+    character can change (a) on its own: every CJK code point is converted once, here, to
+    find those; or (b) inside a phrase, which only happens to characters TSCharacters lists
+    with several simplified forms (瞭 → 瞭/了 in 瞭解 → 了解): those are read from OpenCC's own
+    dictionary. tests/ingest/test_normalize.py checks the result against converting
+    everything. If the dictionary cannot be read, every non-ASCII name is converted."""
+    ranges = [(0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00), (0x20000, 0x2FA20)]
+    chars = [chr(c) for start, end in ranges for c in range(start, end)]
+    converted = _T2S.convert("\n".join(chars)).split("\n")
+    changing = {ch for ch, out in zip(chars, converted, strict=True) if ch != out}
+    ambiguous = _t2s_ambiguous_characters()
+    if ambiguous is None:
+        log.warning("OpenCC dictionaries unreadable: converting every non-ASCII name")
+        return r"[^\x00-\x7F]"
+    return _char_class(changing | ambiguous)
+
+
+def _t2s_ambiguous_characters() -> set[str] | None:
+    """Every character of the multi-valued entries of TSCharacters(.Ext).ocd2, or None.
+
+    An .ocd2 file is a header, a marisa trie of the keys, then the values: u32 item count,
+    u32 buffer length, the NUL-separated UTF-8 values, and per item a u16 value count and a
+    u16 length per value. Only the values are needed; they are found by that layout."""
+    found: set[str] = set()
+    for name in ("TSCharacters.ocd2", "TSCharactersExt.ocd2"):
+        try:
+            data = (_OPENCC_DATA / name).read_bytes()
+        except OSError:
+            return None
+        items = _ocd2_values(data)
+        if items is None:
+            return None
+        for values in items:
+            if len(values) > 1:
+                found.update("".join(values))
+    return found
+
+
+def _ocd2_values(data: bytes) -> list[list[str]] | None:
+    for at in range(len(data) - 8, 0, -1):
+        count, length = struct.unpack_from("<II", data, at)
+        table = at + 8 + length
+        if not (0 < count <= length and table + 4 * count <= len(data)):
+            continue
+        if data[table - 1] != 0 or not 0 < data[table] <= 64:  # a NUL ends the last value
+            continue
+        try:
+            lengths, pos = [], table
+            for _ in range(count):
+                (n,) = struct.unpack_from("<H", data, pos)
+                lengths.append(struct.unpack_from(f"<{n}H", data, pos + 2))
+                pos += 2 + 2 * n
+        except struct.error:
+            continue
+        if pos != len(data) or sum(map(sum, lengths)) != length:
+            continue
+        values = data[at + 8 : table].split(b"\0")[:-1]
+        if len(values) != sum(map(len, lengths)):
+            continue
+        out, i = [], 0
+        for item in lengths:
+            out.append([v.decode("utf-8") for v in values[i : i + len(item)]])
+            i += len(item)
+        return out
+    return None
+
+
+def _char_class(chars: set[str]) -> str:
+    """A regex character class matching exactly ``chars``, as code-point ranges."""
+    points = sorted(map(ord, chars))
+    parts, start = [], points[0]
+    for prev, cur in itertools.pairwise([*points, -1]):
+        if cur != prev + 1:
+            parts.append(f"\\x{{{start:X}}}" + (f"-\\x{{{prev:X}}}" if prev > start else ""))
+            start = cur
+    return "[" + "".join(parts) + "]"
 
 
 def _folded(names: pl.Series) -> pl.Series:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opencc import OpenCC
 
 from registry.contracts import load_vocabulary
 from registry.normalize import (
@@ -81,3 +84,34 @@ def test_matching_key_is_simplified_and_folded_and_keeps_nulls() -> None:
     assert name_matching_key(names).to_list() == [
         "上海国际贸易中心", "上海国际贸易中心", "abc公司", None,
     ]
+
+
+def _full_t2s_key(name: str) -> str:
+    """The reference: OpenCC on the whole name, then the same folding."""
+    return OpenCC("t2s").convert(name).lower().replace(" ", "")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(
+    alphabet=st.sampled_from(
+        "上海國際貿易有限公司瞭解藉口乾燥著名鍾錶獨鍾夥伴徵收蘋果於是臺灣沈陽瀋陽皇后后面覆蓋"
+        "龍鍾情有獨鐘束脩想像魏徵梁昇卿看著穿著乾隆乾坤ABC abc123"
+    ),
+    min_size=1, max_size=12,
+), min_size=1, max_size=30))
+def test_matching_key_equals_converting_every_name(names: list[str]) -> None:
+    # Only names holding a character t2s may change are converted: the shortcut must give
+    # exactly what converting every name gives, phrases (瞭解 → 了解) included.
+    got = name_matching_key(pl.Series(names)).to_list()
+    assert got == [_full_t2s_key(n) for n in names]
+
+
+def test_matching_key_agrees_with_opencc_on_its_own_phrase_list() -> None:
+    from registry.normalize import _OPENCC_DATA, _ocd2_values
+
+    phrases = _ocd2_values((_OPENCC_DATA / "TSPhrases.ocd2").read_bytes())
+    assert phrases and len(phrases) > 100
+    s2t = OpenCC("s2t")
+    # Traditional spellings of every phrase OpenCC knows, inside a longer name.
+    names = [f"上海{s2t.convert(values[0])}有限公司" for values in phrases]
+    assert name_matching_key(pl.Series(names)).to_list() == [_full_t2s_key(n) for n in names]
