@@ -21,7 +21,7 @@ from flows.ingest import held_batches_now
 from registry.orchestration import PUBLISH_LIMIT
 from registry.progress import ProgressCallback
 from registry.publish import PublishResult, publish_snapshot
-from registry.run_summary import report_key, run_summary_markdown
+from registry.run_summary import run_summary_markdown
 from registry.settings import load_settings
 from registry.storage import open_storage
 
@@ -57,7 +57,7 @@ def publish_flow(as_of: date | None = None, progress: ProgressCallback | None = 
     logger.info(
         "published snapshot %s (log seq %d, as_of %s, previous %s, rows %s); report %s",
         result.snapshot_id, result.seq, result.as_of, result.previous_snapshot,
-        result.rows, report_key(result.snapshot_id),
+        result.rows, result.report or "NOT written",
     )
     create_markdown_artifact(
         run_summary_markdown(published=result, held=held_batches_now()),

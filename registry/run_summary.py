@@ -15,11 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from registry.ingest import IngestSummary
-from registry.layout import BATCHES_PREFIX, RELEASES_PREFIX, release_key, report_prefix
+from registry.layout import BATCHES_PREFIX, RELEASES_PREFIX, release_key
 from registry.publish import PublishResult
 from registry.storage import Storage
 
-REPORT_PAGE = "index.html"
 # Upload outcomes, in the order the table shows them, with their column headings.
 _UPLOAD_COLUMNS = {
     "staged": "files staged",
@@ -39,11 +38,6 @@ class HeldBatch:
     dataset: str
     region: str
     reasons: tuple[str, ...] = ()
-
-
-def report_key(snapshot_id: str) -> str:
-    """Where the human report of a snapshot lives (DESIGN.md §3)."""
-    return report_prefix(snapshot_id) + REPORT_PAGE
 
 
 def _cell(value: object) -> str:
@@ -123,7 +117,8 @@ def _snapshot_section(result: PublishResult) -> list[str]:
         f"- previous: `{result.previous_snapshot}`" if result.previous_snapshot
         else "- previous: none (first snapshot)",
         f"- manifest: `{result.manifest_key}`",
-        f"- report: `{report_key(result.snapshot_id)}`",
+        f"- report: `{result.report}`" if result.report
+        else f"- report: **not written**; rebuild it with `registry report {result.snapshot_id}`",
         "- rows: " + ", ".join(f"{name} {n}" for name, n in result.rows.items()),
         "- trusted by grade: "
         + (", ".join(f"{g} {n}" for g, n in result.trusted_by_grade.items()) or "none"),

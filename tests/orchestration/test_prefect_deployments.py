@@ -30,7 +30,7 @@ from fixtures.council_files import FIXTURES
 
 from registry.orchestration import PUBLISH_LIMIT, WORK_POOL, region_tag
 from registry.reader import open_snapshot, verify_snapshot
-from registry.run_summary import report_key
+from registry.report import report_key
 from registry.settings import PROJECT_ROOT, Settings
 from registry.storage import S3Storage
 

@@ -3,13 +3,15 @@ batches, the snapshot and its report, and nothing a council would not want shown
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from staged_rows import merchant, stage_batch
 
 from registry.ingest import IngestSummary, UploadResult
 from registry.publish import PublishResult
-from registry.run_summary import HeldBatch, held_batches, report_key, run_summary_markdown
+from registry.report import report_key
+from registry.run_summary import HeldBatch, held_batches, run_summary_markdown
 from registry.storage import Storage
 
 INGESTED = IngestSummary([
@@ -25,6 +27,7 @@ PUBLISHED = PublishResult(
     seq=7, as_of=date(2026, 11, 30), previous_snapshot="20261129T020000Z-12345678",
     rows={"merchants": 120, "products": 8, "changes": 3},
     trusted_by_grade={"A": 40, "B": 50}, changes={"added": 2, "updated": 1},
+    report=report_key("20261130T020000Z-abcdef12"),
 )
 
 
@@ -65,9 +68,14 @@ def test_the_snapshot_section_names_the_snapshot_and_its_report() -> None:
     assert markdown.startswith("# Registry run: publish\n")
     assert f"`{PUBLISHED.snapshot_id}` (log seq 7, as_of 2026-11-30)" in markdown
     assert "`reports/20261130T020000Z-abcdef12/index.html`" in markdown
-    assert report_key(PUBLISHED.snapshot_id) == "reports/20261130T020000Z-abcdef12/index.html"
     assert "previous: `20261129T020000Z-12345678`" in markdown
     assert "trusted by grade: A 40, B 50" in markdown
+
+
+def test_a_report_that_was_not_written_is_said_so_with_the_fix() -> None:
+    markdown = run_summary_markdown(published=replace(PUBLISHED, report=None))
+    assert ("report: **not written**; rebuild it with "
+            "`registry report 20261130T020000Z-abcdef12`") in markdown
 
 
 def test_held_batches_are_listed_with_reasons_and_table_safe() -> None:
