@@ -8,6 +8,7 @@ and checks both characters; tests/ingest/test_uscc.py compares it with python-st
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 # GB 32100-2015: 31 characters, without I, O, Z, S and V.
@@ -63,3 +64,26 @@ def uscc_is_valid(code: pl.Expr) -> pl.Expr:
 
     shape_ok = code.str.contains(_USCC_SHAPE)
     return pl.when(code.is_null()).then(None).otherwise(shape_ok & mod31_ok & org_ok)
+
+
+# -- producing codes (the sample-data generator) ----------------------------------------------
+# The same weights and tables as the check above, over numpy arrays of ASCII bytes, so that
+# generated codes and the check cannot drift apart. tests/test_samples.py checks the output
+# against python-stdnum too.
+
+
+def org_check_characters(bodies: np.ndarray) -> np.ndarray:
+    """GB 11714 check characters (ASCII bytes) for an (n, 8) uint8 array of organisation-code
+    bodies written in the USCC alphabet."""
+    values = _ORG_TABLE.to_numpy()[bodies]
+    check = 11 - (values * np.array(_ORG_WEIGHTS)).sum(axis=1) % 11
+    return np.where(check == 10, ord("X"), np.where(check == 11, ord("0"), check + ord("0"))
+                    ).astype(np.uint8)
+
+
+def mod31_check_characters(first17: np.ndarray) -> np.ndarray:
+    """GB 32100 MOD 31 check characters (ASCII bytes) for an (n, 17) uint8 array holding the
+    first 17 characters of each code."""
+    values = _USCC_TABLE.to_numpy()[first17]
+    total = (values * np.array(_USCC_WEIGHTS)).sum(axis=1)
+    return np.frombuffer(USCC_ALPHABET.encode(), dtype=np.uint8)[(31 - total % 31) % 31]
