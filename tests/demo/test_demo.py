@@ -1,0 +1,104 @@
+"""``registry demo`` as a new user runs it: a fresh process, the embedded Prefect API, the storage
+root from REGISTRY_STORAGE_URI (local disk, then moto S3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import MOTO_KEY_ID, MOTO_SECRET
+
+from registry.layout import BATCHES_PREFIX, landing_prefix
+from registry.reader import open_snapshot, verify_snapshot
+from registry.regions import load_regions
+from registry.settings import PROJECT_ROOT
+from registry.storage import LocalStorage, S3Storage, Storage
+
+pytestmark = pytest.mark.slow
+REGIONS = set(load_regions(PROJECT_ROOT / "config").regions)
+
+
+def _demo(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "registry.cli", "demo"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "CI": "true",
+             "COLUMNS": "160", **env},
+    )
+
+
+def _batches(storage: Storage) -> list[dict]:
+    return [json.loads(storage.read_bytes(info.key)) for info in storage.list(BATCHES_PREFIX)
+            if info.key.endswith(".json")]
+
+
+def _assert_demo_published(storage: Storage, output: str) -> None:
+    assert verify_snapshot(storage) == []
+    snap = open_snapshot(storage)
+    batches = _batches(storage)
+    # Every region uploaded every dataset, in several files, in several formats.
+    assert {(b["region"], b["dataset"]) for b in batches} == {
+        (r, d) for r in REGIONS
+        for d in ("merchants", "complaints", "inspections", "gift_evaluations")}
+    assert {b["format"] for b in batches} >= {"csv", "xlsx"}
+    assert "gb18030" in {b["encoding"] for b in batches}
+    assert set(snap.manifest.input_batches) == {b["batch_id"] for b in batches}
+    per_region: dict[str, Counter[str]] = {}
+    for b in batches:
+        per_region.setdefault(b["region"], Counter()).update(
+            rows_in=b["rows_in"], quarantined=b["quarantined"], accepted=b["accepted"])
+    for region, counts in per_region.items():
+        assert counts["rows_in"] == counts["accepted"] + counts["quarantined"]
+        assert counts["rows_in"] > 2000, region
+        assert 0.02 < counts["quarantined"] / counts["rows_in"] < 0.05, (region, counts)
+    merchants = snap.merchants.collect()
+    listed = set(merchants.get_column("regions").explode())
+    assert listed == REGIONS
+    assert merchants.filter(pl.col("trusted")).height > 0.3 * merchants.height
+    assert snap.products.collect().height > 100
+    # What the user is told: where the snapshot and the report are, trusted by grade.
+    assert f"published snapshot {snap.snapshot_id}" in output
+    assert f"registry/snapshots/{snap.snapshot_id}" in output
+    assert f"reports/{snap.snapshot_id}/index.html" in output
+    assert "trusted by grade" in output
+
+
+def test_demo_on_local_storage_then_again(tmp_path):
+    root = tmp_path / "root"
+    first = _demo(tmp_path, {"REGISTRY_STORAGE_URI": root.as_uri()})
+    assert first.returncode == 0, first.stderr[-3000:]
+    storage = LocalStorage(root)
+    _assert_demo_published(storage, first.stdout)
+    assert (root / "reports").is_dir()
+    batches = len(_batches(storage))
+
+    # The same bytes again: recognised by content, nothing ingested twice, and a new
+    # snapshot of the same registry.
+    again = _demo(tmp_path, {"REGISTRY_STORAGE_URI": root.as_uri()})
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "nothing new was ingested" in again.stdout
+    assert len(_batches(storage)) == batches
+    snap = open_snapshot(storage)
+    assert snap.manifest.summary["changes"] == {}
+    assert snap.manifest.previous_snapshot is not None
+    uploads = [i.key for i in storage.list(landing_prefix("SH", "merchants"))]
+    assert len(uploads) == 2  # one per run, each in its own demo-{run}/ folder
+
+
+def test_demo_on_s3(tmp_path, s3_settings, s3_bucket):
+    env = {
+        "REGISTRY_STORAGE_URI": f"s3://{s3_bucket}/demo",
+        "AWS_ENDPOINT_URL": s3_settings.aws_endpoint_url,
+        "AWS_ACCESS_KEY_ID": MOTO_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": MOTO_SECRET,
+        "AWS_REGION": "us-east-1",
+    }
+    result = _demo(tmp_path, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_demo_published(S3Storage(f"s3://{s3_bucket}/demo", s3_settings), result.stdout)
