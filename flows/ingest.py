@@ -28,6 +28,7 @@ from prefect.tasks import exponential_backoff
 from registry.ingest import IngestSummary, UploadResult, ingest_object, list_pending, region_of_key
 from registry.orchestration import region_tag
 from registry.progress import ProgressCallback
+from registry.quality import write_scorecards
 from registry.run_summary import HeldBatch, held_batches, run_summary_markdown
 from registry.settings import Settings, load_settings
 from registry.storage import StorageError, open_storage
@@ -84,6 +85,12 @@ def ingest_upload(key: str) -> UploadResult:
     return result
 
 
+@task(name="quality-scorecards", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def quality_scorecards(batch_ids: list[str]) -> dict[str, str]:
+    settings = load_settings()
+    return write_scorecards(open_storage(settings), settings, batch_ids)
+
+
 @task(name="held-batches", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def held_batches_now() -> list[HeldBatch]:
     return held_batches(open_storage(load_settings()))
@@ -124,6 +131,8 @@ def ingest_flow(
         region_of_key(key) or "?" for key, o in zip(keys, outcomes, strict=True)
         if not isinstance(o, UploadResult)
     )
+    if summary.results:
+        quality_scorecards([r.batch_id for r in summary.results if r.batch_id])
     create_markdown_artifact(
         run_summary_markdown(ingested=summary, failed=failed, held=held_batches_now()),
         key=ARTIFACT_KEY,

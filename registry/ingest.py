@@ -39,6 +39,12 @@ import polars as pl
 from registry import layout
 from registry import rejections as rj
 from registry.contracts import LINEAGE_SCHEMA, load_contracts, load_vocabulary
+from registry.quality import (
+    gate_record_fields,
+    held_receipt_fields,
+    staged_batch_gate,
+    write_scorecards,
+)
 from registry.readers import SOURCE_ROW, Limits
 from registry.receipts import receipt_csv, receipt_document
 from registry.regions import load_regions
@@ -71,6 +77,8 @@ class UploadResult:
     quarantined: int = 0
     file_error: str | None = None
     duplicate_of: str | None = None
+    # Staged, but held out of publication by the batch gate (the receipt says why).
+    held: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,12 +144,17 @@ def ingest_pending(
     storage: Storage, settings: Settings, *, region: str | None = None,
     dataset: str | None = None,
 ) -> IngestSummary:
-    """Ingest every pending upload one after the other (the flow does the same in parallel)."""
-    return IngestSummary(
+    """Ingest every pending upload one after the other (the flow does the same in parallel),
+    then write each region's data-quality scorecard of the run. A run that found nothing to do
+    writes nothing."""
+    summary = IngestSummary(
         [ingest_object(storage, settings, key) for key in list_pending(
             storage, settings, region, dataset
         )]
     )
+    if summary.results:
+        write_scorecards(storage, settings, [r.batch_id for r in summary.results if r.batch_id])
+    return summary
 
 
 def checked_file(settings: Settings, path: Path, *, region: str, dataset: str) -> UploadCheck:
@@ -427,24 +440,33 @@ def _processed(
             # The contract of what the registry build reads; a failure here is a bug in
             # normalisation or validation, and stops the batch before it is committed.
             staged_schema(contract).validate(staged)
+            # The batch gate: a batch that fails its suite is staged but held out of
+            # publication until someone releases it (registry.quality).
+            record |= gate_record_fields(staged_batch_gate(
+                storage, settings, staged, region=region, dataset=dataset, batch_id=batch_id,
+                mode=mode, today=council_time(ingested_at).date(),
+            ))
             storage.write_parquet(staged, record["staged_key"])
             quarantined = _with_lineage(check.quarantined, entry)
             storage.write_parquet(quarantined, record["quarantine_key"])
             # AlreadyExists: a worker that took over our claim committed the same batch first.
             with contextlib.suppress(AlreadyExists):
                 storage.put_if_absent(record_key, _json(record))
+        # The committed record, ours or the one a worker that took over our claim wrote.
+        held = held_receipt_fields(json.loads(storage.read_bytes(record_key)))
         status: Status = "staged"
     else:
-        status, batch_id = "rejected", None
+        status, batch_id, held = "rejected", None, None
     result = UploadResult(
         key, region, dataset, status, upload_id=entry["upload_id"], batch_id=batch_id,
         sha256=entry["sha256"], rows_in=check.rows_in, accepted=check.accepted.height,
         quarantined=check.rejected, file_error=check.file_error.code if check.file_error else None,
+        held=held is not None,
     )
     doc = receipt_document(
         upload_id=entry["upload_id"], region=region, dataset=dataset, file=file, source_key=key,
         received_at=council_time(ingested_at).isoformat(), sha256=entry["sha256"], check=check,
-        batch_id=batch_id, mode=mode,
+        batch_id=batch_id, mode=mode, held=held,
     )
     _write_receipt(storage, region, doc)
     done = {

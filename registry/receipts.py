@@ -53,12 +53,15 @@ def receipt_document(
     batch_id: str | None = None,
     mode: str | None = None,
     duplicate_of: dict[str, Any] | None = None,
+    held: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The receipt for one upload.
 
     ``check`` is the validation outcome when the file was read; ``file_error`` a refusal
     decided before reading (too large, unknown dataset); ``duplicate_of`` describes the earlier
-    upload with the same bytes (already stripped of anything from another council)."""
+    upload with the same bytes (already stripped of anything from another council); ``held``
+    says that the batch gate held the batch, and why (``batch_status``, ``held_zh``,
+    ``held_en``, ``held_reasons``; see :func:`registry.quality.held_receipt_fields`)."""
     error = file_error or (check.file_error if check else None)
     if duplicate_of is not None:
         status = "duplicate"
@@ -80,6 +83,8 @@ def receipt_document(
         else []
     )
     summary_zh, summary_en = _summary(status, rows, accepted, rejected)
+    if held is not None:
+        summary_zh, summary_en = f"{summary_zh}{held['held_zh']}", f"{summary_en} {held['held_en']}"
     return {
         "receipt_version": RECEIPT_VERSION,
         "upload_id": upload_id,
@@ -113,6 +118,8 @@ def receipt_document(
             {"row": n.row, "starts_with": n.starts_with} for n in (check.notes if check else [])
         ],
         "duplicate_of": duplicate_of,
+        "batch_status": held["batch_status"] if held else ("released" if batch_id else None),
+        "held_reasons": held["held_reasons"] if held else [],
     }
 
 
@@ -133,6 +140,11 @@ def receipt_csv(document: dict[str, Any]) -> bytes:
         pl.DataFrame(
             [{"row": None, "column": "", "value": "", **{k: e[k] for k in (
                 "code", "message_zh", "message_en")}} for e in document["file_errors"]],
+            schema=schema,
+        ),
+        pl.DataFrame(
+            [{"row": None, "column": "", "value": "", **{k: e[k] for k in (
+                "code", "message_zh", "message_en")}} for e in document.get("held_reasons", [])],
             schema=schema,
         ),
         pl.DataFrame(document["row_errors"], schema=schema),
