@@ -364,18 +364,22 @@ def _header_position(records: list[list[str | None]] | list[tuple], known: Colle
 def _blank_rows(grid: pl.DataFrame) -> pl.Series:
     """True for rows whose cells are all empty or whitespace."""
     cells = [c for c in grid.columns if c != SOURCE_ROW]
-    # Cheap test first (nulls and short cells, no allocation); the exact one only on the rows
-    # that pass it, which in a real file are a handful.
-    maybe = grid.select(
-        pl.all_horizontal(pl.col(c).is_null() | (pl.col(c).str.len_bytes() <= 8) for c in cells)
-    ).to_series()
-    if not maybe.any():
-        return maybe
-    candidates = maybe.arg_true()
+    # Narrow the candidates column by column with a cheap test (null or short), so that a
+    # real file, whose first column is filled, costs one pass over one column; the exact
+    # test then runs on the few rows left.
+    candidates = pl.int_range(grid.height, dtype=pl.UInt32, eager=True)
+    for c in cells:
+        cells_here = grid[c].gather(candidates)
+        candidates = candidates.filter(
+            cells_here.is_null() | (cells_here.str.len_bytes() <= 8)
+        )
+        if candidates.is_empty():
+            return pl.repeat(False, grid.height, dtype=pl.Boolean, eager=True)
     exact = grid[candidates].select(
         pl.all_horizontal(pl.col(c).str.strip_chars().fill_null("") == "" for c in cells)
     ).to_series()
-    return maybe.scatter(candidates, exact)
+    blank = pl.repeat(False, grid.height, dtype=pl.Boolean, eager=True)
+    return blank.scatter(candidates, exact)
 
 
 def _without_blanks_and_footer(
