@@ -21,7 +21,6 @@ are orphans: ``registry gc`` removes them once they are older than the grace per
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -55,6 +54,7 @@ from registry.layout import (
     snapshot_prefix,
 )
 from registry.progress import ProgressCallback
+from registry.quality import SuiteResult, registry_results, suite_versions
 from registry.reader import (
     FileEntry,
     LatestPointer,
@@ -118,6 +118,20 @@ class PIIRefused(PublishRefused):
         super().__init__(
             "refusing to publish personal data: "
             + "; ".join(f.describe() for f in findings)
+        )
+
+
+class RegistrySuiteFailed(PublishRefused):
+    """The registry failed its Great Expectations suites (``expectations/registry_*.json``).
+    Nothing was published; ``results`` holds every suite's outcome with zh/en reasons, and
+    the Data Docs of the run are under ``reports/refused/{snapshot_id}/``."""
+
+    def __init__(self, results: list[SuiteResult]):
+        self.results = results
+        failures = [f for r in results for f in r.failures]
+        super().__init__(
+            "refusing to publish a registry that fails its quality suite: "
+            + "; ".join(f"[{f.code}] {f.message_en}" for f in failures)
         )
 
 
@@ -242,16 +256,6 @@ def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
-def _suite_versions(settings: Settings) -> dict[str, str]:
-    folder = settings.expectations_dir
-    if not folder.is_dir():
-        return {}
-    return {
-        path.stem: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        for path in sorted(folder.glob("*.json"))
-    }
-
-
 def _summary(tables: Mapping[str, pl.DataFrame]) -> dict[str, dict[str, int]]:
     merchants = tables["merchants"]
     trusted = merchants.filter(pl.col("trusted"))
@@ -359,8 +363,10 @@ def publish_snapshot(
     ``as_of`` defaults to today in Asia/Shanghai. The data files depend only on the staged
     inputs, ``as_of`` and the previous snapshot (for the delta and listing dates).
 
-    Raises :class:`PIIRefused` (nothing written) when the output would carry personal data, and
-    :class:`ConcurrentPublish` when another writer committed first. ``progress`` hears of
+    Raises :class:`PIIRefused` (nothing written) when the output would carry personal data,
+    :class:`RegistrySuiteFailed` (no snapshot file written; the gate's Data Docs are) when it
+    fails the registry suites, and :class:`ConcurrentPublish` when another writer committed
+    first. ``progress`` hears of
     each protocol stage as it starts.
     """
     step = progress or (lambda _description, _done, _total: None)
@@ -392,6 +398,13 @@ def publish_snapshot(
     ]
     snapshot_id = _snapshot_id(now, previous, files, as_of, seq)
     prefix = snapshot_prefix(snapshot_id)
+    # The registry gate, before anything of the snapshot is written.
+    gate = registry_results(
+        storage, settings, built.tables,
+        load_score_model(settings.config_dir, settings.score_model_version).model, snapshot_id,
+    )
+    if not all(result.success for result in gate):
+        raise RegistrySuiteFailed(gate)
 
     step("publish: writing data files", 2, PUBLISH_STAGES)
     for i, (name, data) in enumerate(payloads.items()):
@@ -415,7 +428,7 @@ def publish_snapshot(
             "changes": CHANGES_CONTRACT_VERSION,
         },
         score_model=ScoreModelRef(version=model.model.version, sha256=model.sha256),
-        suite_versions=_suite_versions(settings),
+        suite_versions=suite_versions(settings),
         input_batches=built.input_batches,
         files=files,
         summary=summary,
@@ -593,6 +606,7 @@ __all__ = [
     "PIIRefused",
     "PublishRefused",
     "PublishResult",
+    "RegistrySuiteFailed",
     "collect_garbage",
     "pii_findings",
     "publish_snapshot",

@@ -593,22 +593,32 @@ def held_receipt_fields(record: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def registry_results(
     storage: Storage, settings: Settings, tables: Mapping[str, pl.DataFrame],
-    model: ScoreModel, docs_prefix: str,
+    model: ScoreModel, snapshot_id: str,
 ) -> list[SuiteResult]:
-    """Run the registry suites on the whole published tables (``merchants``, ``products``) and
-    store the run's Data Docs under ``docs_prefix`` (one site per table)."""
+    """Run the registry suites on the whole published tables (``merchants``, ``products``) of
+    the would-be snapshot ``snapshot_id``, and store the run's Data Docs (one site per table)
+    under the snapshot's report folder when every suite passes, else under
+    ``reports/refused/{snapshot_id}/``. Writes nothing else."""
     config = load_quality_config(settings.config_dir)
     params = registry_suite_parameters(model)
     frames = {
         "merchants": registry_check_frame(tables["merchants"], model),
         "products": tables["products"],
     }
-    results = []
-    for table, name in config.suites.registry.items():
-        suite = load_suite(settings.expectations_dir, name)
-        results.append(_validated_with_docs(storage, frames[table], suite, params, {},
-                                            f"{docs_prefix}{table}/"))
-    return results
+    with tempfile.TemporaryDirectory(prefix="registry-data-docs-") as tmp:
+        results = [
+            suite_result(frames[table], load_suite(settings.expectations_dir, name), params,
+                         data_docs_dir=Path(tmp) / table)
+            for table, name in config.suites.registry.items()
+        ]
+        passed = all(r.success for r in results)
+        prefix = registry_docs_prefix(snapshot_id) if passed else refused_docs_prefix(snapshot_id)
+        return [
+            SuiteResult(**{**asdict(result), "failures": result.failures,
+                           "data_docs": upload_data_docs(storage, Path(tmp) / table,
+                                                         f"{prefix}{table}/")})
+            for table, result in zip(config.suites.registry, results, strict=True)
+        ]
 
 
 def registry_docs_prefix(snapshot_id: str) -> str:
