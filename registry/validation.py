@@ -325,9 +325,9 @@ def checked_upload(
     except rj.FileRejected as error:
         return _empty_check(file, region, contract, error, table)
 
-    texts = table.rows.select(
-        *[pl.col(src).alias(name) for src, name in mapping.items()], pl.col(SOURCE_ROW)
-    )
+    # rename (and drop), not select: renaming is free, a select or drop copies every column.
+    unused = [c for c in table.rows.columns if c not in mapping and c != SOURCE_ROW]
+    texts = (table.rows.drop(unused) if unused else table.rows).rename(mapping)
     cleaned, typed = normalized(texts, contract, vocabulary, city_lookup(regions.city_index()))
     all_text = cleaned.select(
         *[pl.col(c.name).alias(c.name + TEXT_SUFFIX) for c in contract.columns],
@@ -344,7 +344,8 @@ def checked_upload(
         errors["_row"].unique(), True
     )
     staged_columns = [name for name in contract.staged_schema() if name in typed.columns]
-    accepted = checked.filter(~rejected).select(
+    # Pick the columns first: filtering copies every column it is given.
+    accepted = checked.select(*staged_columns, SOURCE_ROW).filter(~rejected).select(
         *staged_columns, pl.lit(region).alias("region"), pl.col(SOURCE_ROW)
     )
     quarantined = (
