@@ -38,6 +38,7 @@ import math
 import posixpath
 import re
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -306,6 +307,13 @@ class SuiteResult:
         return doc
 
 
+# The ingest flow validates uploads in a thread pool. GX parses suite parameters with a module-
+# global pyparsing grammar, and pyparsing settles each parse action's arity by trial on its first
+# calls, which races between threads ("push_first() missing 1 required positional argument").
+# Runs are CPU-bound Python under the GIL anyway, so serialising them costs little.
+_ONE_GX_RUN_AT_A_TIME = threading.Lock()
+
+
 @cache
 def _gx() -> Any:
     import great_expectations as gx
@@ -417,8 +425,9 @@ def suite_result(
         name=suite.name, validation_definitions=[definition], actions=actions,
         result_format={"result_format": "BASIC"},
     ))
-    run = checkpoint.run(batch_parameters={"dataframe": data},
-                         expectation_parameters=dict(parameters))
+    with _ONE_GX_RUN_AT_A_TIME:
+        run = checkpoint.run(batch_parameters={"dataframe": data},
+                             expectation_parameters=dict(parameters))
     (validation,) = run.run_results.values()
     failures = tuple(_failure(e, context or {}) for e in validation.results if not e.success)
     evaluated = len(validation.results)
