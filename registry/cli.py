@@ -248,6 +248,8 @@ def demo(
     storage = open_storage(settings)
     today = council_time(datetime.now(UTC)).date()
     console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 110)  # a log file has room for the whole table
     uploads = upload_demo_samples(storage, settings, seed=seed, today=today)
     formats = sorted({u.sample.format for u in uploads})
     console.print(
@@ -260,13 +262,14 @@ def demo(
         outcome = pipeline_flow(as_of=today, progress=progress)
     ingested, result = outcome["ingest"], outcome["publish"]
 
-    table = Table("region", "files", "staged", "dup.", "refused", "rows in", "accepted",
-                  "rejected", "%", "planted", title="this demo's uploads (planted: bad rows "
-                  "the generator wrote; rejected should equal it)")
+    table = Table("region", "files", "staged", "held", "duplicate", "refused", "rows in",
+                  "accepted", "rejected", "rejected %", "planted",
+                  title="this demo's uploads (planted: bad rows the generator wrote; the "
+                  "rejected rows should equal them)")
     for region, s in demo_summary(uploads, ingested).items():
         share = f"{100 * s.quarantined / s.rows_in:.1f}" if s.rows_in else "-"
         table.add_row(region, *(str(v) for v in (
-            s.uploads, s.staged, s.duplicate, s.rejected_files, s.rows_in, s.accepted,
+            s.uploads, s.staged, s.held, s.duplicate, s.rejected_files, s.rows_in, s.accepted,
             s.quarantined)), share, str(s.planted_bad))
     console.print(table)
     codes = rejection_codes(storage, ingested)
