@@ -1,0 +1,143 @@
+"""The batch gate through ingestion: every kind of batch-level failure holds the batch (staged,
+left out of publication, the receipt says why), and a release makes it count."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from gate_uploads import inspections_csv, land, merchants_csv
+
+from registry import layout
+from registry.build import publishable_batches
+from registry.ingest import ingest_pending
+from registry.publish import publish_snapshot
+from registry.quality import batch_listings, release_batch
+from registry.reader import open_snapshot
+from registry.settings import Settings
+from registry.storage import LocalStorage, Storage
+
+SETTINGS = Settings(_env_file=None)
+AS_OF = date(2026, 11, 30)
+
+
+@pytest.fixture
+def local(tmp_path) -> Storage:
+    return LocalStorage(tmp_path / "root")
+
+
+def _ingest_one(storage: Storage, key: str, data: bytes):
+    land(storage, key, data)
+    (result,) = ingest_pending(storage, SETTINGS).results
+    assert result.status == "staged"
+    record = json.loads(storage.read_bytes(
+        layout.batch_record_key(result.dataset, result.region, result.batch_id)))
+    receipt = json.loads(storage.read_bytes(layout.receipt_key(result.region, result.upload_id,
+                                                               "json")))
+    return result, record, receipt
+
+
+def _assert_held(result, record, receipt, code: str) -> None:
+    assert result.held
+    assert record["status"] == "held"
+    assert code in record["held_reasons"]
+    assert receipt["batch_status"] == "held"
+    reasons = [r for r in receipt["held_reasons"] if r["code"] == code]
+    assert reasons and reasons[0]["message_zh"] and reasons[0]["message_en"]
+    assert "暂扣" in receipt["summary_zh"] and "held" in receipt["summary_en"]
+
+
+def test_a_clean_batch_is_released(local: Storage) -> None:
+    result, record, receipt = _ingest_one(local, "landing/SH/merchants/m.csv", merchants_csv(10))
+    assert not result.held and record["status"] == "released"
+    assert record["held_reasons"] == [] and receipt["batch_status"] == "released"
+    assert record["quality"]["evaluated"] == record["quality"]["passed"] > 10
+    assert record["quality"]["rows"] == 10
+
+
+def test_a_batch_without_a_usable_row_is_held_below_the_floor(local: Storage) -> None:
+    # Every row has a broken code: all quarantined, nothing left to publish.
+    data = merchants_csv(3).replace(b",913100", b",X13100")
+    result, record, receipt = _ingest_one(local, "landing/SH/merchants/m.csv", data)
+    assert (result.accepted, result.quarantined) == (0, 3)
+    _assert_held(result, record, receipt, "batch_rows_below_floor")
+
+
+def test_a_truncated_replace_list_is_held_against_the_previous_full_list(local: Storage
+                                                                          ) -> None:
+    first, record, _ = _ingest_one(local, "landing/SH/merchants/full.csv", merchants_csv(20))
+    assert record["mode"] == "replace" and record["status"] == "released"
+    # Half the province's list: 10 rows against 20, below the configured 80%.
+    result, record, receipt = _ingest_one(local, "landing/SH/merchants/half.csv",
+                                          merchants_csv(10, start=100))
+    _assert_held(result, record, receipt, "batch_rows_below_previous")
+    assert first.batch_id in receipt["held_reasons"][0]["message_en"]
+    # The held list does not replace the full one: the published registry keeps 20 filings.
+    publish_snapshot(local, SETTINGS, as_of=AS_OF)
+    assert open_snapshot(local).merchants.collect().height == 20
+
+
+def test_a_replace_list_that_keeps_its_size_is_released(local: Storage) -> None:
+    _ingest_one(local, "landing/SH/merchants/full.csv", merchants_csv(20))
+    result, record, _ = _ingest_one(local, "landing/SH/merchants/next.csv",
+                                    merchants_csv(18, start=100))
+    assert record["status"] == "released" and not result.held
+
+
+def test_a_column_suddenly_empty_is_held_at_the_null_ceiling(local: Storage) -> None:
+    # Shanghai's template carries district; a ceiling of 50% empty applies to it.
+    result, record, receipt = _ingest_one(
+        local, "landing/SH/merchants/m.csv", merchants_csv(10, empty_districts=6))
+    _assert_held(result, record, receipt, "batch_null_rate")
+    (failure,) = [f for f in record["quality"]["failures"] if f["code"] == "batch_null_rate"]
+    assert failure["column"] == "district" and "60.0%" in failure["message_en"]
+
+
+def test_an_implausible_pass_rate_is_held(local: Storage) -> None:
+    result, record, receipt = _ingest_one(local, "landing/AH/inspections/t.csv",
+                                          inspections_csv(["pass", "fail", "fail", "fail"]))
+    assert result.accepted == 4
+    _assert_held(result, record, receipt, "batch_implausible_pass_rate")
+    assert "25%" in receipt["held_reasons"][0]["message_en"]
+
+
+def test_a_plausible_pass_rate_is_released(local: Storage) -> None:
+    _, record, _ = _ingest_one(local, "landing/AH/inspections/t.csv",
+                               inspections_csv(["pass", "pass", "fail"]))
+    assert record["status"] == "released"
+
+
+def test_dates_outside_the_sane_window_are_held(local: Storage) -> None:
+    # 1999 is before any filing of the programme: a misread export, though each row is valid.
+    result, record, receipt = _ingest_one(local, "landing/SH/merchants/m.csv",
+                                          merchants_csv(5, valid_from="1999-01-01"))
+    assert result.accepted == 5
+    _assert_held(result, record, receipt, "batch_dates_out_of_window")
+
+
+def test_a_held_batch_is_published_once_released(storage: Storage) -> None:
+    key = land(storage, "landing/AH/inspections/t.csv",
+               inspections_csv(["pass", "fail", "fail", "fail"]))
+    land(storage, "landing/SH/merchants/m.csv", merchants_csv(4))
+    results = {r.key: r for r in ingest_pending(storage, SETTINGS).results}
+    held = results[key]
+    assert held.held
+    assert [b.batch_id for b in batch_listings(storage, held_only=True)] == [held.batch_id]
+    assert held.batch_id not in {b.batch_id for b in publishable_batches(storage)}
+    first = publish_snapshot(storage, SETTINGS, as_of=AS_OF)
+    manifest = open_snapshot(storage).manifest
+    assert held.batch_id not in manifest.input_batches
+
+    release = release_batch(storage, held.batch_id, reason="抽检集中在问题批次，经核实属实",
+                            by="engineer-li")
+    assert release["released_by"] == "engineer-li" and release["released_at"]
+    stored = json.loads(storage.read_bytes(layout.release_key(held.batch_id)))
+    assert stored["reason"] == "抽检集中在问题批次，经核实属实"
+    assert batch_listings(storage, held_only=True) == []
+
+    second = publish_snapshot(storage, SETTINGS, as_of=AS_OF)
+    assert second.previous_snapshot == first.snapshot_id
+    assert held.batch_id in open_snapshot(storage).manifest.input_batches
+    assert open_snapshot(storage).manifest.input_batches == sorted(
+        [*manifest.input_batches, held.batch_id])

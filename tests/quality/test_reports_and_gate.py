@@ -1,0 +1,200 @@
+"""Data Docs and scorecards land in storage after a run, on every backend; a registry that
+fails its suite is not published and latest stays where it was."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pytest
+from gate_uploads import inspections_csv, land, merchants_csv
+from typer.testing import CliRunner
+
+from registry import publish as publish_module
+from registry.cli import app
+from registry.ingest import ingest_pending
+from registry.publish import RegistrySuiteFailed, publish_snapshot
+from registry.quality import (
+    STATIC_PREFIX,
+    batch_docs_prefix,
+    latest_scorecard_key,
+    refused_docs_prefix,
+    region_scorecards,
+)
+from registry.reader import open_snapshot, read_latest
+from registry.regions import load_regions
+from registry.report import report_data
+from registry.settings import Settings
+from registry.storage import LocalStorage, Storage
+
+SETTINGS = Settings(_env_file=None)
+AS_OF = date(2026, 11, 30)
+
+
+def _keys(storage: Storage, prefix: str) -> list[str]:
+    return [info.key for info in storage.list(prefix)]
+
+
+def test_data_docs_and_scorecards_are_in_storage_after_a_run(storage: Storage) -> None:
+    land(storage, "landing/SH/merchants/m.csv", merchants_csv(6))
+    land(storage, "landing/AH/inspections/t.csv", inspections_csv(["pass", "fail", "fail"]))
+    results = {r.region: r for r in ingest_pending(storage, SETTINGS).results}
+
+    for region, dataset in (("SH", "merchants"), ("AH", "inspections")):
+        prefix = batch_docs_prefix(dataset, region, results[region].batch_id)
+        pages = _keys(storage, prefix)
+        assert prefix + "index.html" in pages
+        assert any("/validations/" in k and k.endswith(".html") for k in pages)
+        index = storage.read_bytes(prefix + "index.html").decode()
+        assert f"staged_{dataset}" in index
+    # Static files are stored once, and pages link to them there.
+    assert STATIC_PREFIX + "images/favicon.ico" in _keys(storage, STATIC_PREFIX)
+    page = storage.read_bytes(batch_docs_prefix("merchants", "SH", results["SH"].batch_id)
+                              + "index.html").decode()
+    # From reports/batches/merchants/SH/{batch}/data_docs/ up to reports/.
+    assert '"../../../../../data_docs/static/images/favicon.ico"' in page
+
+    cards = {r: json.loads(storage.read_bytes(latest_scorecard_key(r)))
+             for r in ("SH", "JS", "ZJ", "AH")}
+    assert cards["SH"]["rows_received"] == 6 and cards["SH"]["accepted_pct"] == 100.0
+    assert cards["SH"]["checks_passed_pct"] == 100.0 and cards["SH"]["held_batches"] == []
+    ah = cards["AH"]
+    assert ah["checks_passed"] == ah["checks_evaluated"] - 1
+    assert ah["top_failing_checks"] == [{"code": "batch_implausible_pass_rate", "count": 1}]
+    assert [h["batch_id"] for h in ah["held_batches"]] == [results["AH"].batch_id]
+    assert cards["JS"]["rows_received"] == 0 and cards["JS"]["accepted_pct"] is None
+    assert ah["trend"] is None
+    assert len(_keys(storage, "reports/scorecards/AH/")) == 2  # this run's card and latest
+
+    # The published snapshot carries the registry gate's Data Docs, linked from its report.
+    published = publish_snapshot(storage, SETTINGS, as_of=AS_OF)
+    docs = f"reports/{published.snapshot_id}/data_docs/"
+    assert {docs + "merchants/index.html", docs + "products/index.html"} <= set(
+        _keys(storage, docs))
+    data = report_data(storage, SETTINGS, published.snapshot_id)
+    assert data.data_docs_links == ["data_docs/merchants/index.html",
+                                    "data_docs/products/index.html"]
+    versions = open_snapshot(storage).manifest.suite_versions
+    assert versions["registry_merchants"].startswith("1.0.0+")
+
+
+def test_the_next_run_shows_the_trend(tmp_path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    land(storage, "landing/AH/inspections/a.csv", inspections_csv(["pass", "fail", "fail"]))
+    ingest_pending(storage, SETTINGS)
+    land(storage, "landing/AH/inspections/b.csv", inspections_csv(["pass", "pass"],
+                                                                  tested_on="2024-05-01"))
+    ingest_pending(storage, SETTINGS)
+    card = json.loads(storage.read_bytes(latest_scorecard_key("AH")))
+    assert card["checks_passed_pct"] == 100.0
+    assert card["trend"]["checks_passed_pct_change"] > 0
+    assert card["trend"]["held_batches_change"] == 0  # the first batch is still held
+
+
+def test_scorecards_rank_the_five_most_frequent_failures() -> None:
+    regions = load_regions(SETTINGS.config_dir)
+    records = [{
+        "batch_id": "B1", "region": "ZJ", "dataset": "complaints", "status": "held",
+        "rows_in": 10, "accepted": 4,
+        "error_counts": {"BAD_USCC": 3, "BAD_DATE": 2, "A": 1, "B": 1, "C": 1, "D": 1},
+        "held_reasons": ["batch_implausible_distribution"],
+        "quality": {"evaluated": 10, "passed": 9,
+                    "failures": [{"code": "batch_implausible_distribution"}]},
+    }]
+    cards = region_scorecards(records, regions, run_batches=["B1"], released=[],
+                              previous={"ZJ": {"accepted_pct": 50.0, "checks_passed_pct": 100.0,
+                                               "held_batches": []}},
+                              top=5, at=datetime(2026, 11, 30, tzinfo=UTC))
+    zj = cards["ZJ"]
+    assert zj["accepted_pct"] == 40.0 and zj["checks_passed_pct"] == 90.0
+    assert [c["code"] for c in zj["top_failing_checks"]] == [
+        "BAD_USCC", "BAD_DATE", "A", "B", "C"]
+    assert zj["trend"]["accepted_pct_change"] == -10.0
+    assert zj["trend"]["checks_passed_pct_change"] == -10.0
+    assert zj["trend"]["held_batches_change"] == 1
+    released = region_scorecards(records, regions, run_batches=[], released=["B1"],
+                                 previous={}, top=5, at=datetime(2026, 11, 30, tzinfo=UTC))
+    assert released["ZJ"]["held_batches"] == [] and released["ZJ"]["batches"] == 0
+
+
+def test_a_registry_failing_its_suite_is_not_published(storage: Storage,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    land(storage, "landing/SH/merchants/m.csv", merchants_csv(4))
+    ingest_pending(storage, SETTINGS)
+    first = publish_snapshot(storage, SETTINGS, as_of=AS_OF)
+    snapshots_before = _keys(storage, "registry/")
+
+    real = publish_module.snapshot_tables
+
+    def broken_build(*args, **kwargs):
+        # A build bug: scores no longer add up and a merchant is trusted without a grade.
+        built = real(*args, **kwargs)
+        merchants = built.tables["merchants"].with_columns(
+            (pl.col("score") + 7).alias("score"), pl.lit(True).alias("trusted"))
+        return publish_module.BuiltSnapshot(
+            tables={**built.tables, "merchants": merchants}, input_batches=built.input_batches)
+
+    monkeypatch.setattr(publish_module, "snapshot_tables", broken_build)
+    with pytest.raises(RegistrySuiteFailed) as refused:
+        publish_snapshot(storage, SETTINGS, as_of=AS_OF)
+    codes = {f.code for r in refused.value.results for f in r.failures}
+    assert "registry_score_not_sum" in codes
+    assert "registry_score_not_sum" in str(refused.value)
+    assert isinstance(refused.value, publish_module.PublishRefused)
+
+    assert _keys(storage, "registry/") == snapshots_before
+    latest, _ = read_latest(storage)
+    assert latest.snapshot_id == first.snapshot_id
+    # The refused run's Data Docs are kept for whoever investigates.
+    (merchants,) = [r for r in refused.value.results if r.suite == "registry_merchants"]
+    assert merchants.data_docs.startswith("reports/refused/")
+    assert merchants.data_docs in _keys(storage, "reports/refused/")
+    assert merchants.data_docs.startswith(refused_docs_prefix(merchants.data_docs.split("/")[2]))
+
+
+def test_the_batches_commands_list_and_release_held_batches(tmp_path, monkeypatch) -> None:
+    root = tmp_path / "root"
+    monkeypatch.setenv("REGISTRY_STORAGE_URI", f"file://{root}")
+    storage = LocalStorage(root)
+    land(storage, "landing/AH/inspections/t.csv", inspections_csv(["pass", "fail", "fail"]))
+    land(storage, "landing/SH/merchants/m.csv", merchants_csv(3))
+    results = {r.region: r for r in ingest_pending(storage, SETTINGS).results}
+    held = results["AH"].batch_id
+    runner = CliRunner()
+
+    listed = runner.invoke(app, ["batches", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    (entry,) = json.loads(listed.output)
+    assert entry["batch_id"] == held and entry["status"] == "held"
+    assert entry["held_reasons"] == ["batch_implausible_pass_rate"]
+    assert "pass rate" in entry["reasons_en"][0]
+    every = json.loads(runner.invoke(app, ["batches", "list", "--all", "--json"]).output)
+    assert {b["batch_id"] for b in every} == {held, results["SH"].batch_id}
+
+    unknown = runner.invoke(app, ["batches", "release", "20990101T000000000000Z-000000000000",
+                                  "--reason", "x", "--by", "li"])
+    assert unknown.exit_code == 1 and "no committed batch" in unknown.output
+    not_held = runner.invoke(app, ["batches", "release", results["SH"].batch_id,
+                                   "--reason", "x", "--by", "li"])
+    assert not_held.exit_code == 1 and "not held" in not_held.output
+
+    released = runner.invoke(app, ["batches", "release", held, "--reason",
+                                   "复检确认合格率属实", "--by", "engineer-li"])
+    assert released.exit_code == 0, released.output
+    assert "engineer-li" in released.output
+    record = json.loads(storage.read_bytes(f"ledger/releases/{held}.json"))
+    assert (record["released_by"], record["reason"]) == ("engineer-li", "复检确认合格率属实")
+    assert runner.invoke(app, ["batches", "list"]).output.strip() == "no held batches"
+    again = runner.invoke(app, ["batches", "release", held, "--reason", "x", "--by", "wang"])
+    assert again.exit_code == 1 and "already released by engineer-li" in again.output
+
+    # Without --by, the OS user is recorded.
+    land(storage, "landing/AH/inspections/u.csv",
+         inspections_csv(["fail", "fail"], tested_on="2024-06-01"))
+    (second,) = ingest_pending(storage, SETTINGS).results
+    by_os = runner.invoke(app, ["batches", "release", second.batch_id, "--reason", "ok"])
+    assert by_os.exit_code == 0, by_os.output
+    import getpass
+    assert json.loads(storage.read_bytes(f"ledger/releases/{second.batch_id}.json"))[
+        "released_by"] == getpass.getuser()

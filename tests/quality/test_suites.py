@@ -1,0 +1,149 @@
+"""The suites on tiny frames: each expectation a user relies on fails when it should, with a
+stable code and a reason in Chinese and English; and the suites are the reviewed files."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import polars as pl
+import pytest
+from staged_rows import evaluation, merchant, staged_frame
+
+from registry.build import MERCHANT_COLUMNS
+from registry.quality import (
+    load_quality_config,
+    load_suite,
+    registry_check_frame,
+    registry_suite_parameters,
+    row_count_bounds,
+    staged_suite_parameters,
+    suite_result,
+    suite_versions,
+)
+from registry.scores import load_score_model
+from registry.settings import Settings
+
+SETTINGS = Settings(_env_file=None)
+CONFIG = load_quality_config(SETTINGS.config_dir)
+MODEL = load_score_model(SETTINGS.config_dir, 1).model
+TODAY = date(2026, 11, 30)
+
+
+def _staged(dataset: str, frame: pl.DataFrame, region: str = "SH"):
+    bounds = row_count_bounds(CONFIG, dataset, "upsert", None)
+    params = staged_suite_parameters(CONFIG, region=region, dataset=dataset, today=TODAY,
+                                     bounds=bounds)
+    suite = load_suite(SETTINGS.expectations_dir, CONFIG.suites.staged[dataset])
+    return suite_result(frame, suite, params)
+
+
+def test_every_suite_is_a_reviewed_file_with_a_version() -> None:
+    versions = suite_versions(SETTINGS)
+    assert set(versions) == {
+        "staged_merchants", "staged_complaints", "staged_inspections",
+        "staged_gift_evaluations", "registry_merchants", "registry_products",
+    }
+    for name, label in versions.items():
+        document = json.loads((SETTINGS.expectations_dir / f"{name}.json").read_text())
+        assert label.startswith(document["meta"]["version"] + "+")
+        assert all(e["meta"]["code"] for e in document["expectations"])
+
+
+def test_a_key_repeated_in_a_batch_fails_the_staged_suite() -> None:
+    # Ingestion quarantines repeated keys row by row, so only the suite itself can show this.
+    frame = staged_frame("merchants", [merchant(filing_id="F1"), merchant(filing_id="F1")])
+    result = _staged("merchants", frame.with_columns(pl.lit("静安区").alias("district"),
+                                                     pl.lit("路").alias("address")))
+    assert not result.success and result.codes == ["batch_key_not_unique"]
+    assert "filing_id" in result.failures[0].message_en
+    assert result.rows == 2 and result.passed == result.evaluated - 1
+
+
+def test_a_batch_of_another_region_fails_the_staged_suite() -> None:
+    frame = staged_frame("merchants", [merchant(region="JS")])
+    result = _staged("merchants", frame, region="JS")
+    assert result.success
+    assert _staged("merchants", frame, region="ZJ").codes == ["batch_region_mixed"]
+
+
+def test_a_panel_that_gives_every_product_ten_fails_as_implausible() -> None:
+    rows = [evaluation(evaluator_id=f"E{i}", quality=10.0) for i in range(5)]
+    result = _staged("gift_evaluations", staged_frame("gift_evaluations", rows), region="ZJ")
+    assert result.codes == ["batch_implausible_distribution"]
+    assert result.failures[0].column == "quality"
+    assert "10" in result.failures[0].message_zh
+
+
+def _registry(**changes) -> pl.DataFrame:
+    row = {
+        "uscc": "91310000MA00000001", "name": "上海进口商品有限公司",
+        "name_variants": ["上海进口商品有限公司"], "name_conflict": False, "regions": ["SH"],
+        "registered_region": "SH", "programs": ["imported_goods"], "categories": ["food"],
+        "origin_countries": ["FR"], "chinese_label": True, "traceable": True,
+        "no_reason_return_7d": True, "offline_no_reason_return": True,
+        "advance_compensation": True, "valid_until": date(2027, 12, 31), "complaints_12m": 0,
+        "unresolved_12m": 0, "inspections_12m": 0, "failed_inspections_12m": 0,
+        "gift_score": None, "score_compliance": 40.0, "score_complaints": 30.0,
+        "score_quality": 20.0, "score": 90.0, "grade": "A", "trusted": True,
+        "disqualifications": [], "first_listed_on": TODAY, "last_changed_on": TODAY,
+        "source_batches": ["B1"],
+    }
+    rows = [row | {"uscc": "91310000MA00000002", "score_quality": 0.0, "score": 70.0,
+                   "grade": "B"}, row | changes]
+    frame = pl.DataFrame(rows, schema_overrides={
+        "gift_score": pl.Float64, "disqualifications": pl.List(pl.String)})
+    return frame.select(MERCHANT_COLUMNS)
+
+
+def _registry_result(frame: pl.DataFrame):
+    suite = load_suite(SETTINGS.expectations_dir, CONFIG.suites.registry["merchants"])
+    return suite_result(registry_check_frame(frame, MODEL), suite,
+                        registry_suite_parameters(MODEL))
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({}, None),
+    ({"uscc": "91310000MA00000002"}, "registry_uscc_not_unique"),
+    ({"score": 95.0}, "registry_score_not_sum"),
+    ({"grade": "B"}, "registry_grade_inconsistent"),
+    ({"score_quality": 5.0, "score": 75.0, "trusted": True}, "registry_grade_inconsistent"),
+    ({"disqualifications": ["revoked"]}, "registry_trusted_inconsistent"),
+    ({"trusted": False}, "registry_trusted_inconsistent"),
+    ({"name_variants": ["上海进口商品有限公司", "联系 13912345678"]}, "registry_pii_mobile_number"),
+    ({"name": "张三 310101199001011234"}, "registry_pii_resident_id"),
+])
+def test_the_registry_suite_catches_each_inconsistency(changes: dict, code: str | None) -> None:
+    result = _registry_result(_registry(**changes))
+    assert result.success == (code is None)
+    if code:
+        assert code in result.codes
+        assert all(f.message_zh and f.message_en for f in result.failures)
+
+
+def test_grade_thresholds_come_from_the_score_model() -> None:
+    # With C at 60, a 65-point merchant graded C is consistent; with C at 66 it is not.
+    frame = _registry(score_quality=0.0, score_complaints=25.0, score=65.0, grade="C",
+                      trusted=False)
+    assert _registry_result(frame).success
+    grades = [g if g.grade != "C" else g.model_copy(update={"min_score": 66})
+              for g in MODEL.grades]
+    strict = MODEL.model_copy(update={"grades": grades})
+    suite = load_suite(SETTINGS.expectations_dir, "registry_merchants")
+    result = suite_result(registry_check_frame(frame, strict), suite,
+                          registry_suite_parameters(strict))
+    assert result.codes == ["registry_grade_inconsistent"]
+
+
+def test_a_repeated_product_key_fails_the_products_suite() -> None:
+    products = pl.DataFrame({
+        "region": ["ZJ", "ZJ"], "product_id": ["P1", "P1"], "evaluation_round": ["2026"] * 2,
+        "uscc": ["u", "u"], "product_name": ["龙井", "龙井"], "origin_city": ["杭州"] * 2,
+        "category": ["tea"] * 2, "evaluators": [3, 3], "quality": [8.0, 8.0],
+        "culture": [8.0, 8.0], "packaging": [8.0, 8.0], "value": [8.0, 8.0],
+        "overall": [8.0, 8.0], "rank_in_category": [1, 1], "source_batches": [["B"], ["B"]],
+    })
+    suite = load_suite(SETTINGS.expectations_dir, "registry_products")
+    result = suite_result(products, suite, registry_suite_parameters(MODEL))
+    assert result.codes == ["registry_product_key_not_unique"]
+    assert suite_result(products.head(1), suite, registry_suite_parameters(MODEL)).success
