@@ -49,7 +49,13 @@ from registry.readers import SOURCE_ROW, Limits
 from registry.receipts import receipt_csv, receipt_document
 from registry.regions import load_regions
 from registry.settings import Settings
-from registry.storage import AlreadyExists, NotFound, PreconditionFailed, Storage
+from registry.storage import (
+    AlreadyExists,
+    NotFound,
+    ObjectInfo,
+    PreconditionFailed,
+    Storage,
+)
 from registry.validation import UploadCheck, checked_upload, staged_schema
 
 log = logging.getLogger(__name__)
@@ -135,7 +141,7 @@ def list_pending(
         parts = landing_parts(info.key)
         if parts is None or (dataset and parts[1] != dataset):
             continue
-        if layout.seen_key(info.key, info.etag) not in seen:
+        if layout.seen_key(info.key, _version(info)) not in seen:
             pending.append(info.key)
     return pending
 
@@ -311,16 +317,24 @@ def _write_receipt(storage: Storage, region: str, doc: dict[str, Any]) -> None:
     storage.write_bytes(layout.receipt_key(region, doc["upload_id"], "csv"), receipt_csv(doc))
 
 
-def _mark_seen(storage: Storage, key: str, etag: str, result: UploadResult) -> None:
-    storage.write_bytes(layout.seen_key(key, etag), _json({"key": key, "etag": etag,
-                                                           **asdict(result)}))
+def _version(info: ObjectInfo) -> str:
+    """One version of an object: its etag and modification second. S3's etag is the content's
+    MD5, so the same file written again keeps it; the time tells the two writes apart (to the
+    second, the precision S3 and Ceph report it with in both listings and heads)."""
+    return f"{info.etag}@{int(info.last_modified.timestamp())}"
+
+
+def _mark_seen(storage: Storage, info: ObjectInfo, result: UploadResult) -> None:
+    storage.write_bytes(layout.seen_key(info.key, _version(info)),
+                        _json({"key": info.key, "version": _version(info), **asdict(result)}))
 
 
 def _refused_unread(
-    storage: Storage, key: str, etag: str, region: str, dataset: str, file: str,
+    storage: Storage, info: ObjectInfo, region: str, dataset: str, file: str,
     error: rj.FileRejected, now: datetime,
 ) -> UploadResult:
     """A refusal decided without reading the bytes (unknown dataset, over the size limit)."""
+    key = info.key
     upload_id = f"{_stamp(now)}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     doc = receipt_document(
         upload_id=upload_id, region=region, dataset=dataset, file=file, source_key=key,
@@ -329,7 +343,7 @@ def _refused_unread(
     _write_receipt(storage, region, doc)
     result = UploadResult(key, region, dataset, "rejected", upload_id=upload_id,
                           file_error=error.code)
-    _mark_seen(storage, key, etag, result)
+    _mark_seen(storage, info, result)
     return result
 
 
@@ -349,11 +363,11 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
     info = storage.head(key)
     contracts = load_contracts(settings.schemas_dir)
     if dataset not in contracts:
-        return _refused_unread(storage, key, info.etag, region, dataset, file,
+        return _refused_unread(storage, info, region, dataset, file,
                                rj.FileRejected(rj.UNKNOWN_DATASET, dataset), now)
     if info.size > settings.max_upload_bytes:
         detail = f"{info.size:,} bytes > {settings.max_upload_bytes:,}"
-        return _refused_unread(storage, key, info.etag, region, dataset, file,
+        return _refused_unread(storage, info, region, dataset, file,
                                rj.FileRejected(rj.FILE_TOO_LARGE, detail), now)
 
     data = storage.read_bytes(key)
@@ -378,23 +392,26 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
     if claim is None:
         return UploadResult(key, region, dataset, "in_progress", sha256=sha256)
     if not isinstance(claim, _Claim):
-        return _finished_earlier(storage, key, info.etag, region, dataset, file, claim, now)
-    return _processed(storage, settings, key, info.etag, file, data, claim)
+        return _finished_earlier(storage, key, info, region, dataset, file, claim, now)
+    return _processed(storage, settings, info, file, data, claim)
 
 
 def _finished_earlier(
-    storage: Storage, key: str, etag: str, region: str, dataset: str, file: str,
+    storage: Storage, key: str, info: ObjectInfo, region: str, dataset: str, file: str,
     earlier: dict[str, Any], now: datetime,
 ) -> UploadResult:
     outcome = earlier["outcome"]
-    if earlier["source_key"] == key:
-        # Processed before, but the run stopped before marking it seen.
+    if earlier["source_key"] == key and info.last_modified <= datetime.fromisoformat(
+        earlier["finished_at"]
+    ):
+        # This very object was processed, but the run stopped before marking it seen. (The
+        # same bytes written again under the same name later are a duplicate, below.)
         result = UploadResult(key, region, dataset, outcome["status"],
                               upload_id=earlier["upload_id"], batch_id=outcome["batch_id"],
                               sha256=earlier["sha256"], rows_in=outcome["rows_in"],
                               accepted=outcome["accepted"], quarantined=outcome["quarantined"],
                               file_error=outcome["file_error"])
-        _mark_seen(storage, key, etag, result)
+        _mark_seen(storage, info, result)
         return result
     same_council = earlier["region"] == region
     duplicate_of = {
@@ -413,15 +430,15 @@ def _finished_earlier(
     _write_receipt(storage, region, doc)
     result = UploadResult(key, region, dataset, "duplicate", upload_id=upload_id,
                           sha256=earlier["sha256"], duplicate_of=earlier["source_key"])
-    _mark_seen(storage, key, etag, result)
+    _mark_seen(storage, info, result)
     return result
 
 
 def _processed(
-    storage: Storage, settings: Settings, key: str, etag: str, file: str, data: bytes,
+    storage: Storage, settings: Settings, info: ObjectInfo, file: str, data: bytes,
     claim: _Claim,
 ) -> UploadResult:
-    entry = claim.entry
+    key, entry = info.key, claim.entry
     region, dataset, batch_id = entry["region"], entry["dataset"], entry["batch_id"]
     regions = load_regions(settings.config_dir)
     contract = load_contracts(settings.schemas_dir)[dataset]
@@ -480,5 +497,5 @@ def _processed(
     with contextlib.suppress(PreconditionFailed):
         storage.replace_if_match(layout.ingest_ledger_key(entry["sha256"]), _json(done),
                                  claim.etag)
-    _mark_seen(storage, key, etag, result)
+    _mark_seen(storage, info, result)
     return result

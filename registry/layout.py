@@ -38,10 +38,10 @@ def ingest_ledger_key(sha256: str) -> str:
     return f"ledger/ingest/{sha256}.json"
 
 
-def seen_key(landing_key: str, etag: str) -> str:
-    """Marks one version (etag) of a landing object as processed, so that listing the markers
-    once per run finds the pending uploads without re-reading and re-hashing every file."""
-    digest = hashlib.sha256(f"{landing_key}\n{etag}".encode()).hexdigest()
+def seen_key(landing_key: str, version: str) -> str:
+    """Marks one version of a landing object as processed, so that listing the markers once
+    per run finds the pending uploads without re-reading and re-hashing every file."""
+    digest = hashlib.sha256(f"{landing_key}\n{version}".encode()).hexdigest()
     return f"{SEEN_PREFIX}{digest}.json"
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -257,3 +258,33 @@ def test_concurrent_ingests_of_the_same_bytes_make_one_batch(tmp_path) -> None:
     statuses = sorted(r.status for r in [*results, *later] if r.status != "in_progress")
     assert statuses == ["duplicate", "duplicate", "duplicate", "staged"]
     assert len(_keys(storage, "ledger/batches/")) == 1
+
+
+def test_the_same_file_uploaded_again_under_its_name_gets_a_duplicate_receipt(
+    storage: Storage,
+) -> None:
+    key = "landing/AH/inspections/t.jsonl"
+    _put(storage, key, "inspections_ah.jsonl")
+    first = ingest_pending(storage, SETTINGS).results[0]
+    time.sleep(1.1)  # S3 keeps modification times to the second
+    _put(storage, key, "inspections_ah.jsonl")  # a council sending the same file again
+    again = ingest_pending(storage, SETTINGS).results
+    assert [(r.status, r.duplicate_of) for r in again] == [("duplicate", key)]
+    receipt = _json(storage, layout.receipt_key("AH", again[0].upload_id, "json"))
+    assert receipt["duplicate_of"]["upload_id"] == first.upload_id
+    assert len(_keys(storage, "ledger/batches/")) == 1
+
+
+def test_a_run_that_stopped_before_marking_an_upload_seen_is_finished_quietly(
+    storage: Storage,
+) -> None:
+    key = "landing/AH/inspections/t.jsonl"
+    _put(storage, key, "inspections_ah.jsonl")
+    first = ingest_pending(storage, SETTINGS).results[0]
+    for marker in _keys(storage, layout.SEEN_PREFIX):  # as if the run died before this step
+        storage.delete(marker)
+    receipts = _keys(storage, "landing/AH/_receipts/")
+    again = ingest_pending(storage, SETTINGS).results
+    assert [(r.status, r.batch_id) for r in again] == [("staged", first.batch_id)]
+    assert _keys(storage, "landing/AH/_receipts/") == receipts  # no second receipt
+    assert list_pending(storage, SETTINGS) == []
