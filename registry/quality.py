@@ -293,7 +293,7 @@ class SuiteResult:
     passed: int
     rows: int
     failures: tuple[CheckFailure, ...] = ()
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the run (of the whole gate for a staged batch)
     data_docs: str | None = None  # storage key of the run's Data Docs index.html
 
     @property
@@ -542,6 +542,7 @@ def staged_batch_gate(
     bounds from the configured floor and, for a replace batch, the region's previous released
     full batch. Builds the run's Data Docs and stores them (:func:`batch_docs_prefix`).
     A failed result means the batch must be held; the failures say why, in zh/en."""
+    started = time.perf_counter()
     config = load_quality_config(settings.config_dir)
     suite = load_suite(settings.expectations_dir, config.suites.staged[dataset])
     previous = (previous_full_batch(storage, dataset, region, batch_id)
@@ -563,7 +564,9 @@ def staged_batch_gate(
         if f.expectation == "expect_table_row_count_to_be_between" and code else f
         for f in result.failures
     )
-    return SuiteResult(**{**asdict(result), "failures": failures})
+    # The whole gate: the previous batch looked up, the suite run, the Data Docs stored.
+    return SuiteResult(**{**asdict(result), "failures": failures,
+                          "seconds": round(time.perf_counter() - started, 3)})
 
 
 def gate_record_fields(result: SuiteResult) -> dict[str, Any]:
