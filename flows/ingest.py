@@ -9,7 +9,8 @@ setup`` creates cap how many uploads of one council are ingested at once, so one
 backlog cannot starve the others. Without such a limit the task runner's own width applies.
 
 The task runner comes from the settings (``REGISTRY_TASK_RUNNER``): Prefect's thread pool by
-default, or prefect-dask's ``DaskTaskRunner`` on the cluster at ``REGISTRY_DASK_ADDRESS`` (else
+default, ``REGISTRY_INGEST_THREADS`` uploads at a time (each holds its file and its rows in
+memory), or prefect-dask's ``DaskTaskRunner`` on the cluster at ``REGISTRY_DASK_ADDRESS`` (else
 on a local cluster started for the run), to spread the per-file work over many machines.
 """
 
@@ -44,7 +45,7 @@ def ingest_task_runner(settings: Settings) -> TaskRunner:
         if settings.dask_address:
             return DaskTaskRunner(address=settings.dask_address)
         return DaskTaskRunner()
-    return ThreadPoolTaskRunner()
+    return ThreadPoolTaskRunner(max_workers=settings.ingest_threads)
 
 
 def _storage_failure(task: Any, task_run: Any, state: Any) -> bool:

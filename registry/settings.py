@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         default=None,
         description="Scheduler address of an existing Dask cluster, for task_runner=dask.",
     )
+    ingest_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Uploads the default task runner ingests at once. Each holds its file and "
+        "its parsed rows in memory, so this bounds the ingest's memory (Prefect's thread pool "
+        "is otherwise unbounded: one thread per pending upload).",
+    )
 
     # S3: the standard AWS variables, read without the REGISTRY_ prefix.
     aws_endpoint_url: str | None = Field(
