@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TIER ?= S
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench bench-ingest-1m clean
 
 install: $(STAMP)
 
@@ -24,9 +24,14 @@ test: lint
 demo: install
 	$(BIN)/registry demo
 
-# For now: 1,000,000 merchant rows, ingest vs the polars read+write floor (bench/results/).
-# The tiered harness (bench/run.py, TIER=S|M|L) replaces this when it lands.
+# One tier (S by default; M, L): the polars read+write floor, the pipeline through the Prefect
+# flows, the same without Prefect, and on tier S the reference pipeline; writes
+# bench/results/{TIER}-{timestamp}.json. Inputs are generated once into bench/data/.
 bench: install
+	$(BIN)/python -m bench.run --tier $(TIER)
+
+# 1,000,000 merchant rows: one upload's ingest against the floor, interleaved runs.
+bench-ingest-1m: install
 	$(BIN)/python -m bench.ingest_1m
 
 clean:

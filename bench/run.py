@@ -1,0 +1,406 @@
+"""The benchmark harness: one tier, every stage, in one go.
+
+    make bench TIER=S|M|L        (.venv/bin/python -m bench.run --tier S)
+
+Stages, each in a fresh subprocess (so that peak memory is the stage's own, and Prefect starts
+as it does for a user), on the tier's cached uploads (:mod:`bench.generate`):
+
+- ``floor``: polars reads every upload (GB18030 decoded, the title row skipped) and writes it
+  once as Parquet: the physical floor of the job;
+- ``pipeline-flow``: ``flows.pipeline.pipeline_flow`` on a fresh local root, as ``registry run``
+  runs it (Prefect's ephemeral API started in the process, the thread-pool task runner): this
+  is the pipeline that is measured, split into ingest and publish where publication starts;
+- ``ingest-lib`` / ``publish-lib``: the same library functions without Prefect
+  (``registry.ingest.ingest_pending``, ``registry.publish.publish_snapshot``) on another root,
+  in two processes; the difference to the flow run is the share taken by Prefect;
+- ``reference`` (tier S only, unless ``--reference``): :mod:`bench.reference`.
+
+Great Expectations' share is timed inside the stages, around the functions of
+``registry.quality`` that run it (whichever exist in this tree), on the library runs (there
+the calls do not overlap, so their sum is wall time). Peak memory is the largest sum of RSS over
+a stage's process tree (the process and, for flows, Prefect's server subprocess), sampled every
+50 ms with psutil.
+
+Writes ``bench/results/{tier}-{timestamp}.json`` and prints a table. Timings on a shared
+machine are noisy: compare ratios measured in the same run, not seconds across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import psutil
+
+from bench.generate import BENCH_TODAY, TIERS, tier_files, upload_limit_bytes
+from registry.samples import DEFAULT_SEED, SampleFile
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+TARGETS = {"S": {"speedup_vs_reference": 10.0},
+           "M": {"ratio": 3.0, "peak_rss_mb": 4096},
+           "L": {"peak_rss_mb": 12288}}
+_RESULT_TAG = "BENCH-STAGE-RESULT "
+# Functions that run Great Expectations, timed when the tree has them.
+_GX_FUNCTIONS = ("registry.quality:suite_result", "registry.quality:upload_data_docs")
+
+
+# -- inside a stage subprocess ------------------------------------------------------------------
+
+
+def _time_gx_calls() -> dict[str, float]:
+    """Wrap the functions that run Great Expectations so their time adds up in the result."""
+    import importlib
+
+    spent = {"gx_s": 0.0, "gx_calls": 0}
+    lock = threading.Lock()
+    for target in _GX_FUNCTIONS:
+        module_name, name = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        original = getattr(module, name, None)
+        if original is None:
+            continue
+
+        def timed(*args: Any, _original=original, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                with lock:
+                    spent["gx_s"] += time.perf_counter() - started
+                    spent["gx_calls"] += 1
+
+        setattr(module, name, timed)
+    return spent
+
+
+def _floor(files: list[SampleFile], work: Path) -> dict[str, Any]:
+    rows = 0
+    for i, sample in enumerate(files):
+        data = sample.path.read_bytes()
+        skip = 0
+        if sample.format == "csv-gb18030":
+            data, skip = data.decode("gb18030").encode("utf-8"), 1
+        frame = pl.read_csv(io.BytesIO(data), infer_schema=False, skip_rows=skip,
+                            separator=";" if sample.format == "csv-bom" else ",")
+        frame.write_parquet(work / f"{i}.parquet")
+        rows += frame.height
+    return {"rows": rows}
+
+
+def _ingested(summary: Any) -> dict[str, Any]:
+    results = summary.results
+    return {"uploads": len(results),
+            "statuses": dict(Counter(r.status for r in results)),
+            "rows": sum(r.rows_in for r in results),
+            "accepted": sum(r.accepted for r in results),
+            "quarantined": sum(r.quarantined for r in results),
+            "held": sum(bool(getattr(r, "held", False)) for r in results)}
+
+
+def _published(result: Any) -> dict[str, Any]:
+    return {"snapshot_id": result.snapshot_id, "published_rows": result.rows,
+            "trusted_by_grade": result.trusted_by_grade}
+
+
+def _stage(name: str, tier: str, seed: int, work: Path) -> dict[str, Any]:
+    files = tier_files(tier, seed, log=lambda *_: None)
+    gx = _time_gx_calls()
+    started = time.perf_counter()
+    if name == "floor":
+        out = _floor(files, work)
+    elif name == "reference":
+        from bench.reference import reference_ingest
+
+        out = reference_ingest(files, work, today=BENCH_TODAY)
+    elif name == "pipeline-flow":
+        from flows.pipeline import pipeline_flow
+
+        publish_started: list[float] = []
+
+        def progress(description: str, _done: int, _total: int) -> None:
+            if description.startswith("publish") and not publish_started:
+                publish_started.append(time.perf_counter())
+
+        outcome = pipeline_flow(as_of=BENCH_TODAY, progress=progress)
+        ended = time.perf_counter()
+        out = {**_ingested(outcome["ingest"]), **_published(outcome["publish"]),
+               "ingest_s": publish_started[0] - started, "publish_s": ended - publish_started[0]}
+    elif name == "ingest-lib":
+        from registry.ingest import ingest_pending
+        from registry.settings import load_settings
+        from registry.storage import open_storage
+
+        settings = load_settings()
+        out = _ingested(ingest_pending(open_storage(settings), settings))
+    elif name == "publish-lib":
+        from registry.publish import publish_snapshot
+        from registry.settings import load_settings
+        from registry.storage import open_storage
+
+        settings = load_settings()
+        out = _published(publish_snapshot(open_storage(settings), settings, as_of=BENCH_TODAY))
+    else:
+        raise ValueError(f"unknown stage {name!r}")
+    return {"seconds": time.perf_counter() - started, **gx, **out}
+
+
+# -- the harness -------------------------------------------------------------------------------
+
+
+class _PeakRss:
+    """Largest sum of RSS over a process and its descendants, sampled in a thread."""
+
+    def __init__(self, pid: int, every: float = 0.05):
+        self.peak = 0
+        self._process = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self._stop.is_set():
+            try:
+                tree = [self._process, *self._process.children(recursive=True)]
+                total = 0
+                for p in tree:
+                    with contextlib.suppress(psutil.Error):
+                        total += p.memory_info().rss
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                return
+            self._stop.wait(every)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _run_stage(name: str, args: argparse.Namespace, work: Path, env: dict[str, str]
+               ) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "bench.run", "--stage", name, "--tier", args.tier,
+               "--seed", str(args.seed), "--work", str(work)]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    sampler = _PeakRss(child.pid)
+    stdout, stderr = child.communicate()
+    peak = sampler.stop()
+    wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    if child.returncode != 0:
+        sys.stderr.write(stderr[-5000:])
+        raise SystemExit(f"stage {name} failed (exit {child.returncode})")
+    line = next(x for x in reversed(stdout.splitlines()) if x.startswith(_RESULT_TAG))
+    result = json.loads(line[len(_RESULT_TAG):])
+    result.update(process_s=round(wall, 3), process_cpu_s=round(cpu, 3),
+                  peak_rss_mb=round(peak / 2**20, 1))
+    print(f"  {name:<13} {result['seconds']:8.2f} s   CPU {cpu:8.2f} s   peak RSS "
+          f"{result['peak_rss_mb']:8.0f} MB", flush=True)
+    return result
+
+
+def _upload(files: list[SampleFile], root: Path) -> None:
+    """What the councils do before the pipeline runs: put the files into landing/."""
+    from registry.storage import LocalStorage
+
+    storage = LocalStorage(root)
+    for sample in files:
+        key = f"landing/{sample.region}/{sample.dataset}/{sample.path.name}"
+        target = storage.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sample.path, target)
+        storage.head(key)
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 3) if whole > 0 else None
+
+
+def harness(args: argparse.Namespace) -> dict[str, Any]:
+    files = tier_files(args.tier, args.seed)
+    scratch = Path(tempfile.mkdtemp(prefix=f"bench-{args.tier}-", dir=args.scratch))
+    prefect_home = HERE / "data" / "prefect-home"
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "CI": "true",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_LOGGING_LEVEL": "WARNING",
+           # On a busy shared machine the embedded server can take longer than the default 20 s.
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+           "REGISTRY_MAX_UPLOAD_BYTES": str(upload_limit_bytes(files)),
+           "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+    bytes_in = sum(f.path.stat().st_size for f in files)
+    print(f"tier {args.tier}: {len(files)} uploads, {sum(f.rows for f in files):,} rows, "
+          f"{bytes_in / 1e6:,.0f} MB of CSV; scratch {scratch}", flush=True)
+    # Prefect's database is created once, outside the measurements.
+    warm = "from prefect import flow\n@flow\ndef warm(): pass\nwarm()"
+    subprocess.run([sys.executable, "-c", warm], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    stages: dict[str, dict[str, Any]] = {}
+    try:
+        stages["floor"] = _run_stage("floor", args, scratch / "floor", env)
+        shutil.rmtree(scratch / "floor", ignore_errors=True)
+        # The pipeline as `registry run` runs it, then the same library functions without
+        # Prefect, each on a fresh root holding the same uploads.
+        for via, steps in (("flow", ("pipeline-flow",)), ("lib", ("ingest-lib", "publish-lib"))):
+            root = scratch / f"root-{via}"
+            _upload(files, root)
+            for step in steps:
+                stages[step] = _run_stage(step, args, scratch / step,
+                                          {**env, "REGISTRY_STORAGE_URI": root.as_uri()})
+            if not args.keep:
+                shutil.rmtree(root, ignore_errors=True)
+        if args.reference or (args.tier == "S" and not args.no_reference):
+            stages["reference"] = _run_stage("reference", args, scratch / "reference", env)
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return _report(args, files, bytes_in, stages)
+
+
+def _report(args: argparse.Namespace, files: list[SampleFile], bytes_in: int,
+            stages: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    s = {k: v["seconds"] for k, v in stages.items()}
+    floor_s = s["floor"]
+    pipeline_s = s["pipeline-flow"]
+    library_s = s["ingest-lib"] + s["publish-lib"]
+    gx_s = stages["ingest-lib"]["gx_s"] + stages["publish-lib"]["gx_s"]
+    cpu = {k: v["process_cpu_s"] for k, v in stages.items()}
+    expected = sum(f.rejected for f in files)
+    report: dict[str, Any] = {
+        "tier": args.tier,
+        "seed": args.seed,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": f"make bench TIER={args.tier}",
+        "machine": {"cpus": os.cpu_count(), "memory_gb": round(
+            psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
+            "polars": pl.__version__, "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+            "note": "shared machine: other engineers' work runs alongside; figures are noisy"},
+        "files": len(files),
+        "bytes_in": bytes_in,
+        "rows_in": sum(f.rows for f in files),
+        "rows_to_reject": expected,
+        "rows_rejected": stages["pipeline-flow"]["quarantined"],
+        "rejections_as_planted": stages["pipeline-flow"]["quarantined"] == expected,
+        "floor_s": round(floor_s, 3),
+        "ingest_s": round(stages["pipeline-flow"]["ingest_s"], 3),
+        "publish_s": round(stages["pipeline-flow"]["publish_s"], 3),
+        "pipeline_s": round(pipeline_s, 3),
+        "ratio": round(pipeline_s / floor_s, 2),
+        # CPU seconds of each stage's process tree: steadier than wall time on a busy machine.
+        "floor_cpu_s": cpu["floor"],
+        "pipeline_cpu_s": cpu["pipeline-flow"],
+        "cpu_ratio": round(cpu["pipeline-flow"] / cpu["floor"], 2),
+        "library_s": round(library_s, 3),
+        "library_ratio": round(library_s / floor_s, 2),
+        "prefect_s": round(pipeline_s - library_s, 3),
+        "prefect_share": _share(pipeline_s - library_s, pipeline_s),
+        "gx_s": round(gx_s, 3),
+        "gx_share": _share(gx_s, library_s),
+        "gx_wired": stages["ingest-lib"]["gx_calls"] + stages["publish-lib"]["gx_calls"] > 0,
+        "peak_rss_mb": max(v["peak_rss_mb"] for k, v in stages.items() if k != "reference"),
+        "max_single_process_rss_mb": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+        "stages": {k: {kk: (round(vv, 3) if isinstance(vv, float) else vv)
+                       for kk, vv in v.items()} for k, v in stages.items()},
+    }
+    if "reference" in stages:
+        ref = stages["reference"]
+        report.update(
+            reference_s=round(ref["seconds"], 3),
+            reference_rows_rejected=ref["rejected"],
+            reference_gx_s=round(ref["gx_s"], 3),
+            speedup_vs_reference=round(ref["seconds"] / report["ingest_s"], 2),
+            speedup_pipeline_vs_reference=round(ref["seconds"] / pipeline_s, 2),
+        )
+    report["targets"] = {
+        key: {"target": target, "measured": report.get(key),
+              "met": report.get(key) is not None and (
+                  report[key] >= target if key.startswith("speedup") else report[key] <= target)}
+        for key, target in TARGETS[args.tier].items()
+    }
+    return report
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    st = report["stages"]
+    print()
+    print(f"tier {report['tier']}: {report['rows_in']:,} rows in {report['files']} uploads "
+          f"({report['bytes_in'] / 1e6:,.0f} MB)")
+    print(f"{'stage':<14}{'seconds':>10}{'x floor':>9}{'CPU s':>9}{'peak RSS MB':>13}"
+          f"{'GX s':>8}")
+    for name, stage in st.items():
+        # In the flow, GX calls overlap (and wait for one another): only the library runs'
+        # GX time is wall time.
+        gx = f"{stage['gx_s']:>8.2f}" if name.endswith("-lib") else f"{'-':>8}"
+        print(f"{name:<14}{stage['seconds']:>10.2f}{stage['seconds'] / report['floor_s']:>9.2f}"
+              f"{stage['process_cpu_s']:>9.2f}{stage['peak_rss_mb']:>13.0f}{gx}")
+    print(f"pipeline (registry run's flow): {report['pipeline_s']:.2f} s = "
+          f"{report['ratio']:.2f} x floor (ingest {report['ingest_s']:.2f} s, publish "
+          f"{report['publish_s']:.2f} s); CPU {report['cpu_ratio']:.2f} x; without Prefect "
+          f"{report['library_ratio']:.2f} x")
+    print(f"Prefect orchestration: {report['prefect_s']:.2f} s ({report['prefect_share']:.0%}); "
+          f"Great Expectations: {report['gx_s']:.2f} s ({report['gx_share']:.0%} of the "
+          f"library run){'' if report['gx_wired'] else ' (not wired in this tree)'}")
+    print(f"rows rejected {report['rows_rejected']:,} (planted {report['rows_to_reject']:,}); "
+          f"peak RSS {report['peak_rss_mb']:,.0f} MB")
+    if "reference_s" in report:
+        print(f"reference pipeline: {report['reference_s']:.2f} s; ingest is "
+              f"{report['speedup_vs_reference']:.1f} x faster, the whole pipeline "
+              f"{report['speedup_pipeline_vs_reference']:.1f} x "
+              f"(reference rejected {report['reference_rows_rejected']:,})")
+    for key, t in report["targets"].items():
+        print(f"target {key}: {t['measured']} vs {t['target']}: "
+              f"{'met' if t['met'] else 'MISSED'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tier", choices=sorted(TIERS), default="S")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--reference", action="store_true", help="Also on tiers M and L.")
+    parser.add_argument("--no-reference", action="store_true", help="Not even on tier S.")
+    parser.add_argument("--keep", action="store_true", help="Keep the scratch roots.")
+    parser.add_argument("--scratch", default=None, help="Folder for scratch roots.")
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        result = _stage(args.stage, args.tier, args.seed, Path(args.work))
+        print(_RESULT_TAG + json.dumps(result, default=str), flush=True)
+        return
+    report = harness(args)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{args.tier}-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    _print_table(report)
+    print(f"written {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
