@@ -440,7 +440,8 @@ def gc(
     ] = 3600,
 ) -> None:
     """Remove uncommitted snapshot folders older than the grace period, and snapshots beyond
-    the retention count. Never removes latest or its predecessor."""
+    the retention count, with their reports; and batches crashed ingest workers staged but
+    never committed. Never removes latest or its predecessor, nor a batch still claimed."""
     from registry.publish import collect_garbage
     from registry.settings import load_settings
     from registry.storage import open_storage
@@ -455,6 +456,10 @@ def gc(
         typer.echo(f"  uncommitted: {snapshot_id}")
     for snapshot_id in report.expired_removed:
         typer.echo(f"  expired: {snapshot_id}")
+    if report.batches_removed:
+        typer.echo(f"removed {len(report.batches_removed)} uncommitted ingest batch(es)")
+    for batch_id in report.batches_removed:
+        typer.echo(f"  uncommitted batch: {batch_id}")
 
 
 # -- held batches ------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ import polars as pl
 from registry import layout
 from registry import rejections as rj
 from registry.contracts import LINEAGE_SCHEMA, load_contracts, load_vocabulary
+from registry.crashpoints import check_crash_setting, crash_point
 from registry.quality import (
     gate_record_fields,
     held_receipt_fields,
@@ -51,10 +52,12 @@ from registry.regions import load_regions
 from registry.settings import Settings
 from registry.storage import (
     AlreadyExists,
+    InvalidKey,
     NotFound,
     ObjectInfo,
     PreconditionFailed,
     Storage,
+    checked_key,
 )
 from registry.validation import UploadCheck, checked_upload, staged_schema
 
@@ -65,6 +68,20 @@ PART_NAME = "part-0.parquet"
 _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,8})$")
 
 Status = Literal["staged", "rejected", "duplicate", "in_progress", "skipped"]
+
+# The named steps of one upload's processing where REGISTRY_CRASH_AT (tests only) kills the
+# worker with SIGKILL, in order (registry.crashpoints). Reliability tests kill at every one of
+# them and prove that a rerun completes the work exactly once; keep the names stable.
+CRASH_STEPS = (
+    "after_archive",  # raw bytes and their .meta.json written
+    "after_claim",  # ledger entry created (state: claimed)
+    "after_batch_gate",  # the batch's Data Docs stored under reports/batches/
+    "after_staged_file",
+    "after_quarantine_file",
+    "after_batch_record",  # the batch is committed
+    "after_receipt",
+    "after_ledger_done",  # ledger entry done; this version not yet marked seen
+)
 
 
 @dataclass(frozen=True)
@@ -178,6 +195,66 @@ def checked_file(settings: Settings, path: Path, *, region: str, dataset: str) -
         vocabulary=load_vocabulary(settings.schemas_dir), regions=regions, region=region,
         limits=Limits.from_settings(settings), today=council_time(datetime.now(UTC)).date(),
     )
+
+
+_BATCH_FOLDER = re.compile(r"^(?:staged|quarantine)/([^/]+)/region=([^/]+)/batch=([^/]+)/")
+# registry.quality.batch_docs_prefix: where the batch gate stores a batch's Data Docs.
+_BATCH_DOCS_FOLDER = re.compile(r"^reports/batches/([^/]+)/([^/]+)/([^/]+)/")
+
+
+def remove_uncommitted_batches(
+    storage: Storage, settings: Settings, *, cutoff: datetime, now: datetime | None = None
+) -> list[str]:
+    """Delete what a crashed ingest worker left of a batch that was never committed, and
+    return the batch ids removed: staged and quarantined files and the batch gate's Data Docs
+    with no batch record, whose newest object is not younger than ``cutoff``.
+
+    A batch whose claim is still live (``ingest_claim_lease_s``) is left alone, whatever its
+    age: its worker may be about to commit it. An expired claim is safe to clean up: a later
+    takeover writes the same files again under the same batch id. Raw uploads are never
+    removed (nothing a council sent is lost)."""
+    now = now or datetime.now(UTC)
+    committed = {
+        tuple(info.key[len(layout.BATCHES_PREFIX):].removesuffix(".json").split("/", 2))
+        for info in storage.list(layout.BATCHES_PREFIX)
+    }
+    found: dict[tuple[str, str, str], list[ObjectInfo]] = {}
+    for prefix, pattern in (("staged/", _BATCH_FOLDER), ("quarantine/", _BATCH_FOLDER),
+                            ("reports/batches/", _BATCH_DOCS_FOLDER)):
+        for info in storage.list(prefix):
+            match = pattern.match(info.key)
+            if match and match.groups() not in committed:
+                found.setdefault(match.groups(), []).append(info)
+    removed = []
+    for (dataset, region, batch_id), objects in sorted(found.items()):
+        if max(o.last_modified for o in objects) > cutoff:
+            continue
+        if _claim_is_live(storage, settings, batch_id, now):
+            continue
+        for info in objects:
+            storage.delete(info.key)
+        log.warning("removed uncommitted batch %s (%s, %s): %d object(s)", batch_id, dataset,
+                    region, len(objects))
+        removed.append(batch_id)
+    return removed
+
+
+def _claim_is_live(storage: Storage, settings: Settings, batch_id: str, now: datetime) -> bool:
+    # A batch id ends in the first 12 hex digits of the upload's sha256, which prefixes its
+    # ledger entry's key: one short listing finds the claim.
+    sha_prefix = batch_id.rsplit("-", 1)[-1]
+    if not re.fullmatch(r"[0-9a-f]{12}", sha_prefix):
+        return False
+    for info in storage.list(f"{layout.ingest_ledger_key(sha_prefix).removesuffix('.json')}"):
+        try:
+            entry = json.loads(storage.read_bytes(info.key))
+        except NotFound:
+            continue
+        if entry.get("batch_id") == batch_id and entry.get("state") == "claimed":
+            age = now - datetime.fromisoformat(entry["claimed_at"])
+            if age <= timedelta(seconds=settings.ingest_claim_lease_s):
+                return True
+    return False
 
 
 def upload_file(storage: Storage, settings: Settings, path: Path, *, region: str, dataset: str
@@ -331,14 +408,17 @@ def _mark_seen(storage: Storage, info: ObjectInfo, result: UploadResult) -> None
 
 def _refused_unread(
     storage: Storage, info: ObjectInfo, region: str, dataset: str, file: str,
-    error: rj.FileRejected, now: datetime,
+    error: rj.FileRejected, now: datetime, *, source_key: str | None = None,
 ) -> UploadResult:
-    """A refusal decided without reading the bytes (unknown dataset, over the size limit)."""
+    """A refusal decided without reading the bytes (unknown dataset, over the size limit, an
+    unsafe key, shown in the receipt as ``source_key``)."""
     key = info.key
     upload_id = f"{_stamp(now)}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     doc = receipt_document(
-        upload_id=upload_id, region=region, dataset=dataset, file=file, source_key=key,
-        received_at=council_time(now).isoformat(), sha256=None, file_error=error,
+        upload_id=upload_id, region=region, dataset=dataset, file=file,
+        source_key=source_key or _shown(key), received_at=council_time(now).isoformat(),
+        sha256=None,
+        file_error=error,
     )
     _write_receipt(storage, region, doc)
     result = UploadResult(key, region, dataset, "rejected", upload_id=upload_id,
@@ -347,12 +427,49 @@ def _refused_unread(
     return result
 
 
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_SHOWN_KEY_CHARS = 200
+
+
+def _shown(text: str, limit: int | None = None) -> str:
+    """``text`` for a receipt: invisible and control characters spelled out (\\u202e), and
+    cut at ``limit`` characters, so a clerk sees what is wrong with the name."""
+    shown = _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return shown if limit is None or len(shown) <= limit else shown[:limit] + "…"
+
+
+def _refused_unsafe_key(
+    storage: Storage, key: str, region: str, dataset: str, error: InvalidKey, now: datetime
+) -> UploadResult:
+    """Refuse a landing key the storage seam cannot address, without reading it: a receipt
+    for the region the key names, and a seen marker for the version the listing shows."""
+    segments = key.split("/")
+    safe = 2  # landing/{known region}
+    while safe < len(segments) - 1:
+        try:
+            checked_key("/".join(segments[: safe + 1]))
+        except InvalidKey:
+            break
+        safe += 1
+    listed = next((i for i in storage.list("/".join(segments[:safe]) + "/") if i.key == key),
+                  None)
+    if listed is None:  # deleted since it was listed
+        return UploadResult(key, region, dataset, "skipped")
+    reason = str(error).split(":", 1)[0].removeprefix("object key ")
+    return _refused_unread(
+        storage, listed, region, _shown(dataset, _SHOWN_KEY_CHARS),
+        _shown(segments[-1], _SHOWN_KEY_CHARS), rj.FileRejected(rj.KEY_UNSAFE, reason), now,
+        source_key=_shown(key, _SHOWN_KEY_CHARS),
+    )
+
+
 def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResult:
     """Process one landing object exactly once by content (see the module docstring).
 
     Returns the outcome; raises only on storage failures (the caller retries: every step is
     idempotent) or when accepted rows break the staged schema (a bug, which stops the batch).
     """
+    check_crash_setting(settings)
     now = datetime.now(UTC)
     parts = landing_parts(key)
     regions = load_regions(settings.config_dir)
@@ -360,11 +477,19 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
         log.warning("%s: not under landing/{known region}/{dataset}/, left alone", key)
         return UploadResult(key, parts[0] if parts else None, None, "skipped")
     region, dataset, file = parts
+    try:
+        checked_key(key)
+    except InvalidKey as exc:
+        # S3 stores keys with "..", control characters or non-NFC names as given; the storage
+        # seam refuses to touch them. The region is the key's second segment whatever
+        # follows, so the council that wrote it is told, in its own receipts folder.
+        return _refused_unsafe_key(storage, key, region, dataset, exc, now)
     info = storage.head(key)
     contracts = load_contracts(settings.schemas_dir)
     if dataset not in contracts:
-        return _refused_unread(storage, info, region, dataset, file,
-                               rj.FileRejected(rj.UNKNOWN_DATASET, dataset), now)
+        # A folder name with an invisible character looks like a known one: spell it out.
+        return _refused_unread(storage, info, region, _shown(dataset), _shown(file),
+                               rj.FileRejected(rj.UNKNOWN_DATASET, _shown(dataset)), now)
     if info.size > settings.max_upload_bytes:
         detail = f"{info.size:,} bytes > {settings.max_upload_bytes:,}"
         return _refused_unread(storage, info, region, dataset, file,
@@ -382,6 +507,7 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
             _json({"sha256": sha256, "bytes": len(data), "source_key": key, "region": region,
                    "dataset": dataset, "archived_at": now.isoformat()}),
         )
+    crash_point(settings, "after_archive", "ingest worker")
 
     upload_id = _upload_id(now, sha256)
     claim = _claim(storage, settings, key, {
@@ -393,6 +519,7 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
         return UploadResult(key, region, dataset, "in_progress", sha256=sha256)
     if not isinstance(claim, _Claim):
         return _finished_earlier(storage, key, info, region, dataset, file, claim, now)
+    crash_point(settings, "after_claim", "ingest worker")
     return _processed(storage, settings, info, file, data, claim)
 
 
@@ -463,12 +590,16 @@ def _processed(
                 storage, settings, staged, region=region, dataset=dataset, batch_id=batch_id,
                 mode=mode, today=council_time(ingested_at).date(),
             ))
+            crash_point(settings, "after_batch_gate", "ingest worker")
             storage.write_parquet(staged, record["staged_key"])
+            crash_point(settings, "after_staged_file", "ingest worker")
             quarantined = _with_lineage(check.quarantined, entry)
             storage.write_parquet(quarantined, record["quarantine_key"])
+            crash_point(settings, "after_quarantine_file", "ingest worker")
             # AlreadyExists: a worker that took over our claim committed the same batch first.
             with contextlib.suppress(AlreadyExists):
                 storage.put_if_absent(record_key, _json(record))
+            crash_point(settings, "after_batch_record", "ingest worker")
         # The committed record, ours or the one a worker that took over our claim wrote.
         held = held_receipt_fields(json.loads(storage.read_bytes(record_key)))
         status: Status = "staged"
@@ -486,6 +617,7 @@ def _processed(
         batch_id=batch_id, mode=mode, held=held,
     )
     _write_receipt(storage, region, doc)
+    crash_point(settings, "after_receipt", "ingest worker")
     done = {
         **entry,
         "state": "done",
@@ -497,5 +629,6 @@ def _processed(
     with contextlib.suppress(PreconditionFailed):
         storage.replace_if_match(layout.ingest_ledger_key(entry["sha256"]), _json(done),
                                  claim.etag)
+    crash_point(settings, "after_ledger_done", "ingest worker")
     _mark_seen(storage, info, result)
     return result

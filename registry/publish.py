@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
-import signal
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,11 +44,14 @@ from registry.build import (
 )
 from registry.changes import CHANGES_CONTRACT_VERSION, merchant_changes, merchants_dated
 from registry.contracts import load_contracts
+from registry.crashpoints import check_crash_setting, crash_point
+from registry.ingest import remove_uncommitted_batches
 from registry.layout import (
     LATEST_KEY,
     SNAPSHOTS_PREFIX,
     log_key,
     manifest_key,
+    report_prefix,
     snapshot_prefix,
 )
 from registry.progress import ProgressCallback
@@ -73,7 +74,7 @@ from registry.regions import load_regions
 from registry.report import write_report
 from registry.scores import load_score_model
 from registry.settings import Settings
-from registry.storage import AlreadyExists, PreconditionFailed, Storage
+from registry.storage import AlreadyExists, PreconditionFailed, Storage, probe_capabilities
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ TABLE_ORDER = ("merchants", "products", "changes")
 # Build, PII check, data files, manifest, log entry, latest: what a progress bar counts.
 PUBLISH_STAGES = 6
 SNAPSHOT_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_SNAPSHOT_ID = re.compile(r"^[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}$")
+REPORTS_PREFIX = "reports/"
 # Identifiers the registry itself checks or generates, whose digit runs can mimic personal
 # numbers: the format-checked organisation code, and batch ids (time stamps and hex hashes).
 # The value scan leaves them out; every other string is scanned.
@@ -175,6 +178,8 @@ class GcReport:
     expired_removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     objects_deleted: int = 0
+    # Batches a crashed ingest worker staged but never committed (registry.ingest).
+    batches_removed: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,16 +279,11 @@ def _summary(tables: Mapping[str, pl.DataFrame]) -> dict[str, dict[str, int]]:
 
 
 def _crash_point(settings: Settings, step: str) -> None:
-    if settings.crash_at == step:
-        log.warning("REGISTRY_CRASH_AT=%s: killing the publisher", step)
-        os.kill(os.getpid(), signal.SIGKILL)
+    crash_point(settings, step, "publisher")
 
 
 def _check_crash_setting(settings: Settings) -> None:
-    if settings.crash_at is not None and settings.crash_at not in CRASH_STEPS:
-        raise ValueError(
-            f"REGISTRY_CRASH_AT={settings.crash_at!r} is not a step; one of {CRASH_STEPS}"
-        )
+    check_crash_setting(settings)
 
 
 def _snapshot_id(
@@ -365,12 +365,16 @@ def publish_snapshot(
 
     Raises :class:`PIIRefused` (nothing written) when the output would carry personal data,
     :class:`RegistrySuiteFailed` (no snapshot file written; the gate's Data Docs are) when it
-    fails the registry suites, and :class:`ConcurrentPublish` when another writer committed
-    first. ``progress`` hears of
-    each protocol stage as it starts.
+    fails the registry suites, :class:`ConcurrentPublish` when another writer committed
+    first, and :class:`registry.storage.StoreLacksGuarantees` (nothing written) when the store
+    does not enforce create-if-absent and compare-and-swap (a versioned Ceph RGW bucket).
+    ``progress`` hears of each protocol stage as it starts.
     """
     step = progress or (lambda _description, _done, _total: None)
     _check_crash_setting(settings)
+    # Before anything is written (recovering latest included): the protocol is only safe on a
+    # store that really enforces create-if-absent and compare-and-swap.
+    probe_capabilities(storage).require()
     now = datetime.now(UTC)
     as_of = as_of or now.astimezone(COUNCIL_TIMEZONE).date()
     latest = recover_latest(storage)
@@ -531,9 +535,10 @@ def rollback_snapshot(storage: Storage, snapshot_id: str, *, reason: str | None 
 
 def _delete_snapshot(storage: Storage, snapshot_id: str, keys: list[str]) -> int:
     # The manifest goes first: a folder without one is plainly not a snapshot, even if this
-    # process dies half-way through.
+    # process dies half-way through. Its report (and the gate's Data Docs in it) goes last.
     first = manifest_key(snapshot_id)
     ordered = sorted(keys, key=lambda k: k != first)
+    ordered += [info.key for info in storage.list(report_prefix(snapshot_id))]
     for key in ordered:
         storage.delete(key)
     return len(ordered)
@@ -548,7 +553,10 @@ def collect_garbage(
 ) -> GcReport:
     """Remove snapshot folders no log entry commits once their newest object is older than
     ``grace_seconds`` (a publisher may still be writing a younger one), and committed snapshots
-    beyond the ``snapshot_retention`` most recent. Latest and its predecessor are never removed.
+    beyond the ``snapshot_retention`` most recent, each with its ``reports/{id}/`` folder; and
+    what crashed ingest workers left of batches never committed
+    (:func:`registry.ingest.remove_uncommitted_batches`). Latest and its predecessor are never
+    removed.
     """
     now = now or datetime.now(UTC)
     latest = recover_latest(storage)
@@ -571,10 +579,17 @@ def collect_garbage(
     report = GcReport()
     committed_ids = {e.snapshot_id for e in committed}
     cutoff = now - timedelta(seconds=grace_seconds)
+    # A publisher that lost the race or died before writing any data file leaves only the
+    # registry gate's Data Docs in its report folder.
+    for info in storage.list(REPORTS_PREFIX):
+        snapshot_id = info.key[len(REPORTS_PREFIX):].split("/", 1)[0]
+        if _SNAPSHOT_ID.match(snapshot_id) and snapshot_id not in committed_ids:
+            folders.setdefault(snapshot_id, [])
     for snapshot_id, objects in sorted(folders.items()):
         if snapshot_id in committed_ids or snapshot_id in protected:
             continue
-        if max(o.last_modified for o in objects) <= cutoff:
+        reports = list(storage.list(report_prefix(snapshot_id)))
+        if max(o.last_modified for o in [*objects, *reports]) <= cutoff:
             report.objects_deleted += _delete_snapshot(
                 storage, snapshot_id, [o.key for o in objects]
             )
@@ -595,6 +610,7 @@ def collect_garbage(
         )
         report.expired_removed.append(snapshot_id)
     report.kept.sort()
+    report.batches_removed = remove_uncommitted_batches(storage, settings, cutoff=cutoff, now=now)
     return report
 
 

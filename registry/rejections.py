@@ -29,6 +29,7 @@ TOO_MANY_COLUMNS = "TOO_MANY_COLUMNS"
 TOO_MANY_CELLS = "TOO_MANY_CELLS"
 CELL_TOO_LONG = "CELL_TOO_LONG"
 UNKNOWN_DATASET = "UNKNOWN_DATASET"
+KEY_UNSAFE = "KEY_UNSAFE"
 
 # -- row-level codes: the row goes to quarantine ---------------------------------------------
 REQUIRED_MISSING = "REQUIRED_MISSING"
@@ -123,6 +124,13 @@ FILE_MESSAGES: dict[str, tuple[str, str]] = {
     UNKNOWN_DATASET: (
         "文件「{file}」所在的文件夹「{detail}」不是已知的数据类别。",
         "File '{file}' is in folder '{detail}', which is not a known dataset.",
+    ),
+    KEY_UNSAFE: (
+        "上传路径「{file}」含有不允许的字符或路径段（{detail}），未处理。"
+        "请使用普通文件名，重新上传到本地区的数据类别文件夹。",
+        "The upload path '{file}' has characters or path segments that are not allowed "
+        "({detail}) and was not processed. Upload it again with a plain file name into your "
+        "region's dataset folder.",
     ),
 }
 

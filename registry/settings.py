@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     )
     crash_at: str | None = Field(
         default=None,
-        description="Test hook: SIGKILL the publisher at this registry.publish.CRASH_STEPS step.",
+        description="Test hook: SIGKILL the process at this step of registry.publish.CRASH_STEPS "
+        "or registry.ingest.CRASH_STEPS.",
     )
 
     # Orchestration (DESIGN.md §9): how the ingest flow fans out over the pending uploads.

@@ -85,4 +85,5 @@ def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # Ceph RGW, a production S3 server on loopback: tests/rgw_fixtures.py.
-pytest_plugins = ["rgw_fixtures"]
+# Totals of the reliability tests' record_property values: tests/reliability_tally.py.
+pytest_plugins = ["rgw_fixtures", "reliability_tally"]
