@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+import pytest
 from fixtures.council_files import FIXTURES
 
 from registry import layout
@@ -239,10 +240,17 @@ def test_receipt_csv_opens_in_excel_and_cannot_run_formulas(storage: Storage) ->
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
 
 
-def test_concurrent_ingests_of_the_same_bytes_make_one_batch(tmp_path) -> None:
-    # Local disk only: its create-if-absent is atomic under concurrency, which moto's is not
-    # (see shared/reference/NOTES.md); real S3 and Ceph RGW are atomic too.
-    storage = LocalStorage(tmp_path / "root")
+@pytest.fixture(params=["local", pytest.param("rgw", marks=pytest.mark.rgw)])
+def atomic_storage(request: pytest.FixtureRequest, tmp_path) -> Storage:
+    """Stores whose create-if-absent is atomic under concurrency, which moto's is not (see
+    shared/reference/NOTES.md): local disk and Ceph RGW."""
+    if request.param == "rgw":
+        return request.getfixturevalue("rgw_storage")
+    return LocalStorage(tmp_path / "root")
+
+
+def test_concurrent_ingests_of_the_same_bytes_make_one_batch(atomic_storage: Storage) -> None:
+    storage = atomic_storage
     keys = [f"landing/AH/inspections/copy{i}.jsonl" for i in range(4)]
     for key in keys:
         _put(storage, key, "inspections_ah.jsonl")
