@@ -49,6 +49,8 @@ from registry.regions import Region, RegionConfig
 from registry.uscc import USCC_ALPHABET, mod31_check_characters, org_check_characters
 
 DEFAULT_SEED = 20241130
+# Bumped whenever the same arguments would give different files (the benchmark caches by it).
+SAMPLES_VERSION = 2
 FORMATS = ("csv", "csv-gb18030", "csv-bom", "xlsx")
 _EXTENSIONS = {"csv": "csv", "csv-gb18030": "csv", "csv-bom": "csv", "xlsx": "xlsx"}
 # Share of bad rows, and of merchants filed in a second region / registered in another one.
@@ -216,6 +218,12 @@ def _where(mask: np.ndarray, then: pl.Series | str | None, otherwise: pl.Series)
 def _concat(*parts: pl.Series | str) -> pl.Series:
     exprs = [pl.lit(p) if isinstance(p, str | pl.Series) else p for p in parts]
     return pl.select(pl.concat_str(exprs)).to_series()
+
+
+def _typed_years_ahead(today_days: int, offset: np.ndarray) -> np.ndarray:
+    """Dates a decade ahead (a mistyped year: 2036 for 2026): in the future whenever the files
+    are ingested, even files generated for a fixed past day, as the benchmark's are."""
+    return today_days + 3650 + offset
 
 
 def _dates_written(days: np.ndarray, style: np.ndarray) -> pl.Series:
@@ -716,7 +724,7 @@ class _Generator:
         c["received_on"] = _where(bad("impossible_date"), _pick(
             _IMPOSSIBLE_DATES, draw.integers(rows, "bad.date", len(_IMPOSSIBLE_DATES))),
             c["received_on"])
-        future = w.today_days + 30 + draw.integers(rows, "bad.future", 300)
+        future = _typed_years_ahead(w.today_days, draw.integers(rows, "bad.future", 365))
         c["received_on"] = _where(bad("received_in_future"), _dates_written(future, style),
                                   c["received_on"])
         c["resolved_on"] = _where(bad("resolved_without_date"), None, c["resolved_on"])
@@ -769,7 +777,8 @@ class _Generator:
             _IMPOSSIBLE_DATES, draw.integers(rows, "bad.date", len(_IMPOSSIBLE_DATES))),
             c["tested_on"])
         c["tested_on"] = _where(bad("tested_in_future"), _dates_written(
-            w.today_days + 10 + draw.integers(rows, "bad.future", 200), style), c["tested_on"])
+            _typed_years_ahead(w.today_days, draw.integers(rows, "bad.future", 365)), style),
+            c["tested_on"])
         c["result"] = _where(bad("unknown_result"), "待定", c["result"])
         return _Chunk(pl.DataFrame(c), kind, _rejected_count(kind, "inspections"))
 
