@@ -225,9 +225,14 @@ def _as_utf8(data: bytes, *, verify: bool = False) -> tuple[bytes, str, bool]:
                 rj.ENCODING_UNDECODABLE, f"UTF-8 up to byte {exc.start}, then not"
             ) from None
         return data, encoding, True
-    best = charset_normalizer.from_bytes(
-        data[:_SAMPLE_BYTES], cp_isolation=_CANDIDATE_ENCODINGS
-    ).best()
+    # The sample's cut may split a multi-byte character (GB18030 has 2- and 4-byte ones), and
+    # charset-normalizer then finds no encoding at all: cut up to three bytes earlier.
+    for end in range(_SAMPLE_BYTES, _SAMPLE_BYTES - 4, -1):
+        best = charset_normalizer.from_bytes(
+            data[:end], cp_isolation=_CANDIDATE_ENCODINGS
+        ).best()
+        if best is not None or len(data) <= end:
+            break
     if best is None:
         raise rj.FileRejected(rj.ENCODING_UNDECODABLE, "not UTF-8, GB18030 or Big5")
     # GB2312 and GBK are subsets of GB18030: decode with the superset.
