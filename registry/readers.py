@@ -184,9 +184,16 @@ def _spreadsheet_table(
 
 def _text_table(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:
     utf8, encoding, verified = _as_utf8(data)
+    # A NUL is valid UTF-8 and polars keeps it inside a value ("SH\0-1" would be a filing id),
+    # but no spreadsheet or text export writes one: the file is damaged or not text.
+    # (UTF-16 text has NULs only before it is converted, which _as_utf8 has done.)
+    nul = utf8.find(b"\0")
+    if nul >= 0:
+        raise rj.FileRejected(rj.FILE_UNREADABLE, f"a NUL byte at byte {nul:,}: not a text file")
     first = _FIRST_VISIBLE.match(utf8)
     if first and first.group(1) in (b"{", b"["):
-        return _jsonl_table(utf8 if verified else _as_utf8(data, verify=True)[0], encoding)
+        return _jsonl_table(utf8 if verified else _as_utf8(data, verify=True)[0], encoding,
+                            limits)
     try:
         return _csv_table(utf8, encoding, known_headers, limits)
     except _NotUtf8:
@@ -298,9 +305,14 @@ def _delimiter(lines: list[str]) -> str:
     return best
 
 
-def _jsonl_table(utf8: bytes, encoding: str) -> UploadTable:
+def _jsonl_table(utf8: bytes, encoding: str, limits: Limits) -> UploadTable:
     try:
-        frame = pl.read_ndjson(io.BytesIO(utf8), infer_schema_length=None)
+        # The schema first: a record with 300,000 keys takes polars a minute and gigabytes to
+        # build as a frame, but well under a second to infer, and is refused on its width.
+        schema = pl.scan_ndjson(io.BytesIO(utf8), infer_schema_length=None).collect_schema()
+        if len(schema) > limits.max_columns:
+            raise rj.FileRejected(rj.TOO_MANY_COLUMNS, f"{len(schema)} > {limits.max_columns}")
+        frame = pl.read_ndjson(io.BytesIO(utf8), schema=schema)
     except pl.exceptions.PolarsError as exc:
         raise rj.FileRejected(
             rj.FILE_UNREADABLE, f"not valid JSON Lines ({str(exc).splitlines()[0]})"

@@ -1,0 +1,168 @@
+"""Hostile and broken uploads (tests/fixtures/bad/make_bad.py): every one is refused whole with
+its stable code and a receipt, inside the time and memory bounds below, with no crash and no
+unhandled exception; and a fuzz test of the readers over mutated council files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures.bad import make_bad
+from fixtures.council_files import FIXTURES, check_bytes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from registry import layout
+from registry import rejections as rj
+from registry.ingest import ingest_pending
+from registry.settings import Settings
+from registry.storage import LocalStorage
+
+# Bounds per file on this 2-core machine, with the default upload limits of Settings: the
+# slowest file (a 50 MB cell) takes about a second and half a gigabyte.
+SECONDS_PER_FILE = 15.0
+PEAK_RSS_MB = 1536
+
+
+def _dataset(name: str) -> str:
+    if name.endswith(".jsonl"):
+        return "inspections"
+    return "gift_evaluations" if name.endswith(".parquet") else "merchants"
+
+
+@pytest.fixture(scope="module")
+def big_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("bad-big")
+    make_bad.write_big(folder)
+    return folder
+
+
+WORKER = """
+import json, resource, sys, time
+from pathlib import Path
+from fixtures.council_files import check_bytes
+for line in sys.stdin:
+    path, dataset = json.loads(line)
+    data = Path(path).read_bytes()
+    started = time.monotonic()
+    try:
+        check = check_bytes(data, dataset, "SH", file=Path(path).name)
+        outcome = check.file_error.code if check.file_error else "ROWS"
+    except BaseException as exc:
+        outcome = f"{type(exc).__name__}: {exc}"[:300]
+    print(json.dumps({"file": Path(path).name, "outcome": outcome,
+                      "seconds": time.monotonic() - started,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),
+          flush=True)
+"""
+
+
+def test_the_corpus_has_forty_distinct_files(big_folder: Path) -> None:
+    paths = [make_bad.path_of(name, big_folder) for name in make_bad.CORPUS]
+    assert len(paths) >= 40
+    assert len({p.read_bytes() for p in paths}) == len(paths)
+    committed = {p.name for p in make_bad.HERE.iterdir() if p.suffix != ".py"}
+    assert committed == set(make_bad.SMALL), "run tests/fixtures/bad/make_bad.py"
+
+
+@pytest.mark.slow
+def test_every_bad_file_is_refused_whole_within_time_and_memory(
+    big_folder: Path, record_property
+) -> None:
+    """One worker process reads the files one after another (the small first); its peak RSS
+    after each file bounds what that file needed."""
+    order = sorted(make_bad.CORPUS, key=lambda n: make_bad.path_of(n, big_folder).stat().st_size)
+    lines = "".join(json.dumps([str(make_bad.path_of(n, big_folder)), _dataset(n)]) + "\n"
+                    for n in order)
+    tests = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", WORKER], input=lines, capture_output=True,
+                          text=True, timeout=600, cwd=tests,
+                          env={**os.environ, "PYTHONPATH": str(tests)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [s["file"] for s in seen] == order
+    for s in seen:
+        expected = make_bad.CORPUS[s["file"]][1]
+        assert s["outcome"] == expected, s
+        assert expected in rj.FILE_MESSAGES
+        assert s["seconds"] < SECONDS_PER_FILE, s
+        assert s["peak_rss_mb"] < PEAK_RSS_MB, s
+    record_property("bad_inputs_tried", len(seen))
+    record_property("bad_inputs_refused_whole", sum(
+        s["outcome"] == make_bad.CORPUS[s["file"]][1] for s in seen))
+
+
+@pytest.mark.slow
+def test_every_bad_upload_gets_a_receipt_with_its_code(tmp_path, big_folder: Path) -> None:
+    storage = LocalStorage(tmp_path / "root")
+    keys = {}
+    for name in make_bad.CORPUS:
+        key = f"landing/SH/{_dataset(name)}/{name}"
+        storage.write_bytes(key, make_bad.path_of(name, big_folder).read_bytes())
+        keys[key] = name
+    results = ingest_pending(storage, Settings(_env_file=None)).results
+    assert {r.key for r in results} == set(keys)
+    for r in results:
+        expected = make_bad.CORPUS[keys[r.key]][1]
+        assert (r.status, r.file_error, r.batch_id) == ("rejected", expected, None), r.key
+        receipt = json.loads(storage.read_bytes(layout.receipt_key("SH", r.upload_id, "json")))
+        assert receipt["status"] == "rejected"
+        assert [e["code"] for e in receipt["file_errors"]] == [expected]
+        assert receipt["file_errors"][0]["message_zh"] and receipt["file_errors"][0]["message_en"]
+        table = storage.read_bytes(layout.receipt_key("SH", r.upload_id, "csv"))
+        cells = [c for row in csv.reader(io.StringIO(table.decode("utf-8-sig"))) for c in row]
+        assert not any(c.startswith(("=", "+", "-", "@")) for c in cells), r.key
+    assert list(storage.list("staged/")) == [] and list(storage.list("ledger/batches/")) == []
+    # Nothing a council sent is lost: every file read is archived, byte for byte.
+    assert len(list(storage.list("raw/SH/"))) == 2 * len(keys)
+
+
+# -- fuzzing the readers -------------------------------------------------------------------
+
+SEEDS = {
+    "merchants_sh_gb18030.csv": "merchants", "merchants_js_bom.csv": "merchants",
+    "complaints_zj.xlsx": "complaints", "inspections_ah.jsonl": "inspections",
+    "gift_evaluations_zj.parquet": "gift_evaluations",
+}
+SEED_BYTES = {name: (FIXTURES / name).read_bytes() for name in SEEDS}
+
+
+@st.composite
+def mutated_upload(draw: st.DrawFn) -> tuple[str, bytes]:
+    name = draw(st.sampled_from(sorted(SEEDS)))
+    data = bytearray(SEED_BYTES[name])
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        kind = draw(st.sampled_from(["flip", "delete", "insert", "truncate", "repeat"]))
+        if kind == "flip" and data:
+            data[at] ^= draw(st.integers(1, 255))
+        elif kind == "delete":
+            del data[at : at + draw(st.integers(1, 64))]
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=32))
+        elif kind == "truncate":
+            del data[at:]
+        else:
+            data[at:at] = data[at : at + draw(st.integers(1, 256))] * draw(st.integers(2, 8))
+    return SEEDS[name], bytes(data)
+
+
+@settings(max_examples=150, deadline=3000, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(mutated_upload())
+def test_mutated_council_files_give_typed_outcomes_only(upload: tuple[str, bytes]) -> None:
+    """150 mutations, each under 3 s: the readers and validation either read the file (rows in
+    = accepted + quarantined) or refuse it whole with a known code; nothing else escapes."""
+    dataset, data = upload
+    check = check_bytes(data, dataset, "SH")
+    if check.file_error is not None:
+        assert check.file_error.code in rj.FILE_MESSAGES
+        check.file_error.as_dict("upload.csv")  # its messages format
+    else:
+        assert check.rows_in == check.accepted.height + check.rejected
