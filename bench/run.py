@@ -171,8 +171,10 @@ def _stage(name: str, tier: str, seed: int, work: Path) -> dict[str, Any]:
 class _PeakRss:
     """Largest sum of RSS over a process and its descendants, sampled in a thread."""
 
-    def __init__(self, pid: int, every: float = 0.05):
+    def __init__(self, pid: int, every: float = 0.05, limit: int | None = None):
         self.peak = 0
+        self.killed = False
+        self._limit = limit
         self._process = psutil.Process(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
@@ -187,6 +189,14 @@ class _PeakRss:
                     with contextlib.suppress(psutil.Error):
                         total += p.memory_info().rss
                 self.peak = max(self.peak, total)
+                if self._limit is not None and total > self._limit:
+                    # Over the memory limit: stop the stage before the machine (shared with
+                    # others) starts swapping or its OOM killer picks someone else.
+                    self.killed = True
+                    for p in reversed(tree):
+                        with contextlib.suppress(psutil.Error):
+                            p.kill()
+                    return
             except psutil.Error:
                 return
             self._stop.wait(every)
@@ -206,12 +216,19 @@ def _run_stage(name: str, args: argparse.Namespace, work: Path, env: dict[str, s
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    sampler = _PeakRss(child.pid)
+    limit = args.rss_limit_mb * 2**20 if args.rss_limit_mb else None
+    sampler = _PeakRss(child.pid, limit=limit)
     stdout, stderr = child.communicate()
     peak = sampler.stop()
     wall = time.perf_counter() - started
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    if sampler.killed:
+        print(f"  {name:<13} KILLED at {peak / 2**20:,.0f} MB (limit {args.rss_limit_mb:,} MB) "
+              f"after {wall:,.0f} s", flush=True)
+        return {"seconds": wall, "killed": True, "rss_limit_mb": args.rss_limit_mb,
+                "process_cpu_s": round(cpu, 3), "peak_rss_mb": round(peak / 2**20, 1),
+                "log_tail": stderr[-2000:]}
     if child.returncode != 0:
         sys.stderr.write(stderr[-5000:])
         raise SystemExit(f"stage {name} failed (exit {child.returncode})")
@@ -266,7 +283,10 @@ def harness(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(scratch / "floor", ignore_errors=True)
         # The pipeline as `registry run` runs it, then the same library functions without
         # Prefect, each on a fresh root holding the same uploads.
-        for via, steps in (("flow", ("pipeline-flow",)), ("lib", ("ingest-lib", "publish-lib"))):
+        runs = [("flow", ("pipeline-flow",))]
+        if not args.no_library:
+            runs.append(("lib", ("ingest-lib", "publish-lib")))
+        for via, steps in runs:
             root = scratch / f"root-{via}"
             _upload(files, root)
             for step in steps:
@@ -286,16 +306,23 @@ def _report(args: argparse.Namespace, files: list[SampleFile], bytes_in: int,
             stages: dict[str, dict[str, Any]]) -> dict[str, Any]:
     s = {k: v["seconds"] for k, v in stages.items()}
     floor_s = s["floor"]
-    pipeline_s = s["pipeline-flow"]
-    library_s = s["ingest-lib"] + s["publish-lib"]
-    gx_s = stages["ingest-lib"]["gx_s"] + stages["publish-lib"]["gx_s"]
+    flow = stages["pipeline-flow"]
+    completed = not flow.get("killed")
+    pipeline_s = s["pipeline-flow"] if completed else None
+    library = "ingest-lib" in stages
+    library_s = s["ingest-lib"] + s["publish-lib"] if library else None
+    gx_s = stages["ingest-lib"]["gx_s"] + stages["publish-lib"]["gx_s"] if library else None
     cpu = {k: v["process_cpu_s"] for k, v in stages.items()}
     expected = sum(f.rejected for f in files)
+
+    def rounded(value: float | None, digits: int = 3) -> float | None:
+        return None if value is None else round(value, digits)
+
     report: dict[str, Any] = {
         "tier": args.tier,
         "seed": args.seed,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": f"make bench TIER={args.tier}",
+        "command": f"make bench TIER={args.tier}" + (" (--no-library)" if not library else ""),
         "machine": {"cpus": os.cpu_count(), "memory_gb": round(
             psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
             "polars": pl.__version__, "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
@@ -304,24 +331,27 @@ def _report(args: argparse.Namespace, files: list[SampleFile], bytes_in: int,
         "bytes_in": bytes_in,
         "rows_in": sum(f.rows for f in files),
         "rows_to_reject": expected,
-        "rows_rejected": stages["pipeline-flow"]["quarantined"],
-        "rejections_as_planted": stages["pipeline-flow"]["quarantined"] == expected,
+        "completed": completed,
+        "rows_rejected": flow.get("quarantined"),
+        "rejections_as_planted": flow.get("quarantined") == expected,
         "floor_s": round(floor_s, 3),
-        "ingest_s": round(stages["pipeline-flow"]["ingest_s"], 3),
-        "publish_s": round(stages["pipeline-flow"]["publish_s"], 3),
-        "pipeline_s": round(pipeline_s, 3),
-        "ratio": round(pipeline_s / floor_s, 2),
+        "ingest_s": rounded(flow.get("ingest_s")),
+        "publish_s": rounded(flow.get("publish_s")),
+        "pipeline_s": rounded(pipeline_s),
+        "ratio": rounded(pipeline_s / floor_s if completed else None, 2),
         # CPU seconds of each stage's process tree: steadier than wall time on a busy machine.
         "floor_cpu_s": cpu["floor"],
-        "pipeline_cpu_s": cpu["pipeline-flow"],
-        "cpu_ratio": round(cpu["pipeline-flow"] / cpu["floor"], 2),
-        "library_s": round(library_s, 3),
-        "library_ratio": round(library_s / floor_s, 2),
-        "prefect_s": round(pipeline_s - library_s, 3),
-        "prefect_share": _share(pipeline_s - library_s, pipeline_s),
-        "gx_s": round(gx_s, 3),
-        "gx_share": _share(gx_s, library_s),
-        "gx_wired": stages["ingest-lib"]["gx_calls"] + stages["publish-lib"]["gx_calls"] > 0,
+        "pipeline_cpu_s": cpu["pipeline-flow"] if completed else None,
+        "cpu_ratio": rounded(cpu["pipeline-flow"] / cpu["floor"] if completed else None, 2),
+        "library_s": rounded(library_s),
+        "library_ratio": rounded(library_s / floor_s if library else None, 2),
+        "prefect_s": rounded(pipeline_s - library_s if library and completed else None),
+        "prefect_share": _share(pipeline_s - library_s, pipeline_s)
+        if library and completed else None,
+        "gx_s": rounded(gx_s),
+        "gx_share": _share(gx_s, library_s) if library else None,
+        "gx_wired": (stages["ingest-lib"]["gx_calls"] + stages["publish-lib"]["gx_calls"] > 0)
+        if library else None,
         "peak_rss_mb": max(v["peak_rss_mb"] for k, v in stages.items() if k != "reference"),
         "max_single_process_rss_mb": round(
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
@@ -339,7 +369,7 @@ def _report(args: argparse.Namespace, files: list[SampleFile], bytes_in: int,
         )
     report["targets"] = {
         key: {"target": target, "measured": report.get(key),
-              "met": report.get(key) is not None and (
+              "met": completed and report.get(key) is not None and (
                   report[key] >= target if key.startswith("speedup") else report[key] <= target)}
         for key, target in TARGETS[args.tier].items()
     }
@@ -356,18 +386,25 @@ def _print_table(report: dict[str, Any]) -> None:
     for name, stage in st.items():
         # In the flow, GX calls overlap (and wait for one another): only the library runs'
         # GX time is wall time.
-        gx = f"{stage['gx_s']:>8.2f}" if name.endswith("-lib") else f"{'-':>8}"
+        gx = f"{stage['gx_s']:>8.2f}" if name.endswith("-lib") and "gx_s" in stage \
+            else f"{'-':>8}"
         print(f"{name:<14}{stage['seconds']:>10.2f}{stage['seconds'] / report['floor_s']:>9.2f}"
               f"{stage['process_cpu_s']:>9.2f}{stage['peak_rss_mb']:>13.0f}{gx}")
-    print(f"pipeline (registry run's flow): {report['pipeline_s']:.2f} s = "
-          f"{report['ratio']:.2f} x floor (ingest {report['ingest_s']:.2f} s, publish "
-          f"{report['publish_s']:.2f} s); CPU {report['cpu_ratio']:.2f} x; without Prefect "
-          f"{report['library_ratio']:.2f} x")
-    print(f"Prefect orchestration: {report['prefect_s']:.2f} s ({report['prefect_share']:.0%}); "
-          f"Great Expectations: {report['gx_s']:.2f} s ({report['gx_share']:.0%} of the "
-          f"library run){'' if report['gx_wired'] else ' (not wired in this tree)'}")
-    print(f"rows rejected {report['rows_rejected']:,} (planted {report['rows_to_reject']:,}); "
-          f"peak RSS {report['peak_rss_mb']:,.0f} MB")
+    if not report["completed"]:
+        print(f"pipeline did NOT complete: killed over {st['pipeline-flow']['rss_limit_mb']:,} MB")
+    else:
+        print(f"pipeline (registry run's flow): {report['pipeline_s']:.2f} s = "
+              f"{report['ratio']:.2f} x floor (ingest {report['ingest_s']:.2f} s, publish "
+              f"{report['publish_s']:.2f} s); CPU {report['cpu_ratio']:.2f} x")
+    if report["library_s"] is not None and report["completed"]:
+        print(f"without Prefect {report['library_ratio']:.2f} x floor; Prefect orchestration: "
+              f"{report['prefect_s']:.2f} s ({report['prefect_share']:.0%}); Great "
+              f"Expectations: {report['gx_s']:.2f} s ({report['gx_share']:.0%} of the library "
+              f"run){'' if report['gx_wired'] else ' (not wired in this tree)'}")
+    if report["rows_rejected"] is not None:
+        print(f"rows rejected {report['rows_rejected']:,} (planted "
+              f"{report['rows_to_reject']:,})")
+    print(f"peak RSS {report['peak_rss_mb']:,.0f} MB")
     if "reference_s" in report:
         print(f"reference pipeline: {report['reference_s']:.2f} s; ingest is "
               f"{report['speedup_vs_reference']:.1f} x faster, the whole pipeline "
@@ -384,6 +421,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--reference", action="store_true", help="Also on tiers M and L.")
     parser.add_argument("--no-reference", action="store_true", help="Not even on tier S.")
+    parser.add_argument("--no-library", action="store_true",
+                        help="Skip the runs without Prefect (no Prefect or GX share).")
+    parser.add_argument("--rss-limit-mb", type=int, default=None,
+                        help="Kill a stage whose process tree grows past this (tier L).")
     parser.add_argument("--keep", action="store_true", help="Keep the scratch roots.")
     parser.add_argument("--scratch", default=None, help="Folder for scratch roots.")
     parser.add_argument("--stage", help=argparse.SUPPRESS)
