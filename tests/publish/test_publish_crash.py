@@ -88,15 +88,19 @@ def crash_and_recover(storage: Storage, settings, step: str, env: dict[str, str]
 
 
 @pytest.mark.parametrize("step", CRASH_STEPS)
-def test_publisher_killed_at_each_step_on_local_storage(tmp_path, settings, step, monkeypatch):
+def test_publisher_killed_at_each_step_on_local_storage(tmp_path, settings, step, monkeypatch,
+                                                        record_property):
     storage = LocalStorage(tmp_path / "root")
     crash_and_recover(storage, settings, step, env_for(storage), monkeypatch)
+    record_property("publish_crash_points_killed", 1)
 
 
 @pytest.mark.parametrize("step", ["after_data_files", "after_manifest"])
-def test_publisher_killed_on_s3(s3_settings, s3_bucket, settings, step, monkeypatch):
+def test_publisher_killed_on_s3(s3_settings, s3_bucket, settings, step, monkeypatch,
+                                record_property):
     storage = S3Storage(f"s3://{s3_bucket}/root", s3_settings)
     crash_and_recover(storage, settings, step, env_for(storage, s3_settings), monkeypatch)
+    record_property("publish_crash_points_killed", 1)
 
 
 def test_an_unknown_crash_step_is_refused(tmp_path, settings):
