@@ -23,7 +23,8 @@ row of the batch but only the columns the suite names, as Arrow-backed pandas (z
 polars). Great Expectations also fingerprints every pandas batch under 1 GB by hashing every
 cell (``pandas_execution_engine.HASH_THRESHOLD``) just to label the batch; on a 1M-row batch
 that costs more than all the expectations together, and it validates nothing, so it is turned
-off. Nothing is sampled and no expectation is skipped.
+off. Data Docs templates are compiled once per process (:class:`_TemplatesCompiledOnce`), not
+once per run. Nothing is sampled and no expectation is skipped.
 
 ``great_expectations`` takes seconds to import: it is imported on first use, never when the
 ``registry`` package is.
@@ -32,6 +33,7 @@ off. Nothing is sampled and no expectation is skipped.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -44,10 +46,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict
@@ -126,7 +128,7 @@ class QualityConfig(_Strict):
     scorecards: ScorecardSettings
 
 
-@cache
+@functools.cache
 def load_quality_config(config_dir: Path) -> QualityConfig:
     """Parse ``quality.yaml`` in ``config_dir``. Raises on an invalid file."""
     with open(Path(config_dir) / "quality.yaml", encoding="utf-8") as fh:
@@ -314,13 +316,47 @@ class SuiteResult:
 _ONE_GX_RUN_AT_A_TIME = threading.Lock()
 
 
-@cache
+class _TemplatesCompiledOnce(jinja2.BytecodeCache):
+    """The compiled code of every Data Docs template, kept for the life of the process.
+
+    Great Expectations renders each page through a new view with a new Jinja environment, so
+    without a shared cache it parses and compiles the same ~50 templates again on every run:
+    most of the time of building a batch's Data Docs. A template's code depends only on its
+    source (the bucket's checksum) and on the environment's settings, which every GX view
+    shares; the filters it calls are looked up in the rendering view's own environment. So the
+    pages come out the same. A changed template source misses the cache (checksum). Pages are
+    rendered inside ``_ONE_GX_RUN_AT_A_TIME``, and a dict item is set atomically anyway."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, tuple[str, Any]] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        checksum, code = self._code.get(bucket.key, (None, None))
+        if checksum == bucket.checksum:
+            bucket.code = code
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = (bucket.checksum, bucket.code)
+
+
+@functools.cache
 def _gx() -> Any:
     import great_expectations as gx
     from great_expectations.execution_engine import pandas_execution_engine
+    from great_expectations.render.view.view import DefaultJinjaView
 
     # The batch fingerprint hashes every cell to label the batch; see the module docstring.
     pandas_execution_engine.HASH_THRESHOLD = 0
+    # GX offers no setting for its views' Jinja environment: give each new one the cache.
+    templates = _TemplatesCompiledOnce()
+    view_init = DefaultJinjaView.__init__
+
+    @functools.wraps(view_init)
+    def view_init_with_templates_compiled_once(view: Any, *args: Any, **kwargs: Any) -> None:
+        view_init(view, *args, **kwargs)
+        view.env.bytecode_cache = templates
+
+    DefaultJinjaView.__init__ = view_init_with_templates_compiled_once
     return gx
 
 

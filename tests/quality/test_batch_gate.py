@@ -141,3 +141,15 @@ def test_a_held_batch_is_published_once_released(storage: Storage) -> None:
     assert held.batch_id in open_snapshot(storage).manifest.input_batches
     assert open_snapshot(storage).manifest.input_batches == sorted(
         [*manifest.input_batches, held.batch_id])
+
+
+def test_each_batch_s_data_docs_show_its_own_run(local: Storage) -> None:
+    # The Data Docs templates are compiled once per process (registry.quality): a held batch
+    # gated after a released one must still get pages of its own run, not a stale copy.
+    _, released, _ = _ingest_one(local, "landing/SH/merchants/full.csv", merchants_csv(20))
+    _, held, _ = _ingest_one(local, "landing/SH/merchants/half.csv",
+                             merchants_csv(10, start=100))
+    for record, outcome in ((released, "Success"), (held, "Failed")):
+        index_key = record["quality"]["data_docs"]
+        index = local.read_bytes(index_key).decode()
+        assert f"'_validation_success_text': '{outcome}'" in index
