@@ -22,7 +22,6 @@ class Region(BaseModel):
     division_code: str = Field(pattern=r"^\d{2}$")
     cities: dict[str, list[str]]
     upload_modes: dict[str, UploadMode] = Field(default_factory=dict)
-    landing_uri: str | None = None
 
     def upload_mode(self, dataset: str) -> UploadMode:
         return self.upload_modes.get(dataset, "upsert")
