@@ -26,7 +26,7 @@ import boto3
 import httpx
 import pytest
 from conftest import MOTO_KEY_ID, MOTO_SECRET
-from fixtures.council_files import FIXTURES
+from fixtures.council_files import COUNCIL_UPLOADS, FIXTURES
 
 from registry.orchestration import PUBLISH_LIMIT, WORK_POOL, region_tag
 from registry.reader import open_snapshot, verify_snapshot
@@ -37,13 +37,7 @@ from registry.storage import S3Storage
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-UPLOADS = [
-    ("merchants_sh_gb18030.csv", "SH", "merchants"),
-    ("merchants_js_bom.csv", "JS", "merchants"),
-    ("complaints_zj.xlsx", "ZJ", "complaints"),
-    ("inspections_ah.jsonl", "AH", "inspections"),
-    ("gift_evaluations_zj.parquet", "ZJ", "gift_evaluations"),
-]
+UPLOADS = COUNCIL_UPLOADS
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from fixtures.council_files import COUNCIL_UPLOADS, FIXTURES
 from staged_rows import AS_OF, merchant, stage_batch, stage_three_regions, uscc
 from typer.testing import CliRunner
 
@@ -95,27 +96,17 @@ def test_publish_runs_the_flow(tmp_path, monkeypatch):
 
 def test_run_ingests_council_files_then_publishes(tmp_path, monkeypatch):
     """The pipeline end to end on the ingest fixtures: what ingestion stages, the build reads."""
-    from registry.settings import PROJECT_ROOT
-
-    fixtures = PROJECT_ROOT / "tests" / "fixtures"
     monkeypatch.setenv("REGISTRY_STORAGE_URI", (tmp_path / "root").as_uri())
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
-    uploads = [
-        ("merchants_sh_gb18030.csv", "SH", "merchants"),
-        ("merchants_js_bom.csv", "JS", "merchants"),
-        ("complaints_zj.xlsx", "ZJ", "complaints"),
-        ("inspections_ah.jsonl", "AH", "inspections"),
-        ("gift_evaluations_zj.parquet", "ZJ", "gift_evaluations"),
-    ]
-    for name, region, dataset in uploads:
-        result = runner.invoke(app, ["upload", str(fixtures / name), "--region", region,
+    for name, region, dataset in COUNCIL_UPLOADS:
+        result = runner.invoke(app, ["upload", str(FIXTURES / name), "--region", region,
                                      "--dataset", dataset])
         assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["run", "--as-of", "2025-03-01"])
     assert result.exit_code == 0, result.output
     assert runner.invoke(app, ["verify"]).exit_code == 0
     manifest = json.loads(runner.invoke(app, ["show", "--json"]).output)
-    assert len(manifest["input_batches"]) == len(uploads)
+    assert len(manifest["input_batches"]) == len(COUNCIL_UPLOADS)
     assert manifest["summary"]["rows"]["merchants"] > 0
     assert manifest["summary"]["rows"]["products"] > 0

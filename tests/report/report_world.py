@@ -8,22 +8,16 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from fixtures.council_files import COUNCIL_UPLOADS, FIXTURES
 from staged_rows import merchant, stage_batch
 
 from registry.ingest import ingest_pending, upload_file
 from registry.layout import batch_record_key
 from registry.publish import PublishResult, publish_snapshot
-from registry.settings import PROJECT_ROOT, Settings
+from registry.settings import Settings
 from registry.storage import LocalStorage, Storage
 
-FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
-UPLOADS = [
-    ("merchants_sh_gb18030.csv", "SH", "merchants"),
-    ("merchants_js_bom.csv", "JS", "merchants"),
-    ("complaints_zj.xlsx", "ZJ", "complaints"),
-    ("inspections_ah.jsonl", "AH", "inspections"),
-    ("gift_evaluations_zj.parquet", "ZJ", "gift_evaluations"),
-]
+UPLOADS = COUNCIL_UPLOADS
 # A Shanghai merchant of merchants_sh_gb18030.csv: grade A and trusted in the first snapshot.
 SH_KEPT = "91310104076543212J"
 HELD_BATCH = "29991231T000000Z-ah-held"
