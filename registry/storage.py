@@ -4,6 +4,10 @@ Keys are relative POSIX paths under the root URI (``file://PATH`` or ``s3://buck
 Both backends offer the same primitives: plain reads and writes, create-if-absent,
 compare-and-swap on an etag, head, delete, paginated listing, and Parquet I/O through polars'
 own object-store support. Nothing outside this module knows which backend is in use.
+
+On S3 two clients do the I/O: boto3 for the primitives, and polars' Rust object_store client
+for Parquet. Both retry transient failures (5xx, 409 conflicts, timeouts, resets) with the same
+bounded backoff and give up with :class:`StorageUnavailable` naming the location.
 """
 
 from __future__ import annotations
@@ -179,19 +183,47 @@ class Storage(ABC):
         return True
 
     def write_parquet(self, frame: pl.DataFrame, key: str) -> None:
-        """Write ``frame`` as Parquet at ``key`` directly through polars' object-store I/O."""
-        frame.write_parquet(
-            self.uri_for(checked_key(key)), storage_options=self.storage_options, statistics=True
+        """Write ``frame`` as Parquet at ``key`` directly through polars' object-store I/O.
+
+        The object appears whole or not at all: one PUT, or for large files a multipart
+        upload that S3 makes visible only when it completes (the parts of one that failed stay
+        invisible until the bucket's AbortIncompleteMultipartUpload rule removes them). Raises
+        :class:`StorageUnavailable` when transient failures outlast the retries.
+        """
+        uri = self.uri_for(checked_key(key))
+        self._parquet_io(
+            "write",
+            key,
+            lambda: frame.write_parquet(uri, storage_options=self.storage_options, statistics=True),
         )
 
     def read_parquet(self, key: str) -> pl.DataFrame:
-        return pl.read_parquet(self.uri_for(checked_key(key)), storage_options=self.storage_options)
+        """The Parquet object at ``key``. Raises :class:`StorageUnavailable` as above."""
+        uri = self.uri_for(checked_key(key))
+        return self._parquet_io(
+            "read", key, lambda: pl.read_parquet(uri, storage_options=self.storage_options)
+        )
 
     def scan_parquet(self, pattern: str, **kwargs: Any) -> pl.LazyFrame:
-        """Lazily scan one key or a glob (``staged/merchants/**/*.parquet``)."""
+        """Lazily scan one key or a glob (``staged/merchants/**/*.parquet``).
+
+        Nothing is read until the frame is collected (or its schema asked for); do that
+        through :meth:`retried_read` so that transient failures of those reads are retried.
+        """
         return pl.scan_parquet(
             self.uri_for(pattern), storage_options=self.storage_options, **kwargs
         )
+
+    def retried_read(self, where: str, read: Callable[[], T]) -> T:
+        """The result of ``read``, a polars read of this storage's Parquet (``collect`` or
+        ``collect_schema`` of a :meth:`scan_parquet` query), run again from the start on a
+        transient failure. ``where`` (a key or prefix) names what is read, for the error.
+        Raises :class:`StorageUnavailable` when the failures outlast the retries."""
+        return self._parquet_io("read", where, read)
+
+    def _parquet_io(self, what: str, where: str, io: Callable[[], T]) -> T:
+        # Local disk has no transient failures to retry.
+        return io()
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,6 +405,20 @@ _TRANSIENT_EXCEPTIONS = (
     ProtocolError,
     ConnectionResetError,
 )
+# Backoff between attempts, for both clients: the first wait, and the cap on doubling it.
+_BACKOFF_FIRST_S = 0.05
+_BACKOFF_MAX_S = 2.0
+
+# polars raises object_store's failures as OSError (ConnectionResetError, TimeoutError...)
+# whose message is all there is to classify them by. object_store itself retries 5xx,
+# connection errors and timeouts (RetryConfig); what reaches us unretried is a 409 conflict
+# on a PUT and a reply cut off mid-body. When its own retries ran out, the message says
+# "after N retries, max_retries: N": retrying that again would square the attempts against
+# a dead store.
+_OBJECT_STORE_ERROR = "object-store error"
+_OBJECT_STORE_STATUS = re.compile(r"non-2xx status code: (\d{3})")
+_OBJECT_STORE_RETRIES = re.compile(r", after (\d+) retries, max_retries: (\d+)")
+_OBJECT_STORE_CUT_OFF = ("error sending request", "body error")
 
 
 # Sent with every PUT. A council writes into a bucket the pipeline owns, and on Ceph RGW (as on
@@ -391,13 +437,35 @@ def _code(err: ClientError) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying: 5xx, 409 conflicts, throttling, timeouts, resets."""
+    """True for failures worth retrying: 5xx, 409 conflicts, throttling, timeouts, resets,
+    from boto3 or from polars' object-store client."""
+    if _OBJECT_STORE_ERROR in str(exc):
+        return _object_store_transient(exc)
     if isinstance(exc, _TRANSIENT_EXCEPTIONS):
         return True
     if isinstance(exc, ClientError):
         status = _status(exc)
         return status >= 500 or status == 409 or _code(exc) in _TRANSIENT_CODES
     return False
+
+
+def _object_store_transient(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    text = str(exc)
+    status = _OBJECT_STORE_STATUS.search(text)
+    if status:
+        return int(status.group(1)) >= 500 or int(status.group(1)) == 409
+    return any(cut in text for cut in _OBJECT_STORE_CUT_OFF)
+
+
+def _retries_spent(exc: BaseException) -> bool:
+    """polars' client already retried this failure as often as it was allowed to."""
+    text = str(exc)
+    retries = _OBJECT_STORE_RETRIES.search(text)
+    return _OBJECT_STORE_ERROR in text and bool(retries) and (
+        int(retries.group(1)) >= int(retries.group(2))
+    )
 
 
 def _md5_etag(data: bytes) -> str:
@@ -449,14 +517,14 @@ class S3Storage(Storage):
 
     def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` with bounded exponential backoff on transient failures."""
-        delay = 0.05
+        delay = _BACKOFF_FIRST_S
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return fn()
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                if attempt == self.max_attempts:
+                if attempt == self.max_attempts or _retries_spent(exc):
                     raise StorageUnavailable(
                         f"{what} {self._where(key)} failed after {attempt} attempts: "
                         f"{_describe(exc)}"
@@ -466,8 +534,11 @@ class S3Storage(Storage):
                     what, self._where(key), _describe(exc), attempt, self.max_attempts - 1,
                 )
                 time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
         raise AssertionError("unreachable")
+
+    def _parquet_io(self, what: str, where: str, io: Callable[[], T]) -> T:
+        return self._call(what, where, io)
 
     def _permanent(self, what: str, key: str, err: ClientError) -> StorageError:
         kind = PermissionDenied if _status(err) == 403 else StorageError
@@ -615,9 +686,27 @@ class S3Storage(Storage):
         return f"s3://{self.bucket}/{self.prefix}/{key}" if self.prefix else f"s3://{self.bucket}/{key}"
 
     @property
-    def storage_options(self) -> dict[str, str] | None:
+    def storage_options(self) -> dict[str, Any] | None:
         s = self.settings
-        opts = {"aws_region": s.aws_region, "aws_virtual_hosted_style_request": "false"}
+        opts: dict[str, Any] = {
+            "aws_region": s.aws_region,
+            "aws_virtual_hosted_style_request": "false",
+            # polars' object_store client retries by itself, per request; give it the same
+            # attempts, backoff and timeouts as the boto3 client, and an overall deadline
+            # no shorter than the boto3 path's worst case. (polars adds one more round of
+            # its own after rebuilding the client; _call covers what escapes both.)
+            "max_retries": s.s3_max_attempts - 1,
+            "retry_init_backoff_ms": int(_BACKOFF_FIRST_S * 1000),
+            "retry_max_backoff_ms": int(_BACKOFF_MAX_S * 1000),
+            "retry_timeout_ms": int(
+                s.s3_max_attempts * (s.s3_connect_timeout_s + s.s3_read_timeout_s) * 1000
+            ),
+            "connect_timeout": f"{int(s.s3_connect_timeout_s * 1000)}ms",
+            # object_store's timeout covers a whole request, body included (botocore's read
+            # timeout covers one socket read); polars' requests carry at most some tens of MB
+            # (ranged reads, PUTs up to about 30 MB, upload parts), well within it.
+            "timeout": f"{int(s.s3_read_timeout_s * 1000)}ms",
+        }
         if s.s3_addressing_style == "virtual":
             opts["aws_virtual_hosted_style_request"] = "true"
         if s.aws_endpoint_url:
@@ -640,6 +729,9 @@ def _secret(value: Any) -> str | None:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return f"HTTP {_status(exc)} {_code(exc)}"
+    if _OBJECT_STORE_ERROR in str(exc):
+        # Its first line names the request, the retries and the status or cause.
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     return type(exc).__name__
 
 

@@ -1,9 +1,16 @@
-"""Transient S3 failures are retried with backoff; persistent ones give a clear error."""
+"""Transient S3 failures are retried with backoff, on both clients (boto3 and polars'
+object-store client); persistent ones give a clear error."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
+import polars as pl
 import pytest
 from botocore.awsrequest import AWSResponse
+from fault_proxy import KINDS, FaultProxy, from_polars
+from polars.testing import assert_frame_equal
 
 from registry.settings import Settings
 from registry.storage import AlreadyExists, S3Storage, StorageError, StorageUnavailable
@@ -108,3 +115,71 @@ def test_failed_listing_of_the_whole_root_names_the_root(s3_settings: Settings) 
         list(storage.list())
     assert "s3://no-such-bucket-here/" in str(info.value)
     assert "NoSuchBucket" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Parquet goes through polars' own object-store client: faults come from a proxy in front of
+# the S3 server, which both clients reach (tests/fault_proxy.py).
+
+
+@pytest.fixture
+def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
+    with FaultProxy(moto_endpoint, eligible=from_polars, seed=20, hold_s=2.0) as running:
+        yield running
+
+
+@pytest.fixture
+def via_proxy(s3_settings: Settings, s3_bucket: str, proxy: FaultProxy) -> S3Storage:
+    # A read timeout shorter than the proxy's hold, so held requests time out quickly.
+    settings = s3_settings.model_copy(
+        update={"aws_endpoint_url": proxy.url, "s3_read_timeout_s": 1.0}
+    )
+    return S3Storage(f"s3://{s3_bucket}/faults", settings)
+
+
+def test_parquet_reads_and_writes_survive_every_kind_of_fault(
+    via_proxy: S3Storage, proxy: FaultProxy
+) -> None:
+    proxy.share = 0.4
+    frames = {f"t/{i}.parquet": pl.DataFrame({"i": list(range(i, i + 50))}) for i in range(12)}
+    for key, frame in frames.items():
+        via_proxy.write_parquet(frame, key)
+    # One write at a time, so the seeded draws are the same on every run: all kinds occur.
+    assert set(proxy.injected) == set(KINDS)
+    for key, frame in frames.items():
+        assert_frame_equal(via_proxy.read_parquet(key), frame)
+    scan = via_proxy.scan_parquet("t/*.parquet").select(pl.col("i").sum())
+    assert via_proxy.retried_read("t/", scan.collect).item() == sum(
+        frame["i"].sum() for frame in frames.values()
+    )
+    assert {"GET", "PUT"} <= set(proxy.injected_by_method)
+    assert [info.key for info in via_proxy.list("t/")] == sorted(frames)
+
+
+def test_a_parquet_write_refused_throughout_names_the_key_and_leaves_no_object(
+    via_proxy: S3Storage, proxy: FaultProxy
+) -> None:
+    proxy.permanent = 503
+    with pytest.raises(StorageUnavailable) as info:
+        via_proxy.write_parquet(pl.DataFrame({"i": [1]}), "t/never.parquet")
+    message = str(info.value)
+    assert f"s3://{via_proxy.bucket}/faults/t/never.parquet" in message
+    assert "503" in message
+    # polars' client gave up after its own retries; they are not retried all over again.
+    assert proxy.requests["PUT"] <= 2 * via_proxy.max_attempts
+    assert not via_proxy.exists("t/never.parquet")
+
+
+def test_a_multipart_parquet_write_that_fails_leaves_nothing_visible(
+    via_proxy: S3Storage, proxy: FaultProxy
+) -> None:
+    """Large files go up in parts; S3 shows the object only once the upload completes."""
+    proxy.eligible = lambda method, path, headers: "partNumber=2" in path
+    proxy.permanent = 503
+    rng = np.random.default_rng(1)
+    # About 45 MB of Parquet: polars sends anything much over 30 MB as a multipart upload.
+    frame = pl.DataFrame({"x": rng.random(3_000_000), "y": rng.integers(0, 1 << 62, 3_000_000)})
+    with pytest.raises(StorageUnavailable, match="partNumber=2"):
+        via_proxy.write_parquet(frame, "t/big.parquet")
+    assert proxy.requests["POST"] >= 1  # a multipart upload was started
+    assert list(via_proxy.list("t/")) == []
