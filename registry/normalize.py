@@ -11,6 +11,7 @@ import itertools
 import logging
 import struct
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
@@ -58,24 +59,19 @@ def _cleaned(text: pl.Expr) -> pl.Expr:
     return text.str.normalize("NFKC").str.strip_chars().replace("", None)
 
 
-def cleaned_text(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """``columns`` in NFKC form (full-width digits and letters become plain), trimmed, with
-    empty cells as null. Other columns pass through; the input is not modified.
+def cleaned_text(text: pl.Series) -> pl.Series:
+    """``text`` in NFKC form (full-width digits and letters become plain), trimmed, with empty
+    cells as null, in one chunk. The input is not modified.
 
     NFKC costs about as much as parsing the CSV, and leaves most cells unchanged (ASCII and
     CJK ideographs are stable under it), so only the cells that may change are normalised."""
-    flags = frame.select(
-        pl.col(c).str.contains(_MAY_CHANGE).fill_null(False).alias(c) for c in columns
-    )
-    cleaned = []
-    for c in columns:
-        positions = flags[c].arg_true()
-        if positions.is_empty():
-            cleaned.append(pl.col(c).replace("", None))
-            continue
-        fixed = frame[c].gather(positions).str.normalize("NFKC").str.strip_chars()
-        cleaned.append(pl.lit(frame[c].clone().scatter(positions, fixed)).replace("", None))
-    return frame.with_columns(cleaned)
+    positions = text.str.contains(_MAY_CHANGE).fill_null(False).arg_true()
+    if not positions.is_empty():
+        fixed = text.gather(positions).str.normalize("NFKC").str.strip_chars()
+        text = text.clone().scatter(positions, fixed)
+    # One chunk: a frame whose columns are chunked differently is re-chunked whole by every
+    # select on it, and the reader's columns come in many chunks.
+    return text.replace("", None).rechunk()
 
 
 def _matching_text(text: pl.Expr) -> pl.Expr:
@@ -329,38 +325,59 @@ def normalized(
     for city columns and the Traditional→Simplified matching key of columns that declare one.
     ``cities`` comes from :func:`city_lookup`.
 
-    Councils repeat the same few spellings of yes/no, statuses, cities, categories and dates,
-    so those columns are cleaned and parsed once per distinct text and gathered back (one
-    hash lookup per cell); the others are cleaned cell by cell and parsed as whole columns."""
-    present = {c.name for c in contract.columns if c.name in texts.columns}
-    by_distinct = [c for c in contract.columns if c.name in present and c.dtype in _PER_DISTINCT]
-    cleaned = cleaned_text(texts, [c.name for c in contract.columns
-                                   if c.name in present and c not in by_distinct])
-    typed_by_distinct: dict[str, list[pl.Series]] = {}
-    for col in by_distinct:
-        text, typed_outputs = _via_distinct(texts[col.name], col, vocabulary, cities)
-        cleaned = cleaned.with_columns(text)
-        typed_by_distinct[col.name] = typed_outputs
-    cleaned = cleaned.with_columns(
-        pl.lit(None, pl.String).alias(c.name) for c in contract.columns if c.name not in present
+    Columns are independent, and polars releases the GIL, so they are normalised in a thread
+    per core: on one thread the cores took turns. The column with a matching key is the
+    longest (OpenCC), so it starts first."""
+    present = [c for c in contract.columns if c.name in texts.columns]
+    longest_first = sorted(present, key=lambda c: c.match_key is None)
+
+    def column(col: ColumnSpec) -> tuple[str, _ColumnOutputs]:
+        return col.name, _column_normalized(texts[col.name], col, vocabulary, cities)
+
+    with ThreadPoolExecutor(max_workers=pl.thread_pool_size()) as pool:
+        done = dict(pool.map(column, longest_first))
+    # A new frame, not texts.with_columns(): the reader's columns come in many chunks, and a
+    # select re-chunks every column of a frame whose columns are chunked differently.
+    cleaned = pl.DataFrame(
+        [done[name][0] if name in done else texts[name] for name in texts.columns]
+    ).with_columns(
+        pl.lit(None, pl.String).alias(c.name) for c in contract.columns if c.name not in done
     )
-    exprs: list[pl.Expr] = []
+    typed: list[pl.Series] = []
     for col in contract.columns:
-        if col.name not in present:
-            exprs.append(pl.lit(None, col.staged_dtype).alias(col.name))
-            if col.dtype == "city":
-                exprs.append(pl.lit(None, pl.String).alias(col.name + REGION_SUFFIX))
-        elif col.name in typed_by_distinct:
-            exprs.extend(pl.lit(series) for series in typed_by_distinct[col.name])
-        else:
-            exprs.extend(_typed(col, vocabulary, cities))
-    typed = cleaned.select(exprs)
-    keys = [
-        name_matching_key(typed[col.name]).alias(col.match_key)
-        for col in contract.columns
-        if col.match_key
-    ]
-    return cleaned, typed.with_columns(keys) if keys else typed
+        if col.name in done:
+            typed.extend(done[col.name][1])
+            continue
+        typed.append(_nulls(col.name, col.staged_dtype, texts.height))
+        if col.dtype == "city":
+            typed.append(_nulls(col.name + REGION_SUFFIX, pl.String, texts.height))
+    typed.extend(done[c.name][2] for c in present if c.match_key)
+    return cleaned, pl.DataFrame(typed)
+
+
+def _nulls(name: str, dtype: pl.DataType, height: int) -> pl.Series:
+    return pl.repeat(None, height, dtype=dtype, eager=True).alias(name)
+
+
+# (cleaned text, typed outputs, matching key or None) of one column.
+_ColumnOutputs = tuple[pl.Series, list[pl.Series], pl.Series | None]
+
+
+def _column_normalized(
+    raw: pl.Series, col: ColumnSpec, vocabulary: Vocabulary, cities: Mapping[str, str]
+) -> _ColumnOutputs:
+    """One column's cleaned text, typed outputs and matching key (None when it has none).
+
+    Councils repeat the same few spellings of yes/no, statuses, cities, categories and dates,
+    so those columns are cleaned and parsed once per distinct text and gathered back; the
+    others are cleaned cell by cell and parsed as whole columns."""
+    if col.dtype in _PER_DISTINCT:
+        text, typed = _via_distinct(raw, col, vocabulary, cities)
+    else:
+        text = cleaned_text(raw)
+        typed = text.to_frame().select(_typed(col, vocabulary, cities)).get_columns()
+    key = name_matching_key(typed[0]).alias(col.match_key) if col.match_key else None
+    return text, typed, key
 
 
 def _via_distinct(
@@ -368,11 +385,10 @@ def _via_distinct(
 ) -> tuple[pl.Series, list[pl.Series]]:
     """One column's cleaned text and typed outputs, computed on its distinct texts and
     gathered back by position (replace_strict itself takes no list values)."""
-    distinct = raw.drop_nulls().unique().to_frame(col.name)
-    position = raw.replace_strict(
-        distinct[col.name], pl.int_range(distinct.height, dtype=pl.UInt32, eager=True),
-        default=None, return_dtype=pl.UInt32,
-    )
-    cleaned = distinct.select(_cleaned(pl.col(col.name)))
+    distinct = raw.drop_nulls().unique()
+    # An Enum of the distinct texts numbers each cell by its text: its codes are the
+    # positions, found faster than by replace_strict.
+    position = raw.cast(pl.Enum(distinct)).to_physical()
+    cleaned = distinct.to_frame(col.name).select(_cleaned(pl.col(col.name)))
     typed = cleaned.select(_typed(col, vocabulary, cities))
     return cleaned[col.name].gather(position), [s.gather(position) for s in typed.iter_columns()]

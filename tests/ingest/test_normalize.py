@@ -9,17 +9,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opencc import OpenCC
 
-from registry.contracts import load_vocabulary
+from registry.contracts import load_contracts, load_vocabulary
 from registry.normalize import (
+    REGION_SUFFIX,
     boolean_from_text,
+    city_lookup,
     cleaned_text,
     countries_from_items,
     date_from_text,
     float_from_text,
     items_from_text,
     name_matching_key,
+    normalized,
     phone_from_text,
 )
+from registry.regions import load_regions
 from registry.settings import Settings
 
 VOCAB = load_vocabulary(Settings().schemas_dir)
@@ -30,11 +34,10 @@ def _one(expr: pl.Expr, values: list) -> list:
 
 
 def test_cleaned_text_is_nfkc_trimmed_and_empty_is_null() -> None:
-    frame = pl.DataFrame({"a": ["  ＳＨ－００１ ", "", "   ", None], "b": ["x", "y", "z", "w"]})
-    out = cleaned_text(frame, ["a"])
-    assert out["a"].to_list() == ["SH-001", None, None, None]
-    assert out["b"].to_list() == ["x", "y", "z", "w"]
-    assert frame["a"][0] == "  ＳＨ－００１ "  # the input is not mutated
+    text = pl.Series("a", ["  ＳＨ－００１ ", "", "   ", None, "上海 ", "plain"])
+    out = cleaned_text(text)
+    assert out.to_list() == ["SH-001", None, None, None, "上海", "plain"]
+    assert text[0] == "  ＳＨ－００１ "  # the input is not mutated
 
 
 def test_dates_in_every_council_spelling() -> None:
@@ -115,3 +118,28 @@ def test_matching_key_agrees_with_opencc_on_its_own_phrase_list() -> None:
     # Traditional spellings of every phrase OpenCC knows, inside a longer name.
     names = [f"上海{s2t.convert(values[0])}有限公司" for values in phrases]
     assert name_matching_key(pl.Series(names)).to_list() == [_full_t2s_key(n) for n in names]
+
+
+def test_normalized_keeps_column_order_and_fills_absent_columns_with_typed_nulls() -> None:
+    settings = Settings(_env_file=None)
+    contract = load_contracts(settings.schemas_dir)["merchants"]
+    cities = city_lookup(load_regions(settings.config_dir).city_index())
+    texts = pl.DataFrame({
+        "merchant_name": ["上海國際貿易 ", "ＡＢＣ Trading"],
+        "valid_from": ["2022年3月1日", "2022-02-30"],
+        "_source_row": [2, 3],
+    })
+    cleaned, typed = normalized(texts, contract, VOCAB, cities)
+    absent = [c.name for c in contract.columns if c.name not in texts.columns]
+    assert cleaned.columns == [*texts.columns, *absent]
+    assert cleaned["merchant_name"].to_list() == ["上海國際貿易", "ABC Trading"]
+    assert cleaned.select(absent).null_count().row(0) == (2,) * len(absent)
+    assert typed.columns == [
+        *[n for c in contract.columns
+          for n in ([c.name, c.name + REGION_SUFFIX] if c.dtype == "city" else [c.name])],
+        "merchant_name_key",
+    ]
+    assert typed["merchant_name_key"].to_list() == ["上海国际贸易", "abctrading"]
+    assert typed["valid_from"].to_list() == [dt.date(2022, 3, 1), None]
+    assert typed["categories"].dtype == pl.List(pl.String)
+    assert typed["city"].null_count() == typed["city" + REGION_SUFFIX].null_count() == 2
