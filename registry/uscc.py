@@ -1,9 +1,10 @@
-"""Unified social credit code (统一社会信用代码) checks as one vectorised polars expression.
+"""Unified social credit code (统一社会信用代码) checks, vectorised over a whole column.
 
 Why hand-written: python-stdnum's ``cn.uscc.is_valid`` is the reference, but it runs per row
 (about 8 s for a million codes on this hardware) and it does not check the GB 11714
-organisation-code character at position 17. This expression checks a whole column in one pass
-and checks both characters; tests/ingest/test_uscc.py compares it with python-stdnum.
+organisation-code character at position 17. This check runs on a whole column at once (numpy
+over the codes' bytes) and checks both characters; tests/ingest/test_uscc.py compares it with
+python-stdnum.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ _ORG_WEIGHTS = [3, 7, 9, 10, 5, 8, 4, 2]
 _ORG_START = 8
 
 
-def _byte_table(values: dict[str, int]) -> pl.Series:
-    table = [0] * 256
+def _byte_table(values: dict[str, int]) -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint8)
     for ch, value in values.items():
         table[ord(ch)] = value
-    return pl.Series(table, dtype=pl.Int32)
+    return table
 
 
 # Byte -> value lookup tables. Codes are ASCII once the shape check passes, so byte i is
@@ -37,46 +38,44 @@ def _byte_table(values: dict[str, int]) -> pl.Series:
 # and mapping them through a dict or arithmetic on the bytes.
 _USCC_TABLE = _byte_table({ch: i for i, ch in enumerate(USCC_ALPHABET)})
 _ORG_TABLE = _byte_table({ch: int(ch, 36) for ch in USCC_ALPHABET})
-_ORG_CHECK_TABLE = _byte_table({**{str(d): d for d in range(1, 10)}, "X": 10, "0": 11})
-
-
-def _value(code_bytes: pl.Expr, position: int, table: pl.Series) -> pl.Expr:
-    return pl.lit(table).gather(code_bytes.bin.get(position, null_on_oob=True))
 
 
 def uscc_is_valid(code: pl.Expr) -> pl.Expr:
     """True where ``code`` is a valid USCC: 18 characters of the GB 32100 alphabet (digits in
-    the division code), a correct
-    MOD 31 check character (position 18) and a correct GB 11714 check character (position 17).
+    the division code), a correct MOD 31 check character (position 18) and a correct GB 11714
+    check character (position 17).
 
     The input must already be upper-cased and NFKC-normalised. Null stays null.
     """
-    code_bytes = code.cast(pl.Binary)
-    weighted = pl.sum_horizontal(
-        _value(code_bytes, i, _USCC_TABLE) * w for i, w in enumerate(_USCC_WEIGHTS)
+    return code.map_batches(_valid_codes, return_dtype=pl.Boolean, is_elementwise=True)
+
+
+def _valid_codes(codes: pl.Series) -> pl.Series:
+    # The check characters of the well-shaped codes are recomputed with numpy over their
+    # bytes, by the functions that make the generator's codes: a 1M-code column takes a
+    # third of the time of 26 per-position lookups in polars.
+    shaped = codes.str.contains(_USCC_SHAPE)
+    positions = shaped.fill_null(False).arg_true()
+    chars = (codes.gather(positions).cast(pl.Binary)
+             .bin.reinterpret(dtype=pl.Array(pl.UInt8, 18)).to_numpy())
+    checks_ok = (
+        (mod31_check_characters(chars[:, :17]) == chars[:, 17])
+        & (org_check_characters(chars[:, _ORG_START:_ORG_START + 8]) == chars[:, 16])
     )
-    mod31_ok = _value(code_bytes, 17, _USCC_TABLE) == (31 - weighted % 31) % 31
-
-    org_sum = pl.sum_horizontal(
-        _value(code_bytes, _ORG_START + i, _ORG_TABLE) * w for i, w in enumerate(_ORG_WEIGHTS)
-    )
-    org_ok = _value(code_bytes, _ORG_START + 8, _ORG_CHECK_TABLE) == 11 - org_sum % 11
-
-    shape_ok = code.str.contains(_USCC_SHAPE)
-    return pl.when(code.is_null()).then(None).otherwise(shape_ok & mod31_ok & org_ok)
+    return shaped.scatter(positions, pl.Series(checks_ok, dtype=pl.Boolean))
 
 
-# -- producing codes (the sample-data generator) ----------------------------------------------
-# The same weights and tables as the check above, over numpy arrays of ASCII bytes, so that
-# generated codes and the check cannot drift apart. tests/test_samples.py checks the output
-# against python-stdnum too.
+# -- check characters ------------------------------------------------------------------------
+# Over numpy arrays of ASCII bytes: the check above and the sample-data generator both use them,
+# so that generated codes and the check cannot drift apart. tests/test_samples.py checks the
+# generator's output against python-stdnum too.
 
 
 def org_check_characters(bodies: np.ndarray) -> np.ndarray:
     """GB 11714 check characters (ASCII bytes) for an (n, 8) uint8 array of organisation-code
     bodies written in the USCC alphabet."""
-    values = _ORG_TABLE.to_numpy()[bodies]
-    check = 11 - (values * np.array(_ORG_WEIGHTS)).sum(axis=1) % 11
+    total = np.einsum("ij,j->i", _ORG_TABLE[bodies], np.array(_ORG_WEIGHTS, dtype=np.int64))
+    check = 11 - total % 11
     return np.where(check == 10, ord("X"), np.where(check == 11, ord("0"), check + ord("0"))
                     ).astype(np.uint8)
 
@@ -84,6 +83,5 @@ def org_check_characters(bodies: np.ndarray) -> np.ndarray:
 def mod31_check_characters(first17: np.ndarray) -> np.ndarray:
     """GB 32100 MOD 31 check characters (ASCII bytes) for an (n, 17) uint8 array holding the
     first 17 characters of each code."""
-    values = _USCC_TABLE.to_numpy()[first17]
-    total = (values * np.array(_USCC_WEIGHTS)).sum(axis=1)
+    total = np.einsum("ij,j->i", _USCC_TABLE[first17], np.array(_USCC_WEIGHTS, dtype=np.int64))
     return np.frombuffer(USCC_ALPHABET.encode(), dtype=np.uint8)[(31 - total % 31) % 31]
