@@ -24,6 +24,7 @@ import charset_normalizer
 import fastexcel
 import polars as pl
 
+from registry import read_worker
 from registry import rejections as rj
 from registry.contracts import header_key
 from registry.settings import Settings
@@ -53,7 +54,11 @@ _NOTE_MAX_CELLS = 2
 
 @dataclass(frozen=True)
 class Limits:
-    """Size limits past which an upload is refused whole (see :class:`Settings`)."""
+    """Limits past which an upload is refused whole (see :class:`Settings`).
+
+    With ``max_read_seconds`` and ``max_read_memory_bytes`` set, every upload is first read
+    in a worker process held to them (:mod:`registry.read_worker`); without, it is read here
+    only."""
 
     max_upload_bytes: int
     max_rows: int
@@ -61,6 +66,8 @@ class Limits:
     max_cells: int
     max_cell_chars: int
     max_xlsx_uncompressed_bytes: int
+    max_read_seconds: float | None = None
+    max_read_memory_bytes: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -71,6 +78,8 @@ class Limits:
             max_cells=settings.max_cells,
             max_cell_chars=settings.max_cell_chars,
             max_xlsx_uncompressed_bytes=settings.max_xlsx_uncompressed_bytes,
+            max_read_seconds=settings.read_time_limit_s,
+            max_read_memory_bytes=settings.read_memory_limit_mb * 2**20,
         )
 
 
@@ -101,7 +110,8 @@ def upload_table(data: bytes, known_headers: Collection[str], limits: Limits) ->
 
     ``known_headers`` are the :func:`header_key` forms of every header the dataset's contract
     accepts; they are how the header row is recognised under title rows.
-    Raises :class:`FileRejected` when the file cannot be read or breaks a size limit.
+    Raises :class:`FileRejected` when the file cannot be read or breaks a limit (see
+    :class:`Limits` for the time and memory limits).
     """
     if len(data) > limits.max_upload_bytes:
         raise rj.FileRejected(
@@ -109,6 +119,8 @@ def upload_table(data: bytes, known_headers: Collection[str], limits: Limits) ->
         )
     if not data or data.isspace():  # isspace() stops at the first byte that is not space
         raise rj.FileRejected(rj.FILE_EMPTY)
+    if limits.max_read_seconds and limits.max_read_memory_bytes:
+        read_worker.probe(data, known_headers, limits)
     if data.startswith(_XLSX_MAGIC):
         _check_xlsx_unpacked_size(data, limits)
         table = _spreadsheet_table(data, "xlsx", known_headers, limits)

@@ -30,6 +30,8 @@ TOO_MANY_CELLS = "TOO_MANY_CELLS"
 CELL_TOO_LONG = "CELL_TOO_LONG"
 UNKNOWN_DATASET = "UNKNOWN_DATASET"
 KEY_UNSAFE = "KEY_UNSAFE"
+READ_TIME_LIMIT = "READ_TIME_LIMIT"
+READ_MEMORY_LIMIT = "READ_MEMORY_LIMIT"
 
 # -- row-level codes: the row goes to quarantine ---------------------------------------------
 REQUIRED_MISSING = "REQUIRED_MISSING"
@@ -131,6 +133,19 @@ FILE_MESSAGES: dict[str, tuple[str, str]] = {
         "The upload path '{file}' has characters or path segments that are not allowed "
         "({detail}) and was not processed. Upload it again with a plain file name into your "
         "region's dataset folder.",
+    ),
+    READ_TIME_LIMIT: (
+        "读取文件「{file}」超过了时间上限（{detail}），未处理。请拆分后分别上传，"
+        "或另存为 UTF-8 编码的 .csv 后重新上传。",
+        "Reading file '{file}' took longer than the limit ({detail}); it was not processed. "
+        "Split it, or save it as a UTF-8 .csv, and upload it again.",
+    ),
+    READ_MEMORY_LIMIT: (
+        "读取文件「{file}」所需内存超过了上限（{detail}），未处理。请拆分后分别上传，"
+        "或删除多余的工作表、格式和空白列后重新上传。",
+        "Reading file '{file}' needed more memory than the limit ({detail}); it was not "
+        "processed. Split it, or remove extra sheets, formatting and empty columns, and upload "
+        "it again.",
     ),
 }
 

@@ -1,0 +1,291 @@
+"""Read an upload first in a worker process held to the configured time and memory limits.
+
+A council's file is untrusted. Size checks (:class:`registry.readers.Limits`) refuse most
+hostile files before they are read, but not every one: a small xlsx can unpack into a huge
+grid, a reader library can loop or crash on a malformed file. So before the ingest process
+reads an upload, a worker process reads it, with its data segment capped (``RLIMIT_DATA``)
+and a wall-clock limit. A worker past either limit is stopped (SIGKILL, or its allocation
+fails) and the file is refused whole with ``READ_TIME_LIMIT`` or ``READ_MEMORY_LIMIT``; a
+file the worker refuses for any other reason is refused with the worker's code. Only a file
+that was read within the limits is read again in the ingest process: reading is
+deterministic, so it costs the same there, and nothing but a yes or a refusal crosses the
+process boundary (sending the table back costs more than reading it again).
+
+Workers are started with ``python -m registry.read_worker`` (so this works inside daemonic
+processes such as Dask workers, where multiprocessing may not start children) and reused:
+one per concurrent reader, kept while their memory stays well under the limit. A request is
+one JSON message with the upload as an in-memory file descriptor, over a Unix socket pair;
+the reply is one JSON message.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import math
+import os
+import resource
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Collection, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from registry import rejections as rj
+
+if TYPE_CHECKING:
+    from registry.readers import Limits
+
+# A worker whose data segment ends a read above this share of its limit is not reused: the
+# next file must get the whole limit (allocators keep some of what a read freed).
+_REUSE_BELOW_SHARE = 0.5
+_IDLE_PER_LIMIT = 2
+# An orphaned worker (its ingest process was killed mid-read) ends itself this long after the
+# read's own limit.
+_ORPHAN_GRACE_S = 10
+# How a worker that ran out of memory ends, when it cannot reply: Rust's allocation failure,
+# Python's, jemalloc or the runtime unable to map a thread's stack; SIGKILL is the kernel's.
+_OUT_OF_MEMORY = ("memory allocation of", "MemoryError", "Cannot allocate memory",
+                  "thread creation failed", "failed to spawn thread", "could not spawn threads",
+                  "out of memory")
+_MESSAGE_BYTES = 256 * 1024  # requests and replies (a traceback is cut to fit)
+
+
+class ReadFailed(RuntimeError):
+    """The reader raised an unexpected exception in the worker (a bug, not a bad file)."""
+
+
+def probe(data: bytes, known_headers: Collection[str], limits: Limits) -> None:
+    """Read ``data`` in a worker under ``limits.max_read_seconds`` and
+    ``limits.max_read_memory_bytes``. Returns when it was read; raises
+    :class:`registry.rejections.FileRejected` when it was refused (including for time or
+    memory), :class:`ReadFailed` when the reader failed unexpectedly."""
+    assert limits.max_read_seconds and limits.max_read_memory_bytes
+    request = {
+        "known_headers": sorted(known_headers),
+        "limits": {**asdict(limits), "max_read_seconds": None, "max_read_memory_bytes": None},
+        "size": len(data),
+    }
+    worker = _POOL.take(limits.max_read_memory_bytes)
+    reusable = False
+    try:
+        reply = worker.ask(request, data, limits.max_read_seconds)
+        reusable = reply.get("data_bytes", math.inf) < (
+            limits.max_read_memory_bytes * _REUSE_BELOW_SHARE
+        )
+    finally:
+        _POOL.give_back(worker, reusable=reusable)
+    if "rejected" in reply:
+        raise rj.FileRejected(reply["rejected"], reply.get("detail", ""))
+    if "error" in reply:
+        raise ReadFailed(f"reading the upload failed in the worker: {reply['error']}\n"
+                         + reply.get("traceback", ""))
+
+
+def _mebibytes(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+class _Worker:
+    def __init__(self, memory_bytes: int):
+        self.memory_bytes = memory_bytes
+        # A file, not a pipe: nobody has to drain it, and its tail says why a worker died.
+        self.stderr: IO[bytes] = tempfile.TemporaryFile(prefix="registry-read-worker-")  # noqa: SIM115
+        # Requests and replies keep their boundaries; the upload travels as a file descriptor.
+        self.channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_parent, env.get("PYTHONPATH")) if p
+        )
+        # With backtraces on, a failed allocation can hang while printing one; it must abort.
+        env["RUST_BACKTRACE"] = "0"
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "registry.read_worker", str(memory_bytes),
+                 str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr, env=env,
+                pass_fds=[theirs.fileno()],
+            )
+
+    def ask(self, request: dict[str, Any], data: bytes, seconds: float) -> dict[str, Any]:
+        """The worker's reply; a refusal when it ran out of time or memory or stopped."""
+        with _in_memory_file(data) as fd:
+            try:
+                socket.send_fds(
+                    self.channel, [json.dumps({**request, "seconds": seconds}).encode()], [fd]
+                )
+            except OSError:  # the worker is gone
+                return self._stopped()
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill()
+                return {"rejected": rj.READ_TIME_LIMIT, "detail": f"{seconds:g} s",
+                        "data_bytes": math.inf}
+            ready, _, _ = select.select([self.channel], [], [], remaining)
+            if ready:
+                break
+        try:
+            reply = self.channel.recv(_MESSAGE_BYTES)
+        except OSError:
+            reply = b""
+        return json.loads(reply) if reply else self._stopped()
+
+    def _stopped(self) -> dict[str, Any]:
+        """Why the worker stopped without replying: out of memory, or the reader crashed."""
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.process.wait()
+        self.stderr.seek(max(0, self.stderr.seek(0, os.SEEK_END) - 4096))
+        tail = self.stderr.read().decode("utf-8", "replace")
+        if code == -signal.SIGKILL or any(sign in tail for sign in _OUT_OF_MEMORY):
+            return {"rejected": rj.READ_MEMORY_LIMIT, "detail": _mebibytes(self.memory_bytes),
+                    "data_bytes": math.inf}
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        return {"rejected": rj.FILE_UNREADABLE, "detail": f"the reader stopped ({how})",
+                "data_bytes": math.inf}
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        """Let the worker end (it stops when its channel closes)."""
+        self.channel.close()
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.stderr.close()
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.kill()
+        self.process.wait()
+        self.channel.close()
+        self.stderr.close()
+
+
+@contextlib.contextmanager
+def _in_memory_file(data: bytes) -> Iterator[int]:
+    """A descriptor of an anonymous file holding ``data``: nothing to clean up, whoever
+    dies first."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("registry-upload", os.MFD_CLOEXEC)
+    else:
+        fd = os.dup(tempfile.TemporaryFile().fileno())  # noqa: SIM115
+    try:
+        view, written = memoryview(data), 0
+        while written < len(data):
+            written += os.write(fd, view[written:])
+        yield fd
+    finally:
+        os.close(fd)
+
+
+class _Pool:
+    """Idle workers by memory limit. A worker serves one read at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[int, list[_Worker]] = {}
+        self._pid = os.getpid()
+
+    def take(self, memory_bytes: int) -> _Worker:
+        with self._lock:
+            if self._pid != os.getpid():  # a forked copy: the workers belong to the parent
+                self._idle, self._pid = {}, os.getpid()
+            idle = self._idle.setdefault(memory_bytes, [])
+            while idle:
+                worker = idle.pop()
+                if worker.alive():
+                    return worker
+                worker.close()
+        return _Worker(memory_bytes)
+
+    def give_back(self, worker: _Worker, *, reusable: bool) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(worker.memory_bytes, [])
+            if reusable and worker.alive() and len(idle) < _IDLE_PER_LIMIT:
+                idle.append(worker)
+                return
+        worker.close() if worker.alive() else worker.kill()
+
+    def close(self) -> None:
+        with self._lock:
+            workers = [w for idle in self._idle.values() for w in idle]
+            self._idle = {}
+        for worker in workers:
+            worker.close()
+
+
+_POOL = _Pool()
+atexit.register(_POOL.close)
+
+
+# --------------------------------------------------------------------------------------------
+# the worker process
+
+
+def _data_segment_bytes() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _serve(memory_bytes: int, channel_fd: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the ingest process decides when to stop
+    channel = socket.socket(fileno=channel_fd)
+    import polars as pl
+
+    from registry.readers import Limits, upload_table
+
+    # Start polars' thread pool before the cap: its threads' stacks are the runtime's, not the
+    # file's, and a pool that cannot start fails with an error that says nothing of memory.
+    pl.DataFrame({"warm": [1, 2]}).select(pl.col("warm").sum())
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    cap = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    while True:
+        message, fds, _, _ = socket.recv_fds(channel, _MESSAGE_BYTES, 1)
+        if not message:
+            return  # the ingest process closed the channel (or died)
+        request = json.loads(message)
+        signal.alarm(math.ceil(request["seconds"]) + _ORPHAN_GRACE_S)
+        reply: dict[str, Any]
+        try:
+            data = os.pread(fds[0], request["size"], 0)
+            os.close(fds[0])
+            upload_table(data, request["known_headers"], Limits(**request["limits"]))
+            reply = {"ok": True}
+        except rj.FileRejected as refused:
+            reply = {"rejected": refused.code, "detail": refused.detail}
+        except MemoryError:
+            reply = {"rejected": rj.READ_MEMORY_LIMIT, "detail": _mebibytes(memory_bytes)}
+        except Exception as exc:  # a reader bug: reported, never taken for a bad file
+            reply = {"error": f"{type(exc).__name__}: {exc}",
+                     "traceback": traceback.format_exc(limit=20)[-_MESSAGE_BYTES // 2:]}
+        signal.alarm(0)
+        data = b""
+        reply["data_bytes"] = _data_segment_bytes()
+        channel.send(json.dumps(reply, ensure_ascii=False).encode())
+        if reply.get("rejected") == rj.READ_MEMORY_LIMIT:
+            return  # after a MemoryError the process is not to be trusted again
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]), int(sys.argv[2]))
