@@ -9,13 +9,10 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from moto_credentials import MOTO_KEY_ID, MOTO_SECRET
 
 from registry.settings import Settings
 from registry.storage import LocalStorage, S3Storage, Storage
-
-# Fake credentials for the loopback moto server only.
-MOTO_KEY_ID = "testing-key-id"
-MOTO_SECRET = "testing-secret-key"
 
 
 def _free_port() -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import MOTO_KEY_ID, MOTO_SECRET
+from moto_credentials import MOTO_KEY_ID, MOTO_SECRET
 
 from registry.layout import BATCHES_PREFIX, landing_prefix
 from registry.reader import open_snapshot, verify_snapshot

@@ -25,8 +25,8 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from conftest import MOTO_KEY_ID, MOTO_SECRET
 from fixtures.council_files import COUNCIL_UPLOADS, FIXTURES
+from moto_credentials import MOTO_KEY_ID, MOTO_SECRET
 
 from registry.orchestration import PUBLISH_LIMIT, WORK_POOL, region_tag
 from registry.reader import open_snapshot, verify_snapshot
