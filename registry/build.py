@@ -453,7 +453,7 @@ def _staged_batch(storage: Storage, record: BatchRecord) -> pl.LazyFrame:
     where = staged_prefix(record.dataset, record.region, record.batch_id)
     expected = STAGED_COLUMNS[record.dataset]
     scan = storage.scan_parquet(where + "*.parquet", hive_partitioning=False)
-    schema = scan.collect_schema()
+    schema = storage.retried_read(where, scan.collect_schema)
     problems = [
         f"{name} is {schema.get(name, 'missing')}, expected {dtype}"
         for name, dtype in expected.items()

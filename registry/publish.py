@@ -244,12 +244,17 @@ def snapshot_tables(
     division_regions = {r.division_code: code for code, r in regions.regions.items()}
     batches = batches_in_effect(publishable_batches(storage))
     built = registry_tables(staged_inputs(storage, batches), as_of, model, division_regions)
-    current = built.merchants.collect()
-    before = open_snapshot(storage, previous).merchants.collect() if previous else None
+    # The reads of staged rows and of the previous snapshot happen at these collects.
+    current = storage.retried_read("staged/", built.merchants.collect)
+    before = None
+    if previous:
+        previous_merchants = open_snapshot(storage, previous).merchants
+        before = storage.retried_read(snapshot_prefix(previous), previous_merchants.collect)
     changes = merchant_changes(before, current)
     merchants = merchants_dated(current, before, changes, as_of).select(MERCHANT_COLUMNS)
+    products = storage.retried_read("staged/", built.products.collect)
     return BuiltSnapshot(
-        tables={"merchants": merchants, "products": built.products.collect(), "changes": changes},
+        tables={"merchants": merchants, "products": products, "changes": changes},
         input_batches=sorted(b.batch_id for b in batches),
     )
 

@@ -38,7 +38,7 @@ import altair as alt
 import jinja2
 import polars as pl
 
-from registry.layout import BATCHES_PREFIX, manifest_key, report_prefix
+from registry.layout import BATCHES_PREFIX, manifest_key, report_prefix, snapshot_prefix
 from registry.progress import ProgressCallback
 from registry.reader import Snapshot, SnapshotError, open_snapshot
 from registry.regions import RegionConfig, load_regions
@@ -396,7 +396,8 @@ def _previous_names(storage: Storage, snapshot: Snapshot) -> pl.DataFrame | None
     if previous is None:
         return None
     try:
-        return open_snapshot(storage, previous).merchants.select("uscc", "name").collect()
+        names = open_snapshot(storage, previous).merchants.select("uscc", "name")
+        return storage.retried_read(snapshot_prefix(previous), names.collect)
     except SnapshotError as err:
         # gc may have removed it; removed merchants then show without a name.
         log.info("previous snapshot %s unavailable for names: %s", previous, err)
@@ -420,8 +421,9 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
     snapshot = open_snapshot(storage, snapshot_id)
     manifest = snapshot.manifest
     regions = load_regions(settings.config_dir)
-    merchants = snapshot.merchants.collect()
-    changes = snapshot.changes.collect()
+    where = snapshot_prefix(manifest.snapshot_id)
+    merchants = storage.retried_read(where, snapshot.merchants.collect)
+    changes = storage.retried_read(where, snapshot.changes.collect)
     names = merchants.select("uscc", "name")
     previous = _previous_names(storage, snapshot)
     if previous is not None:
@@ -446,7 +448,7 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
         scorecards=region_scorecards(
             batch_records(storage), regions, manifest.input_batches, manifest.published_at
         ),
-        gifts=gift_rankings(snapshot.products.collect()),
+        gifts=gift_rankings(storage.retried_read(where, snapshot.products.collect)),
         manifest_link=relative_link(own, manifest_key(manifest.snapshot_id)),
         data_docs_links=_data_docs_links(storage, manifest.snapshot_id),
         charts={

@@ -695,11 +695,11 @@ class S3Storage(Storage):
             # attempts, backoff and timeouts as the boto3 client, and an overall deadline
             # no shorter than the boto3 path's worst case. (polars adds one more round of
             # its own after rebuilding the client; _call covers what escapes both.)
-            "max_retries": s.s3_max_attempts - 1,
+            "max_retries": self.max_attempts - 1,
             "retry_init_backoff_ms": int(_BACKOFF_FIRST_S * 1000),
             "retry_max_backoff_ms": int(_BACKOFF_MAX_S * 1000),
             "retry_timeout_ms": int(
-                s.s3_max_attempts * (s.s3_connect_timeout_s + s.s3_read_timeout_s) * 1000
+                self.max_attempts * (s.s3_connect_timeout_s + s.s3_read_timeout_s) * 1000
             ),
             "connect_timeout": f"{int(s.s3_connect_timeout_s * 1000)}ms",
             # object_store's timeout covers a whole request, body included (botocore's read

@@ -98,6 +98,7 @@ class FaultProxy:
         self.hold_s = hold_s
         self.enabled = True
         self.requests: Counter[str] = Counter()  # every request seen, by method
+        self.eligible_requests: Counter[str] = Counter()  # those that could fail, by method
         self.injected: Counter[str] = Counter()  # faults, by kind
         self.injected_by_method: Counter[str] = Counter()
         self._rng = random.Random(seed)
@@ -137,6 +138,7 @@ class FaultProxy:
             self.requests[method] += 1
             if not self.enabled or not self.eligible(method, path, headers):
                 return None
+            self.eligible_requests[method] += 1
             if self.permanent is not None:
                 kind = str(self.permanent)
             elif self._rng.random() >= self.share:

@@ -1,26 +1,31 @@
 """Injected S3 faults during a whole ingest and publish on S3 (moto over HTTP).
 
-A botocore ``before-send`` hook on the pipeline's client makes a seeded share of every call fail
-(5xx, 409, read and connect timeouts, connection resets) before it reaches the server, at every
-call site of the storage seam. Both stages finish, every input row is staged or quarantined
-exactly once, and the snapshot verifies. A permanent fault (403 at the commit point, or every
-call failing) gives a clear error and no half state: latest unchanged and verifying, and a
-rerun once the fault clears completes.
+The storage seam has two clients, and both are faulted at every call site:
 
-polars reads and writes Parquet through its own object-store client, not botocore, so these
-faults do not reach it; its retries are its own (object_store retries 5xx and connection
-errors with backoff) and are not exercised here.
+- boto3: a botocore ``before-send`` hook on the pipeline's client makes a seeded share of
+  every call fail (5xx, 409, read and connect timeouts, connection resets) before it reaches
+  the server;
+- polars' object-store client, which reads and writes the Parquet files: both clients reach
+  the server through a fault proxy on loopback (tests/fault_proxy.py), which fails a seeded
+  share of polars' requests (5xx, 409 on writes, held requests that time out, connections
+  reset mid-request, and mid-reply after the server acted).
+
+Both stages finish, every input row is staged or quarantined exactly once, and the snapshot
+verifies. A permanent fault (403 at the commit point, every call failing, or every Parquet
+request refused) gives a clear error and no half state: latest unchanged and verifying, and a
+rerun once the fault clears completes.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError
+from fault_proxy import KINDS, FaultProxy, from_polars
 from fixtures.council_files import FIXTURES
 
 from registry import layout
@@ -90,8 +95,20 @@ class Faults:
 
 
 @pytest.fixture
-def s3(s3_settings: Settings, s3_bucket: str) -> S3Storage:
-    settings = s3_settings.model_copy(update={"s3_max_attempts": 10})
+def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
+    """Passes everything through until a test sets a share or a permanent fault; only
+    polars' requests may fail (boto3's have the hook). Ingest writes its Parquet files one at
+    a time, so their faults follow from the seed alone: with this one, one of each kind."""
+    with FaultProxy(moto_endpoint, eligible=from_polars, seed=169, hold_s=3.0) as running:
+        yield running
+
+
+@pytest.fixture
+def s3(s3_settings: Settings, s3_bucket: str, proxy: FaultProxy) -> S3Storage:
+    # Both clients go through the proxy. A request the proxy holds times out after 2 s.
+    settings = s3_settings.model_copy(
+        update={"s3_max_attempts": 10, "aws_endpoint_url": proxy.url, "s3_read_timeout_s": 2.0}
+    )
     return S3Storage(f"s3://{s3_bucket}/root", settings)
 
 
@@ -102,14 +119,15 @@ def _upload_all(storage: S3Storage) -> None:
 
 @pytest.mark.slow
 def test_ingest_and_publish_survive_one_call_in_five_failing(
-    s3: S3Storage, record_property
+    s3: S3Storage, proxy: FaultProxy, record_property
 ) -> None:
     _upload_all(s3)
     faults = Faults(s3, share=0.2)
+    proxy.share = 0.2
     settings = Settings(_env_file=None)
     results = ingest_pending(s3, settings).results
     published = publish_snapshot(s3, settings)
-    faults.enabled = False
+    faults.enabled = proxy.enabled = False
 
     assert sorted(r.status for r in results) == ["staged"] * len(UPLOADS)
     rows_in = {r.key: r.rows_in for r in results}
@@ -127,14 +145,23 @@ def test_ingest_and_publish_survive_one_call_in_five_failing(
     assert staged + quarantined == sum(rows for _, rows in UPLOADS.values())
     assert len(list(s3.list(layout.BATCHES_PREFIX))) == len(UPLOADS)
     assert published.seq == 1 and [e.seq for e in read_log(s3)] == [1]
+    assert published.report is not None  # the report read the snapshot through the faults
     assert verify_snapshot(s3) == []
     assert ingest_pending(s3, settings).results == []  # nothing pending, nothing twice
 
     injected = sum(faults.injected.values())
     assert injected >= 0.1 * faults.calls and set(faults.injected) == set(Faults.KINDS)
-    record_property("fault_calls", faults.calls)
-    record_property("faults_injected", injected)
-    record_property("faults_survived", injected)
+    polars_requests = sum(proxy.eligible_requests.values())
+    assert proxy.total_injected >= 0.1 * polars_requests
+    assert {"GET", "PUT"} <= set(proxy.injected_by_method)  # staged writes, snapshot reads
+    assert set(proxy.injected) == set(KINDS)
+    record_property("fault_calls", faults.calls + polars_requests)
+    record_property("faults_injected", injected + proxy.total_injected)
+    record_property("faults_survived", injected + proxy.total_injected)
+    record_property("polars_fault_requests", polars_requests)
+    record_property("polars_faults_injected", proxy.total_injected)
+    record_property("polars_faults_by_kind", dict(proxy.injected))
+    record_property("polars_faults_by_method", dict(proxy.injected_by_method))
     record_property("fault_rows_lost", sum(rows for _, rows in UPLOADS.values())
                     - staged - quarantined)
 
@@ -179,4 +206,39 @@ def test_a_store_that_always_fails_gives_a_clear_error_and_no_half_state(
     assert read_latest(s3) is None and list(s3.list("ledger/")) == []
     results = ingest_pending(s3, settings).results
     assert sorted(r.status for r in results) == ["staged"] * len(UPLOADS)
+    assert publish_snapshot(s3, settings).seq == 1 and verify_snapshot(s3) == []
+
+
+def test_parquet_refused_throughout_gives_a_clear_error_and_no_half_state(
+    s3: S3Storage, proxy: FaultProxy
+) -> None:
+    _upload_all(s3)
+    settings = Settings(_env_file=None)
+    s3.max_attempts = 3
+    proxy.permanent = 503
+
+    with pytest.raises(StorageUnavailable) as info:
+        ingest_pending(s3, settings)
+    message = str(info.value)
+    assert f"write s3://{s3.bucket}/root/staged/" in message and "part-0.parquet" in message
+    assert "503" in message
+    # The batch is not committed and no Parquet object is visible, half written or whole.
+    assert list(s3.list(layout.BATCHES_PREFIX)) == []
+    assert list(s3.list("staged/")) == [] and list(s3.list("quarantine/")) == []
+
+    # Its claim lapses; a later run takes the upload over and finishes everything once.
+    proxy.permanent = None
+    later = settings.model_copy(update={"ingest_claim_lease_s": 0.001})
+    results = ingest_pending(s3, later).results
+    assert sorted(r.status for r in results) == ["staged"] * len(UPLOADS)
+    assert len(list(s3.list(layout.BATCHES_PREFIX))) == len(UPLOADS)
+
+    proxy.permanent = 503
+    with pytest.raises(StorageUnavailable) as info:
+        publish_snapshot(s3, settings)
+    assert f"read s3://{s3.bucket}/root/staged/" in str(info.value)
+    assert read_latest(s3) is None and read_log(s3) == []
+    assert list(s3.list(layout.SNAPSHOTS_PREFIX)) == []
+
+    proxy.permanent = None
     assert publish_snapshot(s3, settings).seq == 1 and verify_snapshot(s3) == []
