@@ -30,7 +30,7 @@ import re
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -193,11 +193,8 @@ def checked_file(settings: Settings, path: Path, *, region: str, dataset: str) -
         raise ValueError(f"unknown region {region!r}; known: {', '.join(regions.regions)}")
     if dataset not in contracts:
         raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(contracts)}")
-    return checked_upload(
-        path.read_bytes(), path.name, contract=contracts[dataset],
-        vocabulary=load_vocabulary(settings.schemas_dir), regions=regions, region=region,
-        limits=Limits.from_settings(settings), today=council_time(datetime.now(UTC)).date(),
-    )
+    return _upload_checked(settings, path.read_bytes(), path.name, region=region,
+                           dataset=dataset, today=council_time(datetime.now(UTC)).date())
 
 
 _BATCH_FOLDER = re.compile(r"^(?:staged|quarantine)/([^/]+)/region=([^/]+)/batch=([^/]+)/")
@@ -499,31 +496,57 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
                                rj.FileRejected(rj.FILE_TOO_LARGE, detail), now)
 
     data = storage.read_bytes(key)
-    sha256 = hashlib.sha256(data).hexdigest()
-    ext = _extension(file)
-    # Already archived is fine: same name, same bytes.
-    with contextlib.suppress(AlreadyExists):
-        storage.put_if_absent(layout.raw_key(region, dataset, sha256, ext), data)
-    with contextlib.suppress(AlreadyExists):
-        storage.put_if_absent(
-            layout.raw_meta_key(region, dataset, sha256, ext),
-            _json({"sha256": sha256, "bytes": len(data), "source_key": key, "region": region,
-                   "dataset": dataset, "archived_at": now.isoformat()}),
-        )
-    crash_point(settings, "after_archive", "ingest worker")
+    today = council_time(now).date()
+    with ThreadPoolExecutor(max_workers=1) as parse_thread:
+        # Checking the rows needs neither the hash nor the claim, so it starts now and runs
+        # while the bytes are hashed, archived and claimed (hashlib and storage I/O release
+        # the GIL). It assumes a fresh claim: this key's region and dataset, judged as of
+        # today. A duplicate, or an upload another worker holds, waits for it in vain.
+        checking = parse_thread.submit(_upload_checked, settings, data, file, region=region,
+                                       dataset=dataset, today=today)
+        sha256 = hashlib.sha256(data).hexdigest()
+        ext = _extension(file)
+        # Already archived is fine: same name, same bytes.
+        with contextlib.suppress(AlreadyExists):
+            storage.put_if_absent(layout.raw_key(region, dataset, sha256, ext), data)
+        with contextlib.suppress(AlreadyExists):
+            storage.put_if_absent(
+                layout.raw_meta_key(region, dataset, sha256, ext),
+                _json({"sha256": sha256, "bytes": len(data), "source_key": key,
+                       "region": region, "dataset": dataset, "archived_at": now.isoformat()}),
+            )
+        crash_point(settings, "after_archive", "ingest worker")
 
-    upload_id = _upload_id(now, sha256)
-    claim = _claim(storage, settings, key, {
-        "sha256": sha256, "state": "claimed", "batch_id": upload_id, "upload_id": upload_id,
-        "source_key": key, "region": region, "dataset": dataset,
-        "claimed_at": now.isoformat(), "ingested_at": now.isoformat(),
-    }, now)
-    if claim is None:
-        return UploadResult(key, region, dataset, "in_progress", sha256=sha256)
-    if not isinstance(claim, _Claim):
-        return _finished_earlier(storage, key, info, region, dataset, file, claim, now)
-    crash_point(settings, "after_claim", "ingest worker")
-    return _processed(storage, settings, info, file, data, claim)
+        upload_id = _upload_id(now, sha256)
+        claim = _claim(storage, settings, key, {
+            "sha256": sha256, "state": "claimed", "batch_id": upload_id, "upload_id": upload_id,
+            "source_key": key, "region": region, "dataset": dataset,
+            "claimed_at": now.isoformat(), "ingested_at": now.isoformat(),
+        }, now)
+        if claim is None:
+            return UploadResult(key, region, dataset, "in_progress", sha256=sha256)
+        if not isinstance(claim, _Claim):
+            return _finished_earlier(storage, key, info, region, dataset, file, claim, now)
+        crash_point(settings, "after_claim", "ingest worker")
+        check = checking.result()
+    # A takeover keeps the claim's region, dataset and ingest time, which the rows are judged
+    # by, so that it writes the same rows again: check again if they differ from the guess.
+    claimed = (claim.entry["region"], claim.entry["dataset"],
+               council_time(datetime.fromisoformat(claim.entry["ingested_at"])).date())
+    if claimed != (region, dataset, today):
+        check = _upload_checked(settings, data, file, region=claimed[0], dataset=claimed[1],
+                                today=claimed[2])
+    return _processed(storage, settings, info, file, claim, check)
+
+
+def _upload_checked(settings: Settings, data: bytes, file: str, *, region: str, dataset: str,
+                    today: date) -> UploadCheck:
+    """:func:`checked_upload` with the deployment's contract, vocabulary, regions and limits."""
+    return checked_upload(
+        data, file, contract=load_contracts(settings.schemas_dir)[dataset],
+        vocabulary=load_vocabulary(settings.schemas_dir), regions=load_regions(settings.config_dir),
+        region=region, limits=Limits.from_settings(settings), today=today,
+    )
 
 
 def _finished_earlier(
@@ -565,19 +588,14 @@ def _finished_earlier(
 
 
 def _processed(
-    storage: Storage, settings: Settings, info: ObjectInfo, file: str, data: bytes,
-    claim: _Claim,
+    storage: Storage, settings: Settings, info: ObjectInfo, file: str, claim: _Claim,
+    check: UploadCheck,
 ) -> UploadResult:
     key, entry = info.key, claim.entry
     region, dataset, batch_id = entry["region"], entry["dataset"], entry["batch_id"]
     regions = load_regions(settings.config_dir)
     contract = load_contracts(settings.schemas_dir)[dataset]
     ingested_at = datetime.fromisoformat(entry["ingested_at"])
-    check = checked_upload(
-        data, file, contract=contract, vocabulary=load_vocabulary(settings.schemas_dir),
-        regions=regions, region=region, limits=Limits.from_settings(settings),
-        today=council_time(ingested_at).date(),
-    )
     mode = regions.regions[region].upload_mode(dataset)
     if check.file_error is None:
         record = _batch_record(check, entry, mode)

@@ -15,7 +15,7 @@ from fixtures.council_files import FIXTURES
 
 from registry import layout
 from registry.contracts import load_contracts
-from registry.ingest import ingest_object, ingest_pending, list_pending
+from registry.ingest import council_time, ingest_object, ingest_pending, list_pending
 from registry.settings import Settings
 from registry.storage import LocalStorage, Storage
 
@@ -171,6 +171,24 @@ def test_a_claim_left_by_a_crashed_worker_is_taken_over_with_its_batch_id(
     assert staged["_ingested_at"][0] == datetime.fromisoformat(entry["ingested_at"])
     ledger = _json(storage, layout.ingest_ledger_key(entry["sha256"]))
     assert (ledger["state"], ledger["takeovers"]) == ("done", 1)
+
+
+def test_a_taken_over_claim_of_an_earlier_day_judges_rows_as_of_that_day(
+    storage: Storage,
+) -> None:
+    # Rows are checked before the claim is known, as of today; a takeover keeps the claim's
+    # ingest time, so a row dated yesterday was in the future for a claim of three days ago.
+    key = "landing/AH/inspections/late.jsonl"
+    yesterday = (council_time(datetime.now(UTC)) - timedelta(days=1)).date().isoformat()
+    row = {"检测编号": "AH-T-9", "统一社会信用代码": "91340104500010010Q",
+           "样品名称": "进口奶粉", "检测日期": yesterday, "检测结论": "合格"}
+    data = json.dumps(row, ensure_ascii=False).encode()
+    storage.write_bytes(key, data)
+    entry = _crashed_claim(storage, key, data, age_s=3 * 86400)
+    result = ingest_object(storage, SETTINGS, key)
+    assert (result.status, result.batch_id, result.accepted) == ("staged", entry["batch_id"], 0)
+    receipt = _json(storage, layout.receipt_key("AH", entry["upload_id"], "json"))
+    assert [e["code"] for e in receipt["row_errors"]] == ["DATE_IN_FUTURE"]
 
 
 def test_a_live_claim_is_left_to_its_worker_and_the_upload_stays_pending(
