@@ -70,9 +70,11 @@ class FaultProxy:
 
     ``share`` of the eligible requests fail, with a kind drawn from ``kinds`` by a
     ``random.Random(seed)``; with ``permanent`` set (a status, such as 503), every eligible
-    request fails with it. ``eligible(method, path, headers)`` picks the requests that may
-    fail (default: all). ``hold_s`` is how long a ``read-timeout`` holds the request; set it
-    above the client's timeout. Use as a context manager, or :meth:`start` and :meth:`stop`.
+    request fails with it. Kinds put in :attr:`next_faults` fail the next eligible requests,
+    in that order, before either applies. ``eligible(method, path, headers)`` picks the
+    requests that may fail (default: all). ``hold_s`` is how long a ``read-timeout`` holds
+    the request; set it above the client's timeout. Use as a context manager, or
+    :meth:`start` and :meth:`stop`.
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class FaultProxy:
         self.eligible = eligible or (lambda method, path, headers: True)
         self.hold_s = hold_s
         self.enabled = True
+        self.next_faults: list[str] = []
         self.requests: Counter[str] = Counter()  # every request seen, by method
         self.eligible_requests: Counter[str] = Counter()  # those that could fail, by method
         self.injected: Counter[str] = Counter()  # faults, by kind
@@ -139,7 +142,9 @@ class FaultProxy:
             if not self.enabled or not self.eligible(method, path, headers):
                 return None
             self.eligible_requests[method] += 1
-            if self.permanent is not None:
+            if self.next_faults:
+                kind = self.next_faults.pop(0)
+            elif self.permanent is not None:
                 kind = str(self.permanent)
             elif self._rng.random() >= self.share:
                 return None

@@ -3,6 +3,7 @@ object-store client); persistent ones give a clear error."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import numpy as np
@@ -183,3 +184,29 @@ def test_a_multipart_parquet_write_that_fails_leaves_nothing_visible(
         via_proxy.write_parquet(frame, "t/big.parquet")
     assert proxy.requests["POST"] >= 1  # a multipart upload was started
     assert list(via_proxy.list("t/")) == []
+
+
+def test_conflicts_on_a_parquet_write_beyond_polars_own_retry_are_retried(
+    via_proxy: S3Storage, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """object_store does not retry a 409 on a PUT and polars tries only once more; the seam
+    retries what is left."""
+    proxy.next_faults = ["409", "409", "409"]
+    with caplog.at_level(logging.WARNING, logger="registry.storage"):
+        via_proxy.write_parquet(pl.DataFrame({"i": [1, 2]}), "t/conflict.parquet")
+    assert proxy.injected == {"409": 3} and proxy.eligible_requests["PUT"] == 4
+    assert "conflict.parquet: transient failure" in caplog.text and "409" in caplog.text
+    assert via_proxy.read_parquet("t/conflict.parquet")["i"].to_list() == [1, 2]
+
+
+def test_replies_cut_off_mid_body_beyond_polars_own_retries_are_retried(
+    via_proxy: S3Storage, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    frame = pl.DataFrame({"i": list(range(100))})
+    via_proxy.write_parquet(frame, "t/cut.parquet")
+    proxy.next_faults = ["reset-response"] * 14
+    scan = via_proxy.scan_parquet("t/cut.parquet")
+    with caplog.at_level(logging.WARNING, logger="registry.storage"):
+        assert_frame_equal(via_proxy.retried_read("t/cut.parquet", scan.collect), frame)
+    assert proxy.injected == {"reset-response": 14}
+    assert "cut.parquet: transient failure" in caplog.text and "body error" in caplog.text
