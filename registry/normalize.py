@@ -259,19 +259,16 @@ def _folded(names: pl.Series) -> pl.Series:
     """Lower-cased, without spaces. Case mapping is slow on CJK text and almost every Chinese
     name has no capital letter, so only the names that have one (or a space) are touched.
     Cells are NFKC and trimmed already: the only spaces left are inner ASCII ones."""
-    marks = names.to_frame("n").select(
-        pl.col("n").str.contains(r"\p{Lu}").fill_null(False).alias("upper"),
-        pl.col("n").str.contains(" ", literal=True).fill_null(False).alias("space"),
-    )
-    upper = marks["upper"].arg_true()
-    if not upper.is_empty():
-        names = names.clone().scatter(upper, names.gather(upper).str.to_lowercase())
-    space = marks["space"].arg_true()
-    if not space.is_empty():
-        names = names.clone().scatter(
-            space, names.gather(space).str.replace_all(" ", "", literal=True)
-        )
-    return names
+    # One pass over every name finds the few to touch; only those are looked at twice.
+    touched = names.str.contains(r"[\p{Lu} ]").fill_null(False).arg_true()
+    if touched.is_empty():
+        return names
+    folded = names.gather(touched).to_frame("n").select(
+        pl.when(pl.col("n").str.contains(r"\p{Lu}")).then(pl.col("n").str.to_lowercase())
+        .otherwise(pl.col("n"))
+        .str.replace_all(" ", "", literal=True)
+    ).to_series()
+    return names.clone().scatter(touched, folded)
 
 
 def _typed(col: ColumnSpec, vocabulary: Vocabulary, cities: Mapping[str, str]) -> list[pl.Expr]:
