@@ -343,7 +343,8 @@ def show(
 
     import polars as pl
 
-    snap = _snapshot_or_exit(_storage(), snapshot)
+    storage = _storage()
+    snap = _snapshot_or_exit(storage, snapshot)
     if uscc is None:
         doc = snap.manifest.model_dump(mode="json")
         if as_json:
@@ -354,7 +355,8 @@ def show(
         for name, counts in snap.manifest.summary.items():
             typer.echo(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         return
-    rows = snap.merchants.filter(pl.col("uscc") == uscc.strip().upper()).collect().to_dicts()
+    wanted = snap.merchants.filter(pl.col("uscc") == uscc.strip().upper())
+    rows = storage.retried_read(snap.key("merchants"), wanted.collect).to_dicts()
     if not rows:
         typer.echo(f"{uscc} is not listed in snapshot {snap.snapshot_id}", err=True)
         raise typer.Exit(1)
@@ -379,8 +381,10 @@ def diff(
     from registry.changes import merchant_changes
 
     storage = _storage()
-    before = _snapshot_or_exit(storage, a).merchants.collect()
-    after = _snapshot_or_exit(storage, b).merchants.collect()
+    before, after = (
+        storage.retried_read(snap.key("merchants"), snap.merchants.collect)
+        for snap in (_snapshot_or_exit(storage, a), _snapshot_or_exit(storage, b))
+    )
     changes = merchant_changes(before, after)
     if as_json:
         typer.echo(json.dumps(changes.to_dicts(), ensure_ascii=False, default=str, indent=2))
