@@ -138,3 +138,20 @@ def test_the_job_template_sets_no_credential_itself() -> None:
     env = TEMPLATE["variables"]["properties"]["env"]["default"]
     assert not [var for var in env if _SECRET_NAME.search(var)]
     assert "AWS_" not in json.dumps(TEMPLATE["job_configuration"])
+
+
+def test_the_lifecycle_rule_is_accepted_by_s3_and_aborts_incomplete_uploads(
+    s3_settings, s3_bucket: str
+) -> None:
+    import boto3
+
+    rule = json.loads((INFRA / "policies" / "lifecycle.json").read_text(encoding="utf-8"))
+    client = boto3.client(
+        "s3", endpoint_url=s3_settings.aws_endpoint_url, region_name=s3_settings.aws_region,
+        aws_access_key_id=s3_settings.aws_access_key_id,
+        aws_secret_access_key=s3_settings.aws_secret_access_key.get_secret_value(),
+    )
+    client.put_bucket_lifecycle_configuration(Bucket=s3_bucket, LifecycleConfiguration=rule)
+    [applied] = client.get_bucket_lifecycle_configuration(Bucket=s3_bucket)["Rules"]
+    assert applied["Status"] == "Enabled"
+    assert applied["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
