@@ -145,7 +145,7 @@ def test_the_lifecycle_rule_is_accepted_by_s3_and_aborts_incomplete_uploads(
 ) -> None:
     import boto3
 
-    rule = json.loads((INFRA / "policies" / "lifecycle.json").read_text(encoding="utf-8"))
+    rule = json.loads((INFRA / "lifecycle.json").read_text(encoding="utf-8"))
     client = boto3.client(
         "s3", endpoint_url=s3_settings.aws_endpoint_url, region_name=s3_settings.aws_region,
         aws_access_key_id=s3_settings.aws_access_key_id,
