@@ -76,8 +76,8 @@ Status = Literal["staged", "rejected", "duplicate", "in_progress", "skipped"]
 CRASH_STEPS = (
     "after_archive",  # raw bytes and their .meta.json written
     "after_claim",  # ledger entry created (state: claimed)
-    # The batch gate runs beside the staged-schema check and the Parquet writes, so it may
-    # still be running at the next two steps.
+    # The batch gate runs beside the Parquet writes, so it may still be running at the next
+    # two steps.
     "after_staged_file",
     "after_quarantine_file",
     "after_batch_gate",  # the batch's Data Docs stored under reports/batches/
@@ -602,26 +602,29 @@ def _processed(
         record_key = layout.batch_record_key(dataset, region, batch_id)
         if not storage.exists(record_key):
             staged = staged_frame(check.accepted, contract.staged_schema(), entry)
-            # The batch gate: a batch that fails its suite is staged but held out of
-            # publication until someone releases it (registry.quality). It only reads the
-            # frame and stores its Data Docs, and it is mostly Python holding the GIL, so it
-            # runs in a thread while the schema check and the Parquet writes (native code)
-            # use the other core. Whatever it decides, the rows are staged.
-            with ThreadPoolExecutor(max_workers=1) as gate_thread:
-                gate = gate_thread.submit(
-                    staged_batch_gate, storage, settings, staged, region=region,
-                    dataset=dataset, batch_id=batch_id, mode=mode,
-                    today=council_time(ingested_at).date(),
-                )
-                # The contract of what the registry build reads; a failure here is a bug in
-                # normalisation or validation, and stops the batch before it is committed.
-                staged_schema(contract).validate(staged)
+            # The contract of what the registry build reads; a failure here is a bug in
+            # normalisation or validation, and stops the batch before it is written.
+            staged_schema(contract).validate(staged)
+            quarantined = _with_lineage(check.quarantined, entry)
+
+            def write_batch_files() -> None:
                 storage.write_parquet(staged, record["staged_key"])
                 crash_point(settings, "after_staged_file", "ingest worker")
-                quarantined = _with_lineage(check.quarantined, entry)
                 storage.write_parquet(quarantined, record["quarantine_key"])
                 crash_point(settings, "after_quarantine_file", "ingest worker")
-                record |= gate_record_fields(gate.result())
+
+            # The Parquet writes are native code that releases the GIL, and the batch gate is
+            # mostly Python (Great Expectations on pandas), so they run side by side. The gate
+            # only reads the frame and stores its Data Docs: a batch that fails its suite is
+            # staged all the same, but held out of publication until someone releases it
+            # (registry.quality).
+            with ThreadPoolExecutor(max_workers=1) as writer:
+                writing = writer.submit(write_batch_files)
+                record |= gate_record_fields(staged_batch_gate(
+                    storage, settings, staged, region=region, dataset=dataset,
+                    batch_id=batch_id, mode=mode, today=council_time(ingested_at).date(),
+                ))
+                writing.result()
             crash_point(settings, "after_batch_gate", "ingest worker")
             # AlreadyExists: a worker that took over our claim committed the same batch first.
             with contextlib.suppress(AlreadyExists):
