@@ -372,7 +372,9 @@ def _column_normalized(
         text, typed = _via_distinct(raw, col, vocabulary, cities)
     else:
         text = cleaned_text(raw)
-        typed = text.to_frame().select(_typed(col, vocabulary, cities)).get_columns()
+        # Lazily: an eager select computes a subexpression used twice (phone_from_text) twice.
+        typed = (text.to_frame().lazy().select(_typed(col, vocabulary, cities)).collect()
+                 .get_columns())
     key = name_matching_key(typed[0]).alias(col.match_key) if col.match_key else None
     return text, typed, key
 
