@@ -6,7 +6,9 @@
 - stage: parse, normalise and validate every row, check the staged schema, write staged and
   quarantined Parquet (local storage in a temporary folder): the target is <= 3x the floor;
 - ingest: all of ``registry.ingest.ingest_object``: also hash and archive the raw bytes, the
-  ledger claim, the batch gate, the batch record and the receipt.
+  ledger claim, the batch gate, the batch record and the receipt. The rows are checked while
+  the bytes are hashed, archived and claimed, and the gate runs while the Parquet files are
+  written, so the gate's own wall time overlaps the rest and is not a share of the total.
 
 The input is generated once, deterministically, into bench/data/ (gitignored): a realistic
 Jiangsu export with Chinese headers, mixed date spellings, Traditional names, and about 2% bad
@@ -235,7 +237,8 @@ def main() -> None:
             for name, (wall, cpu) in best.items()
         },
     }
-    # The run with the best ingest wall time, and the share its batch gate took.
+    # The run with the best ingest wall time, and how long its batch gate ran (beside the
+    # Parquet writes: the share is of the ingest's time, not of its work).
     gate_s, gate_ingest_s, gate_status = min(gate_runs, key=lambda g: g[1])
     report["gx_gate"] = {
         "wall_s": gate_s, "share_of_ingest": round(gate_s / gate_ingest_s, 3),
@@ -254,8 +257,8 @@ def main() -> None:
             f" (target <= {TARGET_RATIO})"
         )
         print(f"{labels[name]:34s} {wall:6.2f} s wall {cpu:6.2f} s CPU{ratios}")
-    print(f"{'  of which the GX batch gate':34s} {gate_s:6.2f} s wall "
-          f"({gate_s / gate_ingest_s:.0%} of that ingest; batch {gate_status})")
+    print(f"{'  the GX batch gate, beside the writes':34s} {gate_s:6.2f} s wall "
+          f"({gate_s / gate_ingest_s:.0%} of that ingest's time; batch {gate_status})")
 
 
 if __name__ == "__main__":
