@@ -78,8 +78,10 @@ class Limits:
             max_cells=settings.max_cells,
             max_cell_chars=settings.max_cell_chars,
             max_xlsx_uncompressed_bytes=settings.max_xlsx_uncompressed_bytes,
-            max_read_seconds=settings.read_time_limit_s,
-            max_read_memory_bytes=settings.read_memory_limit_mb * 2**20,
+            max_read_seconds=settings.read_time_limit_s if settings.read_in_worker else None,
+            max_read_memory_bytes=(
+                settings.read_memory_limit_mb * 2**20 if settings.read_in_worker else None
+            ),
         )
 
 

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # past either, the worker is stopped and the file refused (READ_TIME_LIMIT,
     # READ_MEMORY_LIMIT). The memory is the worker's whole data segment, of which the Python
     # runtime and the reader libraries take about 200 MB.
+    # Off, uploads are read in the ingest process only, with the size limits alone: for
+    # trusted sources, at about half the cost of reading (each upload is read once, not twice).
+    read_in_worker: bool = True
     read_time_limit_s: float = Field(default=300.0, gt=0)
     read_memory_limit_mb: int = Field(default=4096, ge=256)
 

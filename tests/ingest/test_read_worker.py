@@ -109,3 +109,9 @@ def test_an_upload_over_the_memory_limit_gets_a_receipt_and_is_kept(tmp_path) ->
     assert list(storage.list("staged/")) == []
     archived = [i for i in storage.list("raw/JS/") if i.size == len(HUNGRY)]
     assert len(archived) == 1 and storage.read_bytes(archived[0].key) == HUNGRY
+
+
+def test_reading_in_the_worker_can_be_switched_off() -> None:
+    limits = Limits.from_settings(Settings(_env_file=None, read_in_worker=False))
+    assert (limits.max_read_seconds, limits.max_read_memory_bytes) == (None, None)
+    assert (LIMITS.max_read_seconds, LIMITS.max_read_memory_bytes) == (300.0, 4096 * 2**20)
