@@ -149,6 +149,11 @@ class Storage(ABC):
         """Create the object only if no object exists at ``key``; return its etag.
 
         Raises :class:`AlreadyExists` (and writes nothing) when the key is taken.
+        When a retried attempt finds the key taken after an earlier attempt's reply was lost,
+        an object with exactly ``data`` is taken to be this call's own write. So ``data``
+        must be unique to the writer (the registry's claims, log entries and pointers carry
+        their writer's batch or snapshot id and time), or two writers of the same bytes may
+        both be told they won.
         """
 
     @abstractmethod
@@ -156,7 +161,9 @@ class Storage(ABC):
         """Overwrite the object only if its current etag is ``etag``; return the new etag.
 
         Raises :class:`PreconditionFailed` and leaves the object untouched otherwise,
-        including when the object does not exist.
+        including when the object does not exist. As with :meth:`put_if_absent`, a retry
+        after a lost reply recognises its own write by content, so ``data`` must be unique
+        to the writer.
         """
 
     @abstractmethod
