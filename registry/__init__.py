@@ -4,17 +4,11 @@ Downstream apps read published snapshots with :func:`open_snapshot`, which verif
 checksum and returns polars LazyFrames.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-# __version__ comes first: registry.publish imports it from here.
-from registry.reader import (
-    Snapshot,
-    SnapshotError,
-    SnapshotIntegrityError,
-    list_snapshots,
-    open_snapshot,
-    verify_snapshot,
-)
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
 
 __all__ = [
     "Snapshot",
@@ -25,3 +19,23 @@ __all__ = [
     "open_snapshot",
     "verify_snapshot",
 ]
+
+if TYPE_CHECKING:
+    from registry.reader import (
+        Snapshot,
+        SnapshotError,
+        SnapshotIntegrityError,
+        list_snapshots,
+        open_snapshot,
+        verify_snapshot,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # The reader (and with it boto3 and pyarrow) loads on first use, not with every submodule:
+    # the upload-reading worker process imports registry.readers alone, once per worker.
+    if name in __all__:
+        from registry import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module 'registry' has no attribute {name!r}")
