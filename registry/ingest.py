@@ -497,14 +497,16 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
 
     data = storage.read_bytes(key)
     today = council_time(now).date()
+    sha256 = hashlib.sha256(data).hexdigest()
+    # Bytes the ledger knows (a re-upload, or an upload another worker holds) are not checked
+    # unless this run ends up owning their claim: a re-upload costs a hash, not a parse.
+    known = storage.exists(layout.ingest_ledger_key(sha256))
     with ThreadPoolExecutor(max_workers=1) as parse_thread:
-        # Checking the rows needs neither the hash nor the claim, so it starts now and runs
-        # while the bytes are hashed, archived and claimed (hashlib and storage I/O release
-        # the GIL). It assumes a fresh claim: this key's region and dataset, judged as of
-        # today. A duplicate, or an upload another worker holds, waits for it in vain.
-        checking = parse_thread.submit(_upload_checked, settings, data, file, region=region,
-                                       dataset=dataset, today=today)
-        sha256 = hashlib.sha256(data).hexdigest()
+        # Checking the rows needs no claim, so for new bytes it starts now and runs while
+        # they are archived and claimed (storage I/O releases the GIL). It assumes a fresh
+        # claim: this key's region and dataset, judged as of today.
+        checking = None if known else parse_thread.submit(
+            _upload_checked, settings, data, file, region=region, dataset=dataset, today=today)
         ext = _extension(file)
         # Already archived is fine: same name, same bytes.
         with contextlib.suppress(AlreadyExists):
@@ -528,12 +530,12 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
         if not isinstance(claim, _Claim):
             return _finished_earlier(storage, key, info, region, dataset, file, claim, now)
         crash_point(settings, "after_claim", "ingest worker")
-        check = checking.result()
+        check = checking.result() if checking else None
     # A takeover keeps the claim's region, dataset and ingest time, which the rows are judged
     # by, so that it writes the same rows again: check again if they differ from the guess.
     claimed = (claim.entry["region"], claim.entry["dataset"],
                council_time(datetime.fromisoformat(claim.entry["ingested_at"])).date())
-    if claimed != (region, dataset, today):
+    if check is None or claimed != (region, dataset, today):
         check = _upload_checked(settings, data, file, region=claimed[0], dataset=claimed[1],
                                 today=claimed[2])
     return _processed(storage, settings, info, file, claim, check)

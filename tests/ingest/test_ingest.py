@@ -118,6 +118,23 @@ def test_same_bytes_under_another_name_are_a_duplicate_not_a_second_batch(
     assert receipt["duplicate_of"]["upload_id"] == first.upload_id
 
 
+def test_a_duplicate_is_recognised_without_reading_its_rows(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-upload costs a hash and a ledger lookup, not a parse of every row."""
+    import registry.ingest as ingest
+
+    checked: list[str] = []
+    real = ingest._upload_checked
+    monkeypatch.setattr(ingest, "_upload_checked",
+                        lambda *a, **k: checked.append(a[2]) or real(*a, **k))
+    _put(storage, "landing/JS/merchants/may.csv", "merchants_js_bom.csv")
+    assert ingest_pending(storage, SETTINGS).results[0].status == "staged"
+    _put(storage, "landing/JS/merchants/may-again.csv", "merchants_js_bom.csv")
+    assert ingest_pending(storage, SETTINGS).results[0].status == "duplicate"
+    assert checked == ["may.csv"]
+
+
 def test_a_duplicate_of_another_councils_upload_does_not_reveal_it(storage: Storage) -> None:
     _put(storage, "landing/ZJ/inspections/secret-name.jsonl", "inspections_ah.jsonl")
     ingest_pending(storage, SETTINGS, region="ZJ")
