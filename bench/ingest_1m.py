@@ -43,6 +43,7 @@ from registry.readers import Limits
 from registry.regions import load_regions
 from registry.settings import Settings
 from registry.storage import LocalStorage
+from registry.uscc import USCC_ALPHABET, mod31_check_characters, org_check_characters
 from registry.validation import checked_upload, staged_schema
 
 HERE = Path(__file__).resolve().parent
@@ -50,7 +51,7 @@ DATA = HERE / "data"
 RESULTS = HERE / "results"
 TARGET_RATIO = 3.0
 LANDING_KEY = "landing/JS/merchants/merchants.csv"
-_ALPHABET = np.frombuffer(b"0123456789ABCDEFGHJKLMNPQRTUWXY", dtype=np.uint8)
+_ALPHABET = np.frombuffer(USCC_ALPHABET.encode(), dtype=np.uint8)
 _JS_CITIES = [("南京", "320102"), ("苏州市", "320505"), ("无锡", "320211"), ("常州", "320402"),
               ("Nanjing", "320106"), ("扬州", "321002"), ("南通", "320602"), ("徐州", "320302")]
 HEADER = ["备案编号", "统一社会信用代码", "经营者名称", "门店名称", "备案类别", "所在城市",
@@ -62,16 +63,12 @@ def _usccs(rng: np.random.Generator, divisions: np.ndarray) -> np.ndarray:
     """Valid USCCs, vectorised with numpy (both GB 11714 and GB 32100 check characters)."""
     n = len(divisions)
     body = rng.integers(0, 31, size=(n, 8))  # organisation-code body from the USCC alphabet
-    org_values = np.where(body < 10, body, _ALPHABET[body].astype(np.int64) - 55)
-    org = 11 - (org_values * np.array([3, 7, 9, 10, 5, 8, 4, 2])).sum(axis=1) % 11
-    org_char = np.where(org == 10, ord("X"), np.where(org == 11, ord("0"), org + ord("0")))
     head = np.frombuffer("".join(f"91{d}" for d in divisions).encode(), np.uint8).reshape(n, 8)
-    first17 = np.concatenate([head, _ALPHABET[body], org_char[:, None].astype(np.uint8)], axis=1)
-    lookup = np.zeros(256, dtype=np.int64)
-    lookup[_ALPHABET] = np.arange(31)
-    total = (lookup[first17] * np.array([pow(3, i, 31) for i in range(17)])).sum(axis=1)
-    check = _ALPHABET[(31 - total % 31) % 31]
-    codes = np.concatenate([first17, check[:, None]], axis=1)
+    codes = np.zeros((n, 18), dtype=np.uint8)
+    codes[:, :8] = head
+    codes[:, 8:16] = _ALPHABET[body]
+    codes[:, 16] = org_check_characters(codes[:, 8:16])
+    codes[:, 17] = mod31_check_characters(codes[:, :17])
     return codes.view("S18").ravel().astype(str)
 
 
