@@ -182,10 +182,8 @@ class _Worker:
 def _in_memory_file(data: bytes) -> Iterator[int]:
     """A descriptor of an anonymous file holding ``data``: nothing to clean up, whoever
     dies first."""
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("registry-upload", os.MFD_CLOEXEC)
-    else:
-        fd = os.dup(tempfile.TemporaryFile().fileno())  # noqa: SIM115
+    # Linux only, as are the worker's RLIMIT_DATA cap and its /proc reading.
+    fd = os.memfd_create("registry-upload", os.MFD_CLOEXEC)
     try:
         view, written = memoryview(data), 0
         while written < len(data):
