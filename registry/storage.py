@@ -58,6 +58,7 @@ _TMP_PREFIX = ".tmp-"
 # size (33.4 MB against 33.6 MB); statistics let scans skip row groups.
 PARQUET_WRITE: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "statistics": True}
 
+
 class StorageError(Exception):
     """Base class for every storage failure. The message names the location."""
 
