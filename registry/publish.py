@@ -283,14 +283,6 @@ def _summary(tables: Mapping[str, pl.DataFrame]) -> dict[str, dict[str, int]]:
 # The protocol
 
 
-def _crash_point(settings: Settings, step: str) -> None:
-    crash_point(settings, step, "publisher")
-
-
-def _check_crash_setting(settings: Settings) -> None:
-    check_crash_setting(settings)
-
-
 def _snapshot_id(
     now: datetime, previous: str | None, files: list[FileEntry], as_of: date, seq: int
 ) -> str:
@@ -376,7 +368,7 @@ def publish_snapshot(
     ``progress`` hears of each protocol stage as it starts.
     """
     step = progress or (lambda _description, _done, _total: None)
-    _check_crash_setting(settings)
+    check_crash_setting(settings)
     # Before anything is written (recovering latest included): the protocol is only safe on a
     # store that really enforces create-if-absent and compare-and-swap.
     probe_capabilities(storage).require()
@@ -419,8 +411,8 @@ def publish_snapshot(
     for i, (name, data) in enumerate(payloads.items()):
         _put_once(storage, f"{prefix}{name}.parquet", data)
         if i == 0:
-            _crash_point(settings, "after_first_data_file")
-    _crash_point(settings, "after_data_files")
+            crash_point(settings, "after_first_data_file", "publisher")
+    crash_point(settings, "after_data_files", "publisher")
 
     model = load_score_model(settings.config_dir, settings.score_model_version)
     summary = _summary(built.tables)
@@ -448,7 +440,7 @@ def publish_snapshot(
         storage.put_if_absent(manifest_key(snapshot_id), manifest_bytes)
     except AlreadyExists:
         raise ConcurrentPublish(f"snapshot {snapshot_id} already has a manifest") from None
-    _crash_point(settings, "after_manifest")
+    crash_point(settings, "after_manifest", "publisher")
 
     entry = LogEntry(
         seq=seq,
@@ -468,11 +460,11 @@ def publish_snapshot(
             f"log sequence {seq} was committed by another writer; snapshot {snapshot_id} is "
             "left uncommitted for gc"
         ) from None
-    _crash_point(settings, "after_log_entry")
+    crash_point(settings, "after_log_entry", "publisher")
 
     step("publish: moving latest", 5, PUBLISH_STAGES)
     _move_latest(storage, entry)
-    _crash_point(settings, "after_latest")
+    crash_point(settings, "after_latest", "publisher")
     step(f"publish: published {snapshot_id}", PUBLISH_STAGES, PUBLISH_STAGES)
     log.info("published snapshot %s (seq %d, as_of %s)", snapshot_id, seq, as_of)
     report: str | None = None
