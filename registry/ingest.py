@@ -417,8 +417,7 @@ def _refused_unread(
     doc = receipt_document(
         upload_id=upload_id, region=region, dataset=dataset, file=file,
         source_key=source_key or _shown(key), received_at=council_time(now).isoformat(),
-        sha256=None,
-        file_error=error,
+        sha256=None, file_error=error,
     )
     _write_receipt(storage, region, doc)
     result = UploadResult(key, region, dataset, "rejected", upload_id=upload_id,
