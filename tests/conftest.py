@@ -81,6 +81,15 @@ def _no_ambient_aws(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(var, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_prefect_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Prefect API a test starts, in process or in a child (the demo), stays on
+    loopback: no telemetry heartbeat to Prefect's servers, and no telemetry row written
+    to the ephemeral SQLite database while it starts (a "database is locked" there once
+    failed the demo's server start)."""
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
 # Ceph RGW, a production S3 server on loopback: tests/rgw_fixtures.py.
 # Totals of the reliability tests' record_property values: tests/reliability_tally.py.
 pytest_plugins = ["rgw_fixtures", "reliability_tally"]

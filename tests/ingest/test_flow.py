@@ -19,7 +19,6 @@ def prefect_home(tmp_path, monkeypatch):
     """An ephemeral Prefect API with its own database, nothing shared with the developer's."""
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.setenv("PREFECT_API_URL", "")
-    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
     return tmp_path
 

@@ -88,7 +88,6 @@ def test_run_output_is_plain_without_a_terminal(tmp_path, monkeypatch):
     """The long CLI work end to end: uploads ingested one by one, then each publication and
     report stage, as plain lines."""
     monkeypatch.setenv("REGISTRY_STORAGE_URI", (tmp_path / "root").as_uri())
-    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
     monkeypatch.delenv("CI", raising=False)
     fixtures = PROJECT_ROOT / "tests" / "fixtures"

@@ -83,7 +83,6 @@ def test_rollback_and_gc(world):
 def test_publish_runs_the_flow(tmp_path, monkeypatch):
     storage = LocalStorage(tmp_path / "root")
     monkeypatch.setenv("REGISTRY_STORAGE_URI", storage.root_uri)
-    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The ephemeral API server logs its shutdown after pytest has closed the captured streams.
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
     stage_three_regions(storage)
@@ -97,7 +96,6 @@ def test_publish_runs_the_flow(tmp_path, monkeypatch):
 def test_run_ingests_council_files_then_publishes(tmp_path, monkeypatch):
     """The pipeline end to end on the ingest fixtures: what ingestion stages, the build reads."""
     monkeypatch.setenv("REGISTRY_STORAGE_URI", (tmp_path / "root").as_uri())
-    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
     for name, region, dataset in COUNCIL_UPLOADS:
         result = runner.invoke(app, ["upload", str(FIXTURES / name), "--region", region,
