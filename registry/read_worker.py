@@ -1,21 +1,23 @@
-"""Read an upload first in a worker process held to the configured time and memory limits.
+"""Read an upload in a worker process held to the configured time and memory limits.
 
 A council's file is untrusted. Size checks (:class:`registry.readers.Limits`) refuse most
 hostile files before they are read, but not every one: a small xlsx can unpack into a huge
-grid, a reader library can loop or crash on a malformed file. So before the ingest process
-reads an upload, a worker process reads it, with its data segment capped (``RLIMIT_DATA``)
-and a wall-clock limit. A worker past either limit is stopped (SIGKILL, or its allocation
-fails) and the file is refused whole with ``READ_TIME_LIMIT`` or ``READ_MEMORY_LIMIT``; a
-file the worker refuses for any other reason is refused with the worker's code. Only a file
-that was read within the limits is read again in the ingest process: reading is
-deterministic, so it costs the same there, and nothing but a yes or a refusal crosses the
-process boundary (sending the table back costs more than reading it again).
+grid, a reader library can loop or crash on a malformed file. So the ingest process does not
+read an upload itself: a worker process reads it, with its data segment capped
+(``RLIMIT_DATA``) and a wall-clock limit. A worker past either limit is stopped (SIGKILL, or
+its allocation fails) and the file is refused whole with ``READ_TIME_LIMIT`` or
+``READ_MEMORY_LIMIT``; a file the worker refuses for any other reason is refused with the
+worker's code.
+
+A file read within the limits comes back as Arrow IPC (polars' own string views) in an
+in-memory file, which the ingest process maps and hands to polars without copying: the table
+crosses the process boundary for a fraction of what reading the file again would cost.
 
 Workers are started with ``python -m registry.read_worker`` (so this works inside daemonic
 processes such as Dask workers, where multiprocessing may not start children) and reused:
 one per concurrent reader, kept while their memory stays well under the limit. A request is
 one JSON message with the upload as an in-memory file descriptor, over a Unix socket pair;
-the reply is one JSON message.
+the reply is one JSON message, with the table's in-memory file when it was read.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import atexit
 import contextlib
 import json
 import math
+import mmap
 import os
 import resource
 import select
@@ -43,7 +46,7 @@ from typing import IO, TYPE_CHECKING, Any
 from registry import rejections as rj
 
 if TYPE_CHECKING:
-    from registry.readers import Limits
+    from registry.readers import Limits, UploadTable
 
 # A worker whose data segment ends a read above this share of its limit is not reused: the
 # next file must get the whole limit (allocators keep some of what a read freed).
@@ -64,11 +67,11 @@ class ReadFailed(RuntimeError):
     """The reader raised an unexpected exception in the worker (a bug, not a bad file)."""
 
 
-def probe(data: bytes, known_headers: Collection[str], limits: Limits) -> None:
+def read(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:
     """Read ``data`` in a worker under ``limits.max_read_seconds`` and
-    ``limits.max_read_memory_bytes``. Returns when it was read; raises
-    :class:`registry.rejections.FileRejected` when it was refused (including for time or
-    memory), :class:`ReadFailed` when the reader failed unexpectedly."""
+    ``limits.max_read_memory_bytes``, as :func:`registry.readers.upload_table` reads it in
+    process. Raises :class:`registry.rejections.FileRejected` when it was refused (including
+    for time or memory), :class:`ReadFailed` when the reader failed unexpectedly."""
     assert limits.max_read_seconds and limits.max_read_memory_bytes
     request = {
         "known_headers": sorted(known_headers),
@@ -78,17 +81,36 @@ def probe(data: bytes, known_headers: Collection[str], limits: Limits) -> None:
     worker = _POOL.take(limits.max_read_memory_bytes)
     reusable = False
     try:
-        reply = worker.ask(request, data, limits.max_read_seconds)
+        reply, table_fd = worker.ask(request, data, limits.max_read_seconds)
         reusable = reply.get("data_bytes", math.inf) < (
             limits.max_read_memory_bytes * _REUSE_BELOW_SHARE
         )
     finally:
         _POOL.give_back(worker, reusable=reusable)
-    if "rejected" in reply:
-        raise rj.FileRejected(reply["rejected"], reply.get("detail", ""))
-    if "error" in reply:
-        raise ReadFailed(f"reading the upload failed in the worker: {reply['error']}\n"
+    if table_fd is None:
+        if "rejected" in reply:
+            raise rj.FileRejected(reply["rejected"], reply.get("detail", ""))
+        raise ReadFailed(f"reading the upload failed in the worker: {reply.get('error')}\n"
                          + reply.get("traceback", ""))
+    return _upload_table(reply["table"], table_fd)
+
+
+def _upload_table(fields: dict[str, Any], table_fd: int) -> UploadTable:
+    """The worker's table: its rows mapped from the in-memory file (which the frame keeps
+    mapped for as long as it lives), its other fields from the reply."""
+    import polars as pl
+    import pyarrow as pa
+
+    from registry.readers import SkippedNote, UploadTable
+
+    try:
+        mapped = mmap.mmap(table_fd, 0, prot=mmap.PROT_READ)
+    finally:
+        os.close(table_fd)
+    rows = pl.from_arrow(pa.ipc.open_file(pa.py_buffer(mapped)).read_all(), rechunk=False)
+    assert isinstance(rows, pl.DataFrame)
+    notes = [SkippedNote(row, starts_with) for row, starts_with in fields.pop("notes")]
+    return UploadTable(**fields, rows=rows, notes=notes)
 
 
 def _mebibytes(n: int) -> str:
@@ -117,30 +139,36 @@ class _Worker:
                 pass_fds=[theirs.fileno()],
             )
 
-    def ask(self, request: dict[str, Any], data: bytes, seconds: float) -> dict[str, Any]:
-        """The worker's reply; a refusal when it ran out of time or memory or stopped."""
+    def ask(self, request: dict[str, Any], data: bytes, seconds: float
+            ) -> tuple[dict[str, Any], int | None]:
+        """The worker's reply and the table's in-memory file (None unless the file was read);
+        a refusal when it ran out of time or memory or stopped."""
         with _in_memory_file(data) as fd:
             try:
                 socket.send_fds(
                     self.channel, [json.dumps({**request, "seconds": seconds}).encode()], [fd]
                 )
             except OSError:  # the worker is gone
-                return self._stopped()
+                return self._stopped(), None
         deadline = time.monotonic() + seconds
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
                 return {"rejected": rj.READ_TIME_LIMIT, "detail": f"{seconds:g} s",
-                        "data_bytes": math.inf}
+                        "data_bytes": math.inf}, None
             ready, _, _ = select.select([self.channel], [], [], remaining)
             if ready:
                 break
         try:
-            reply = self.channel.recv(_MESSAGE_BYTES)
+            reply, fds, _, _ = socket.recv_fds(self.channel, _MESSAGE_BYTES, 1)
         except OSError:
-            reply = b""
-        return json.loads(reply) if reply else self._stopped()
+            reply, fds = b"", []
+        if not reply:
+            for fd in fds:
+                os.close(fd)
+            return self._stopped(), None
+        return json.loads(reply), (fds[0] if fds else None)
 
     def _stopped(self) -> dict[str, Any]:
         """Why the worker stopped without replying: out of memory, or the reader crashed."""
@@ -245,6 +273,20 @@ def _data_segment_bytes() -> int:
     return 0
 
 
+def _arrow_file(rows: Any) -> int:
+    """A descriptor of an in-memory file holding ``rows`` (a polars frame) as Arrow IPC, with
+    polars' string views, so that the reading side maps it without converting anything."""
+    import polars as pl
+
+    fd = os.memfd_create("registry-upload-table", os.MFD_CLOEXEC)
+    try:
+        rows.write_ipc(f"/proc/self/fd/{fd}", compat_level=pl.CompatLevel.newest())
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _serve(memory_bytes: int, channel_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the ingest process decides when to stop
     channel = socket.socket(fileno=channel_fd)
@@ -265,11 +307,18 @@ def _serve(memory_bytes: int, channel_fd: int) -> None:
         request = json.loads(message)
         signal.alarm(math.ceil(request["seconds"]) + _ORPHAN_GRACE_S)
         reply: dict[str, Any]
+        table_fd = None
         try:
             data = os.pread(fds[0], request["size"], 0)
             os.close(fds[0])
-            upload_table(data, request["known_headers"], Limits(**request["limits"]))
-            reply = {"ok": True}
+            table = upload_table(data, request["known_headers"], Limits(**request["limits"]))
+            data = b""
+            table_fd = _arrow_file(table.rows)
+            reply = {"table": {
+                "format": table.format, "header": table.header, "encoding": table.encoding,
+                "sheet": table.sheet, "notes": [[n.row, n.starts_with] for n in table.notes],
+            }}
+            del table
         except rj.FileRejected as refused:
             reply = {"rejected": refused.code, "detail": refused.detail}
         except MemoryError:
@@ -280,7 +329,12 @@ def _serve(memory_bytes: int, channel_fd: int) -> None:
         signal.alarm(0)
         data = b""
         reply["data_bytes"] = _data_segment_bytes()
-        channel.send(json.dumps(reply, ensure_ascii=False).encode())
+        message = json.dumps(reply, ensure_ascii=False).encode()
+        if table_fd is None:
+            channel.send(message)
+        else:
+            socket.send_fds(channel, [message], [table_fd])
+            os.close(table_fd)
         if reply.get("rejected") == rj.READ_MEMORY_LIMIT:
             return  # after a MemoryError the process is not to be trusted again
 

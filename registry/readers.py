@@ -56,9 +56,8 @@ _NOTE_MAX_CELLS = 2
 class Limits:
     """Limits past which an upload is refused whole (see :class:`Settings`).
 
-    With ``max_read_seconds`` and ``max_read_memory_bytes`` set, every upload is first read
-    in a worker process held to them (:mod:`registry.read_worker`); without, it is read here
-    only."""
+    With ``max_read_seconds`` and ``max_read_memory_bytes`` set, every upload is read in a
+    worker process held to them (:mod:`registry.read_worker`); without, it is read here."""
 
     max_upload_bytes: int
     max_rows: int
@@ -122,7 +121,7 @@ def upload_table(data: bytes, known_headers: Collection[str], limits: Limits) ->
     if not data or data.isspace():  # isspace() stops at the first byte that is not space
         raise rj.FileRejected(rj.FILE_EMPTY)
     if limits.max_read_seconds and limits.max_read_memory_bytes:
-        read_worker.probe(data, known_headers, limits)
+        return read_worker.read(data, known_headers, limits)
     if data.startswith(_XLSX_MAGIC):
         _check_xlsx_unpacked_size(data, limits)
         table = _spreadsheet_table(data, "xlsx", known_headers, limits)

@@ -1,12 +1,15 @@
-"""Every upload is read first in a worker process held to the configured time and memory
-limits (registry/read_worker.py): past either, the file is refused whole, with a receipt."""
+"""Every upload is read in a worker process held to the configured time and memory limits
+(registry/read_worker.py): past either, the file is refused whole, with a receipt. What the
+worker reads comes back to the ingest process exactly as reading in process makes it."""
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import threading
 
+import polars as pl
 import pytest
 from fixtures.bad import make_bad
 from fixtures.council_files import COUNCIL_UPLOADS, FIXTURES
@@ -37,11 +40,12 @@ def _headers(dataset: str) -> set[str]:
 @pytest.mark.parametrize(("file", "region", "dataset"), COUNCIL_UPLOADS)
 def test_council_files_read_the_same_with_and_without_the_worker(file, region, dataset) -> None:
     data = (FIXTURES / file).read_bytes()
-    read_worker.probe(data, _headers(dataset), LIMITS)  # returns: read within the limits
     alone = dataclasses.replace(LIMITS, max_read_seconds=None, max_read_memory_bytes=None)
-    assert upload_table(data, _headers(dataset), LIMITS).rows.equals(
-        upload_table(data, _headers(dataset), alone).rows
-    )
+    in_worker = read_worker.read(data, _headers(dataset), LIMITS)
+    in_process = upload_table(data, _headers(dataset), alone)
+    assert in_worker.rows.schema == in_process.rows.schema
+    assert in_worker.rows.equals(in_process.rows)
+    assert dataclasses.replace(in_worker, rows=None) == dataclasses.replace(in_process, rows=None)
 
 
 @pytest.mark.parametrize("name", ["unbalanced_quotes.csv", "mixed_encodings.csv",
@@ -50,7 +54,7 @@ def test_the_worker_refuses_a_bad_file_with_the_readers_own_code(name: str) -> N
     path = make_bad.path_of(name, make_bad.HERE)
     dataset = "inspections" if name.endswith(".jsonl") else "merchants"
     with pytest.raises(rj.FileRejected) as refused:
-        read_worker.probe(path.read_bytes(), _headers(dataset), LIMITS)
+        read_worker.read(path.read_bytes(), _headers(dataset), LIMITS)
     assert refused.value.code == make_bad.CORPUS[name][1]
 
 
@@ -82,7 +86,7 @@ def test_concurrent_reads_each_get_a_worker() -> None:
     def read() -> None:
         try:
             for _ in range(3):
-                read_worker.probe(data, MERCHANT_HEADERS, LIMITS)
+                read_worker.read(data, MERCHANT_HEADERS, LIMITS)
         except BaseException as exc:  # reported below
             failures.append(exc)
 
@@ -115,3 +119,17 @@ def test_reading_in_the_worker_can_be_switched_off() -> None:
     limits = Limits.from_settings(Settings(_env_file=None, read_in_worker=False))
     assert (limits.max_read_seconds, limits.max_read_memory_bytes) == (None, None)
     assert (LIMITS.max_read_seconds, LIMITS.max_read_memory_bytes) == (300.0, 4096 * 2**20)
+
+
+def test_a_table_read_in_the_worker_outlives_the_worker() -> None:
+    # The rows are mapped from the worker's in-memory file, not copied: they must stay
+    # readable after the worker has gone and the reply's objects have been collected.
+    data = (FIXTURES / "merchants_js_bom.csv").read_bytes()
+    table = read_worker.read(data, MERCHANT_HEADERS, LIMITS)
+    expected = upload_table(data, MERCHANT_HEADERS,
+                            dataclasses.replace(LIMITS, max_read_seconds=None,
+                                                max_read_memory_bytes=None)).rows
+    read_worker._POOL.close()
+    gc.collect()
+    assert table.rows.equals(expected)
+    assert table.rows.with_columns(pl.col("c0").str.to_uppercase()).height == expected.height
