@@ -603,22 +603,24 @@ def _processed(
         record_key = layout.batch_record_key(dataset, region, batch_id)
         if not storage.exists(record_key):
             staged = staged_frame(check.accepted, contract.staged_schema(), entry)
-            # The contract of what the registry build reads; a failure here is a bug in
-            # normalisation or validation, and stops the batch before it is written.
-            staged_schema(contract).validate(staged)
             quarantined = _with_lineage(check.quarantined, entry)
 
             def write_batch_files() -> None:
+                # The contract of what the registry build reads; a failure here is a bug in
+                # normalisation or validation, and stops the batch before it is written (the
+                # gate's Data Docs, stored meanwhile, are an uncommitted batch's, which
+                # remove_uncommitted_batches deletes).
+                staged_schema(contract).validate(staged)
                 storage.write_parquet(staged, record["staged_key"])
                 crash_point(settings, "after_staged_file", "ingest worker")
                 storage.write_parquet(quarantined, record["quarantine_key"])
                 crash_point(settings, "after_quarantine_file", "ingest worker")
 
-            # The Parquet writes are native code that releases the GIL, and the batch gate is
-            # mostly Python (Great Expectations on pandas), so they run side by side. The gate
-            # only reads the frame and stores its Data Docs: a batch that fails its suite is
-            # staged all the same, but held out of publication until someone releases it
-            # (registry.quality).
+            # The schema check and the Parquet writes are native code that releases the GIL,
+            # and the batch gate is mostly Python (Great Expectations on pandas), so they run
+            # side by side. The gate only reads the frame and stores its Data Docs: a batch
+            # that fails its suite is staged all the same, but held out of publication until
+            # someone releases it (registry.quality).
             with ThreadPoolExecutor(max_workers=1) as writer:
                 writing = writer.submit(write_batch_files)
                 record |= gate_record_fields(staged_batch_gate(

@@ -399,7 +399,7 @@ def _blank_rows(grid: pl.DataFrame) -> pl.Series:
     # test then runs on the few rows left.
     candidates = pl.int_range(grid.height, dtype=pl.UInt32, eager=True)
     for c in cells:
-        cells_here = grid[c].gather(candidates)
+        cells_here = grid[c] if candidates.len() == grid.height else grid[c].gather(candidates)
         candidates = candidates.filter(
             cells_here.is_null() | (cells_here.str.len_bytes() <= 8)
         )

@@ -331,3 +331,31 @@ def test_a_run_that_stopped_before_marking_an_upload_seen_is_finished_quietly(
     assert [(r.status, r.batch_id) for r in again] == [("staged", first.batch_id)]
     assert _keys(storage, "landing/AH/_receipts/") == receipts  # no second receipt
     assert list_pending(storage, SETTINGS) == []
+
+
+def test_rows_that_break_the_staged_schema_stop_the_batch_before_it_is_written(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A staged-schema failure is a bug in normalisation or validation: nothing is staged or
+    committed, and what the batch gate stored meanwhile goes with the uncommitted batch."""
+    import pandera.errors
+    import pandera.polars as pa
+
+    import registry.ingest as ingest
+
+    def impossible(contract):
+        return pa.DataFrameSchema({"filing_id": pa.Column(str, pa.Check.str_length(99, 99))})
+
+    monkeypatch.setattr(ingest, "staged_schema", impossible)
+    key = "landing/JS/merchants/js.csv"
+    _put(storage, key, "merchants_js_bom.csv")
+    with pytest.raises(pandera.errors.SchemaError):
+        ingest_object(storage, SETTINGS, key)
+    assert _keys(storage, "staged/") == _keys(storage, "quarantine/") == []
+    assert _keys(storage, layout.BATCHES_PREFIX) == []
+    [raw] = [k for k in _keys(storage, "raw/JS/") if not k.endswith(".meta.json")]
+    assert storage.read_bytes(raw) == (FIXTURES / "merchants_js_bom.csv").read_bytes()
+    later = datetime.now(UTC) + timedelta(seconds=SETTINGS.ingest_claim_lease_s + 60)
+    removed = ingest.remove_uncommitted_batches(storage, SETTINGS, cutoff=later, now=later)
+    assert len(removed) <= 1
+    assert _keys(storage, "reports/batches/") == []
