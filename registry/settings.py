@@ -50,12 +50,12 @@ class Settings(BaseSettings):
     max_cell_chars: int = Field(default=10_000, gt=0)
     # An xlsx is a zip: this caps the uncompressed size so a zip bomb is refused unread.
     max_xlsx_uncompressed_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
-    # Every upload is read first in a worker process held to these (registry/read_worker.py):
+    # Every upload is read in a worker process held to these (registry/read_worker.py):
     # past either, the worker is stopped and the file refused (READ_TIME_LIMIT,
     # READ_MEMORY_LIMIT). The memory is the worker's whole data segment, of which the Python
     # runtime and the reader libraries take about 200 MB.
-    # Off, uploads are read in the ingest process only, with the size limits alone: for
-    # trusted sources, at about half the cost of reading (each upload is read once, not twice).
+    # Off, uploads are read in the ingest process, with the size limits alone: for trusted
+    # sources, without the cost of handing each upload to a worker and its table back.
     read_in_worker: bool = True
     read_time_limit_s: float = Field(default=300.0, gt=0)
     read_memory_limit_mb: int = Field(default=4096, ge=256)

@@ -23,7 +23,7 @@ from registry.settings import Settings
 from registry.storage import LocalStorage
 
 # The product's own limits for this test (Settings.read_time_limit_s, read_memory_limit_mb):
-# every upload is read first in a worker held to them. A file refused for its own reason,
+# every upload is read in a worker held to them. A file refused for its own reason,
 # not with READ_TIME_LIMIT or READ_MEMORY_LIMIT, was refused within them.
 BOUNDED = Settings(_env_file=None, read_time_limit_s=15.0, read_memory_limit_mb=1536)
 
