@@ -76,8 +76,8 @@ Status = Literal["staged", "rejected", "duplicate", "in_progress", "skipped"]
 CRASH_STEPS = (
     "after_archive",  # raw bytes and their .meta.json written
     "after_claim",  # ledger entry created (state: claimed)
-    # The batch gate runs beside the Parquet writes, so it may still be running at the next
-    # two steps.
+    # The batch gate runs beside the staged-schema check and the Parquet writes, so it may
+    # still be running at the next two steps.
     "after_staged_file",
     "after_quarantine_file",
     "after_batch_gate",  # the batch's Data Docs stored under reports/batches/

@@ -25,6 +25,7 @@ from registry.storage import LocalStorage
 SETTINGS = Settings(_env_file=None)
 CONTRACTS = load_contracts(SETTINGS.schemas_dir)
 LIMITS = Limits.from_settings(SETTINGS)
+IN_PROCESS = dataclasses.replace(LIMITS, max_read_seconds=None, max_read_memory_bytes=None)
 MERCHANT_HEADERS = set(CONTRACTS["merchants"].header_index())
 # A plain merchants CSV of two million short rows (76 MB): its read needs over 400 MB of the
 # worker's data segment, of which the runtime and libraries take about 200 MB. So it fails
@@ -41,9 +42,8 @@ def _headers(dataset: str) -> set[str]:
 @pytest.mark.parametrize(("file", "region", "dataset"), COUNCIL_UPLOADS)
 def test_council_files_read_the_same_with_and_without_the_worker(file, region, dataset) -> None:
     data = (FIXTURES / file).read_bytes()
-    alone = dataclasses.replace(LIMITS, max_read_seconds=None, max_read_memory_bytes=None)
     in_worker = read_worker.read(data, _headers(dataset), LIMITS)
-    in_process = upload_table(data, _headers(dataset), alone)
+    in_process = upload_table(data, _headers(dataset), IN_PROCESS)
     assert in_worker.rows.schema == in_process.rows.schema
     assert in_worker.rows.equals(in_process.rows)
     assert dataclasses.replace(in_worker, rows=None) == dataclasses.replace(in_process, rows=None)
@@ -127,9 +127,7 @@ def test_a_table_read_in_the_worker_outlives_the_worker() -> None:
     # readable after the worker has gone and the reply's objects have been collected.
     data = (FIXTURES / "merchants_js_bom.csv").read_bytes()
     table = read_worker.read(data, MERCHANT_HEADERS, LIMITS)
-    expected = upload_table(data, MERCHANT_HEADERS,
-                            dataclasses.replace(LIMITS, max_read_seconds=None,
-                                                max_read_memory_bytes=None)).rows
+    expected = upload_table(data, MERCHANT_HEADERS, IN_PROCESS).rows
     read_worker._POOL.close()
     gc.collect()
     assert table.rows.equals(expected)
