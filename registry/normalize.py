@@ -7,10 +7,12 @@ A value that cannot be interpreted becomes null here, and :mod:`registry.validat
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import logging
+import queue
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -161,14 +163,73 @@ def name_matching_key(names: pl.Series) -> pl.Series:
     simplified = names.clone()
     if not chinese.is_empty():
         chosen = names.gather(chinese)
-        if chosen.str.contains(r"[\r\n]").any():  # one name per line for OpenCC
-            chosen = chosen.str.replace_all(r"[\r\n]", " ")
-        text = chosen.str.join("\n").item()
-        converted = pl.Series([_T2S.convert(text)]).str.split("\n").explode()
+        # One name per line for OpenCC, and no NUL, which ends its output (a space is
+        # folded away below, as these would be).
+        if chosen.str.contains(r"[\r\n\x00]").any():
+            chosen = chosen.str.replace_all(r"[\r\n\x00]", " ")
+        # UTF-8 bytes in and out: never a Python str of every name.
+        text = chosen.str.join("\n").cast(pl.Binary).item()
+        converted = (pl.Series([_t2s_converter()(text)], dtype=pl.Binary).cast(pl.String)
+                     .str.split("\n").explode())
         if converted.len() != chinese.len():  # t2s never adds or removes line breaks
             raise AssertionError("OpenCC changed the number of lines")
         simplified = simplified.scatter(chinese, converted)
     return _folded(simplified)
+
+
+@cache
+def _t2s_converter() -> Callable[[bytes], bytes]:
+    """OpenCC t2s over UTF-8 bytes, through OpenCC's C API (``opencc.h``), which the Python
+    package's extension module exports: a ctypes call releases the GIL, so the other
+    normalisation thread keeps working while a million names convert (the Python binding
+    holds the GIL for the whole call). Falls back to the Python binding when the C API is
+    not there. tests/ingest/test_normalize.py checks that both agree and that the C API is
+    the one used here."""
+    api = _opencc_c_api()
+    if api is None:
+        log.warning("OpenCC's C API not found: converting through its Python binding")
+        return lambda text: _T2S.convert(text.decode("utf-8")).encode("utf-8")
+    return api
+
+
+def _opencc_c_api() -> Callable[[bytes], bytes] | None:
+    try:
+        from opencc.clib import opencc_clib
+
+        lib = ctypes.CDLL(opencc_clib.__file__)
+        open_, convert = lib.opencc_open, lib.opencc_convert_utf8
+        free, error = lib.opencc_convert_utf8_free, lib.opencc_error
+    except (ImportError, OSError, AttributeError):
+        return None
+    open_.argtypes, open_.restype = [ctypes.c_char_p], ctypes.c_void_p
+    convert.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+    convert.restype = ctypes.c_void_p
+    free.argtypes, free.restype = [ctypes.c_void_p], None
+    error.argtypes, error.restype = [], ctypes.c_char_p
+    config = str(_OPENCC_DATA / "t2s.json").encode()
+    # One converter per concurrent call (converters are not documented as thread-safe);
+    # kept for the life of the process, like _T2S.
+    idle: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def converted(text: bytes) -> bytes:
+        try:
+            handle = idle.get_nowait()
+        except queue.Empty:
+            handle = open_(config)
+            if handle in (None, ctypes.c_void_p(-1).value):
+                raise RuntimeError(f"OpenCC: {error().decode(errors='replace')}") from None
+        try:
+            out = convert(handle, text, len(text))
+            if not out:
+                raise RuntimeError(f"OpenCC: {error().decode(errors='replace')}")
+            try:
+                return ctypes.string_at(out)
+            finally:
+                free(out)
+        finally:
+            idle.put(handle)
+
+    return converted
 
 
 @cache

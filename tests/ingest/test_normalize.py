@@ -120,6 +120,39 @@ def test_matching_key_agrees_with_opencc_on_its_own_phrase_list() -> None:
     assert name_matching_key(pl.Series(names)).to_list() == [_full_t2s_key(n) for n in names]
 
 
+def test_t2s_runs_through_opencc_c_api_and_agrees_with_its_python_binding() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from registry import normalize
+
+    # The C API is what this installation uses (the Python binding holds the GIL): a
+    # silent fallback would be a slowdown nobody sees.
+    convert = normalize._opencc_c_api()
+    assert convert is not None
+    assert normalize._t2s_converter() is not None
+    chars = [chr(c) for c in range(0x4E00, 0xA000)]
+    text = "\n".join([*chars, "上海國際貿易中心", "瞭解藉口", "乾隆年間的臺灣"])
+    reference = OpenCC("t2s").convert(text)
+    # Concurrent calls each get their own converter.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(convert, [text.encode()] * 8))
+    assert all(r.decode() == reference for r in results)
+
+
+def test_matching_key_without_the_c_api_is_the_same(monkeypatch) -> None:
+    from registry import normalize
+
+    names = pl.Series(["上海國際貿易中心", "瞭解藉口\n公司", "ABC 公司", None, "夥伴\x00商行"])
+    with_c_api = name_matching_key(names).to_list()
+    normalize._t2s_converter.cache_clear()
+    monkeypatch.setattr(normalize, "_opencc_c_api", lambda: None)
+    try:
+        assert name_matching_key(names).to_list() == with_c_api
+    finally:
+        normalize._t2s_converter.cache_clear()
+    assert with_c_api == ["上海国际贸易中心", "了解借口公司", "abc公司", None, "伙伴商行"]
+
+
 def test_normalized_keeps_column_order_and_fills_absent_columns_with_typed_nulls() -> None:
     settings = Settings(_env_file=None)
     contract = load_contracts(settings.schemas_dir)["merchants"]
