@@ -1,6 +1,7 @@
 """Ingest 1,000,000 merchant rows from CSV and compare with the floor, in the same run.
 
-    .venv/bin/python -m bench.ingest_1m [--rows N] [--repeat R]
+    .venv/bin/python -m bench.ingest_1m [--rows N] [--repeat R] [--out FILE]
+    .venv/bin/python -m bench.ingest_1m --against REV [--rounds K] [--rows N] [--repeat R]
 
 - floor: polars ``read_csv`` + ``write_parquet`` of the same file (no validation at all);
 - stage: parse, normalise and validate every row, check the staged schema, write staged and
@@ -16,7 +17,14 @@ The input is generated once, deterministically, into bench/data/ (gitignored): a
 Jiangsu export with Chinese headers, mixed date spellings, Traditional names, and about 2% bad
 rows (USCC, dates, cities of another province, duplicate filing ids). Each step runs
 ``--repeat`` times, floor and ingest alternating; the best time of each counts. Results go to
-bench/results/ingest_1m.json.
+bench/results/ingest_1m.json (or ``--out``).
+
+``--against REV`` measures a change: this checkout (uncommitted edits included) and a
+temporary git worktree of REV run the whole benchmark in turn, ``--rounds`` times each, each in
+its own process, sharing the generated input. A single run of each side moves by more than
+most changes on a shared two-core machine; taking turns exposes both sides to the same
+neighbours, and the medians of the rounds are compared. Every round is kept in
+bench/results/ingest_1m-vs-{REV}.json.
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ import json
 import os
 import platform
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -157,16 +168,107 @@ def _timed(fn):
     return time.perf_counter() - start, _cpu_seconds() - cpu, result
 
 
+STEPS = ("floor", "stage", "ingest", "ingest_read_in_process")
+
+
+def _git(*args: str, cwd: Path = HERE.parent) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def _median_summary(reports: list[dict]) -> dict:
+    """Per step: the median over the rounds of each round's best wall and CPU time, and of its
+    ratios to the same round's floor (a ratio is only meaningful within one run)."""
+    out: dict = {}
+    for step in STEPS:
+        out[step] = {
+            "wall_s": round(statistics.median(r[step]["wall_s"] for r in reports), 3),
+            "cpu_s": round(statistics.median(r[step]["cpu_s"] for r in reports), 3),
+        }
+        if step != "floor":
+            out[step]["wall_ratio"] = round(statistics.median(
+                r[step]["wall_s"] / r["floor"]["wall_s"] for r in reports), 2)
+            out[step]["cpu_ratio"] = round(statistics.median(
+                r[step]["cpu_s"] / r["floor"]["cpu_s"] for r in reports), 2)
+    out["gx_gate_wall_s"] = round(statistics.median(r["gx_gate"]["wall_s"] for r in reports), 3)
+    return out
+
+
+def compare(rev: str, *, rounds: int, repeat: int, rows: int, source: Path,
+            out: Path | None = None) -> Path:
+    """Run this checkout and a worktree of ``rev`` in turn (see the module docstring); return
+    the results file (``out``, by default bench/results/ingest_1m-vs-{commit}.json)."""
+    commit = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    reports: dict[str, list[dict]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="bench-against-") as tmp:
+        tree = Path(tmp) / "tree"
+        _git("worktree", "add", "--detach", str(tree), commit)
+        try:
+            # The same input for both sides, generated once.
+            (tree / "bench" / "data").mkdir(parents=True, exist_ok=True)
+            (tree / "bench" / "data" / source.name).symlink_to(source)
+            sides = {"before": (tree, tree / "bench" / "results" / "ingest_1m.json"),
+                     "after": (HERE.parent, Path(tmp) / "after.json")}
+            for n in range(rounds):
+                for side, (root, result) in sides.items():
+                    print(f"round {n + 1}/{rounds}: {side} ...", flush=True)
+                    command = [sys.executable, "-m", "bench.ingest_1m", "--rows", str(rows),
+                               "--repeat", str(repeat)]
+                    if side == "after":  # REV's benchmark may predate --out
+                        command += ["--out", str(result)]
+                    # Each side imports its own registry package (and its reading workers do).
+                    subprocess.run(command, cwd=root, check=True, stdout=subprocess.DEVNULL,
+                                   env={**os.environ, "PYTHONPATH": str(root)})
+                    reports[side].append(json.loads(result.read_text()))
+        finally:
+            _git("worktree", "remove", "--force", str(tree))
+    summary = {side: _median_summary(runs) for side, runs in reports.items()}
+    out = out or RESULTS / f"ingest_1m-vs-{commit[:8]}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "bench": "ingest_1m --against",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "before": {"rev": rev, "commit": commit},
+        "after": {"commit": _git("rev-parse", "HEAD"), "uncommitted_changes": dirty},
+        "rows": rows, "rounds": rounds, "repeat": repeat,
+        "median": summary, "rounds_reports": reports,
+    }, indent=2) + "\n")
+    print(f"{rows:,} rows; {rounds} rounds of best-of-{repeat}, taking turns; medians:")
+    after = "after" + (" (uncommitted)" if dirty else "")
+    print(f"{'':34s} {'before ' + commit[:8]:>24s} {after:>24s}")
+    for step in STEPS:
+        cells = []
+        for side in ("before", "after"):
+            m = summary[side][step]
+            ratio = "" if step == "floor" else f" x{m['wall_ratio']:.2f}"
+            cells.append(f"{m['wall_s']:6.2f} s{ratio:>7s}")
+        print(f"{step:34s} {cells[0]:>24s} {cells[1]:>24s}")
+    print(f"{'the GX batch gate':34s} {summary['before']['gx_gate_wall_s']:22.2f} s "
+          f"{summary['after']['gx_gate_wall_s']:22.2f} s")
+    print(f"(every round: {out})")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="results file (default: in bench/results/)")
+    parser.add_argument("--against", metavar="REV",
+                        help="compare this checkout with git revision REV, taking turns")
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
 
     source = DATA / f"merchants_{args.rows}.csv"
     if not source.exists():
         print(f"generating {source} ...", flush=True)
         generate_merchants_csv(source, args.rows)
+    if args.against:
+        compare(args.against, rounds=args.rounds, repeat=args.repeat, rows=args.rows,
+                source=source, out=args.out)
+        return
+    out = args.out or RESULTS / "ingest_1m.json"
     size = source.stat().st_size
     settings = Settings(_env_file=None)
     contract = load_contracts(settings.schemas_dir)["merchants"]
@@ -268,8 +370,8 @@ def main() -> None:
         "wall_s": gate_s, "share_of_ingest": round(gate_s / gate_ingest_s, 3),
         "wall_runs_s": [g for g, _, _ in gate_runs], "batch_status": gate_status,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ingest_1m.json").write_text(json.dumps(report, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{args.rows:,} rows, {size / 1e6:.0f} MB CSV; accepted {outcome.accepted:,}, "
           f"quarantined {outcome.quarantined:,}; load {os.getloadavg()[0]:.1f}")
     labels = {"floor": "floor (read_csv + write_parquet)",
