@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -13,6 +14,17 @@ from moto_credentials import MOTO_KEY_ID, MOTO_SECRET
 
 from registry.settings import Settings
 from registry.storage import LocalStorage, S3Storage, Storage
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the temporary Prefect server an in-process flow run started (Prefect's ephemeral
+    API) while pytest's output is still open: left to Prefect's exit hook, its "Stopping
+    temporary server" line goes to a stream pytest has closed, and logging prints a traceback
+    under the summary."""
+    server = sys.modules.get("prefect.server.api.server")
+    if server is not None:
+        for instance in list(server.SubprocessASGIServer._instances.values()):
+            instance.stop()
 
 
 def _free_port() -> int:
