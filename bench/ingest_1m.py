@@ -273,8 +273,7 @@ def main() -> None:
     settings = Settings(_env_file=None)
     contract = load_contracts(settings.schemas_dir)["merchants"]
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    runs: dict[str, list[tuple[float, float]]] = {
-        "floor": [], "stage": [], "ingest": [], "ingest_read_in_process": []}
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in STEPS}
     gate_runs: list[tuple[float, float, str]] = []  # (gate s, ingest wall s, batch status)
     outcome = None
     try:
