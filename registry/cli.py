@@ -23,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Docstrings are wrapped at 100 columns: let the terminal wrap them instead.
+    rich_markup_mode="markdown",
 )
 
 
@@ -94,8 +96,10 @@ def upload(
     region: Annotated[str, typer.Option("--region")],
     dataset: Annotated[str, typer.Option("--dataset")],
 ) -> None:
-    """Put a file into landing/{region}/{dataset}/ for the next ingest, and tell the Prefect
-    server (PREFECT_API_URL, if set) with a registry.upload.created event."""
+    """Put a file into landing/{region}/{dataset}/ for the next ingest.
+
+    Tells the Prefect server at PREFECT_API_URL, if set, with a registry.upload.created
+    event."""
     from registry.ingest import upload_file
     from registry.orchestration import emit_upload_created
     from registry.settings import load_settings
@@ -228,10 +232,12 @@ def demo(
         20241130
     ),
 ) -> None:
-    """Sample uploads for every region (CSV in UTF-8 and GB18030, XLSX; about 3% bad rows) put
-    into landing/ of REGISTRY_STORAGE_URI, then ingested and published through the Prefect
-    flows (``registry run``). Running it again with the same seed on the same day sends the
-    same bytes, which are recognised as duplicates; another seed sends new content."""
+    """Sample uploads for every region, ingested and published through the Prefect flows.
+
+    The uploads (CSV in UTF-8 and GB18030, XLSX; about 3% bad rows) go into landing/ of
+    REGISTRY_STORAGE_URI, then `registry run` takes them. Running it again with the same seed
+    on the same day sends the same bytes, which are recognised as duplicates; another seed
+    sends new content."""
     from datetime import UTC, datetime
 
     from rich.console import Console
@@ -408,8 +414,9 @@ def diff(
 def verify(
     snapshot_id: Annotated[str | None, typer.Argument(help="Default: latest.")] = None,
 ) -> None:
-    """Check a snapshot's manifest and every file's size, sha256 and rows. Exit 1 on any
-    mismatch."""
+    """Check a snapshot's manifest and every file's size, sha256 and rows.
+
+    Exit 1 on any mismatch."""
     from registry.reader import verify_snapshot
 
     problems = verify_snapshot(_storage(), snapshot_id)
@@ -443,9 +450,11 @@ def gc(
         float, typer.Option("--grace", help="Leave uncommitted folders younger than this (s).")
     ] = 3600,
 ) -> None:
-    """Remove uncommitted snapshot folders older than the grace period, and snapshots beyond
-    the retention count, with their reports; and batches crashed ingest workers staged but
-    never committed. Never removes latest or its predecessor, nor a batch still claimed."""
+    """Remove what no commit needs: stale uncommitted files and snapshots past retention.
+
+    That is: uncommitted snapshot folders older than the grace period; snapshots beyond the
+    retention count, with their reports; and batches crashed ingest workers staged but never
+    committed. Never removes latest or its predecessor, nor a batch still claimed."""
     from registry.publish import collect_garbage
     from registry.settings import load_settings
     from registry.storage import open_storage
@@ -478,8 +487,9 @@ def batches_list(
     every: Annotated[bool, typer.Option("--all", help="Every batch, not only held ones.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List the batches the quality gate held and nobody released yet (with --all: every
-    committed batch), with the reasons."""
+    """List the batches the quality gate held and nobody released yet, with the reasons.
+
+    With --all: every committed batch."""
     import json
     from dataclasses import asdict
 
@@ -545,8 +555,10 @@ def orchestration_setup(
         int, typer.Option("--per-region", min=1, help="Ingest tasks at once per council.")
     ] = 2,
 ) -> None:
-    """Create the registry-pool work pool and the concurrency limits (registry-publish: 1,
-    region:{R}: --per-region) on the server at PREFECT_API_URL. Safe to run again."""
+    """Create the work pool and concurrency limits on the server at PREFECT_API_URL.
+
+    The pool is registry-pool; the limits are registry-publish (1) and region:{R}
+    (--per-region). Safe to run again."""
     from registry.orchestration import set_up_orchestration
     from registry.regions import load_regions
     from registry.settings import load_settings
@@ -563,10 +575,10 @@ def orchestration_setup(
 def report(
     snapshot_id: Annotated[str | None, typer.Argument(help="Default: latest.")] = None,
 ) -> None:
-    """Rebuild a snapshot's HTML report at reports/{ID}/index.html and print where it is.
+    """Rebuild a snapshot's HTML report (latest by default) and print where it is.
 
-    Publication writes it; this rebuilds it, for example after Data Docs were added or after
-    a publication whose report failed."""
+    Publication writes reports/{ID}/index.html; this rebuilds it, for example after Data
+    Docs were added or after a publication whose report failed."""
     from registry.reader import SnapshotError
     from registry.report import write_report
     from registry.settings import load_settings
