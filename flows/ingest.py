@@ -30,6 +30,7 @@ from registry.ingest import IngestSummary, UploadResult, ingest_object, list_pen
 from registry.orchestration import region_tag
 from registry.progress import ProgressCallback
 from registry.quality import write_scorecards
+from registry.read_worker import close_idle_workers
 from registry.run_summary import HeldBatch, held_batches, run_summary_markdown
 from registry.settings import Settings, load_settings
 from registry.storage import StorageError, open_storage
@@ -126,6 +127,8 @@ def ingest_flow(
         for done, _ in enumerate(as_completed(futures), start=1):
             progress("ingest: uploads", done, len(futures))
     wait(futures)
+    # Reading workers are reused within a run; between runs they would only hold memory.
+    close_idle_workers()
     outcomes = [future.result(raise_on_failure=False) for future in futures]
     summary = IngestSummary([o for o in outcomes if isinstance(o, UploadResult)])
     failed = Counter(

@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from registry import layout
+from registry import layout, read_worker
 from registry import rejections as rj
 from registry.contracts import LINEAGE_SCHEMA, load_contracts, load_vocabulary
 from registry.crashpoints import check_crash_setting, crash_point
@@ -173,11 +173,14 @@ def ingest_pending(
     """Ingest every pending upload one after the other (the flow does the same in parallel),
     then write each region's data-quality scorecard of the run. A run that found nothing to do
     writes nothing."""
-    summary = IngestSummary(
-        [ingest_object(storage, settings, key) for key in list_pending(
-            storage, settings, region, dataset
-        )]
-    )
+    try:
+        summary = IngestSummary(
+            [ingest_object(storage, settings, key) for key in list_pending(
+                storage, settings, region, dataset
+            )]
+        )
+    finally:
+        read_worker.close_idle_workers()
     if summary.results:
         write_scorecards(storage, settings, [r.batch_id for r in summary.results if r.batch_id])
     return summary

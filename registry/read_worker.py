@@ -261,6 +261,13 @@ _POOL = _Pool()
 atexit.register(_POOL.close)
 
 
+def close_idle_workers() -> None:
+    """End the idle workers; the next read starts a new one. For the end of an ingest run:
+    an idle worker keeps the memory its last read left it (a few hundred MB after a large
+    file), which whatever the process does next (publication, in ``registry run``) needs."""
+    _POOL.close()
+
+
 # --------------------------------------------------------------------------------------------
 # the worker process
 

@@ -10,6 +10,7 @@ import json
 import threading
 
 import polars as pl
+import psutil
 import pytest
 from fixtures.bad import make_bad
 from fixtures.council_files import COUNCIL_UPLOADS, FIXTURES
@@ -17,7 +18,7 @@ from fixtures.council_files import COUNCIL_UPLOADS, FIXTURES
 from registry import layout, read_worker
 from registry import rejections as rj
 from registry.contracts import load_contracts
-from registry.ingest import ingest_object
+from registry.ingest import ingest_object, ingest_pending
 from registry.readers import Limits, upload_table
 from registry.settings import Settings
 from registry.storage import LocalStorage
@@ -132,3 +133,23 @@ def test_a_table_read_in_the_worker_outlives_the_worker() -> None:
     gc.collect()
     assert table.rows.equals(expected)
     assert table.rows.with_columns(pl.col("c0").str.to_uppercase()).height == expected.height
+
+
+def _reading_workers() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True)
+            if "registry.read_worker" in " ".join(p.cmdline())]
+
+
+def test_an_ingest_run_ends_its_idle_workers(tmp_path) -> None:
+    # A worker is reused within a run; after it, an idle one would only hold the memory its
+    # last read left, beside whatever the process does next (publication, in registry run).
+    storage = LocalStorage(tmp_path / "root")
+    for file, region, dataset in COUNCIL_UPLOADS:
+        storage.write_bytes(f"landing/{region}/{dataset}/{file}", (FIXTURES / file).read_bytes())
+    read_worker.read((FIXTURES / "merchants_js_bom.csv").read_bytes(), MERCHANT_HEADERS, LIMITS)
+    assert _reading_workers()  # the worker of that read waits for the next one
+    settings = Settings(_env_file=None, storage_uri=storage.root_uri)
+    summary = ingest_pending(storage, settings)
+    assert len(summary.results) == len(COUNCIL_UPLOADS)
+    assert {r.status for r in summary.results} == {"staged"}
+    assert _reading_workers() == []
