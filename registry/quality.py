@@ -425,11 +425,16 @@ def _release_batch_data(source: Any) -> None:
     (about 200 MB for a million merchant rows) stayed alive until the next run, through a
     whole publication after the last batch's gate; and an older context is a reference
     cycle that only a full garbage collection frees, which with GX loaded comes after many
-    runs, so an ingest of large batches grew by one frame with each."""
-    engine = source.execution_engine
-    if engine is not None:
-        engine.batch_manager.batch_data_cache.clear()
-        engine.batch_manager.reset_batch_cache()
+    runs, so an ingest of large batches grew by one frame with each. These are GX internals:
+    if a GX release moves them, the run's result stands and only the memory is kept
+    (tests/quality/test_suites.py then fails)."""
+    try:
+        engine = source.execution_engine
+        if engine is not None:
+            engine.batch_manager.batch_data_cache.clear()
+            engine.batch_manager.reset_batch_cache()
+    except AttributeError as exc:
+        log.warning("could not release Great Expectations' copy of the batch: %s", exc)
 
 
 def suite_result(
