@@ -621,9 +621,9 @@ def _processed(
 
             # The schema check and the Parquet writes are mostly native code that releases
             # the GIL, and the batch gate is mostly Python (Great Expectations on pandas), so
-            # they run side by side. The gate only reads the frame and stores its Data Docs: a batch
-            # that fails its suite is staged all the same, but held out of publication until
-            # someone releases it (registry.quality).
+            # they run side by side. The gate only reads the frame and stores its Data Docs:
+            # a batch that fails its suite is staged all the same, but held out of publication
+            # until someone releases it (registry.quality).
             with ThreadPoolExecutor(max_workers=1) as writer:
                 writing = writer.submit(write_batch_files)
                 record |= gate_record_fields(staged_batch_gate(

@@ -10,12 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.ingest_1m import _git
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True,
-                          text=True).stdout.strip()
 
 
 @pytest.mark.slow
