@@ -3,11 +3,18 @@ library function, and print its result for people (or as JSON with --json)."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+# Without PREFECT_API_URL, flows run on Prefect's temporary local server, which the first run
+# must create a database for. A first flow run there took 21 s on an idle two-core machine,
+# most of it that database, and longer under load; Prefect gives up on the server after 20 s.
+# A value the environment sets wins. Prefect reads it when it loads its settings, later.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager

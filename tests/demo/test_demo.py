@@ -102,3 +102,20 @@ def test_demo_on_s3(tmp_path, s3_settings, s3_bucket):
     result = _demo(tmp_path, env)
     assert result.returncode == 0, result.stderr[-3000:]
     _assert_demo_published(S3Storage(f"s3://{s3_bucket}/demo", s3_settings), result.stdout)
+
+
+def test_the_cli_waits_for_a_first_temporary_prefect_server_unless_told_otherwise():
+    # A first run on a fresh machine creates Prefect's database while its temporary server
+    # starts: Prefect's own 20 s limit failed the demo on a busy two-core machine.
+    probe = ("import registry.cli\n"
+             "from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as s\n"
+             "print(s.value())")
+    env = {k: v for k, v in os.environ.items()
+           if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
+    default = subprocess.run([sys.executable, "-c", probe], env=env, check=True,
+                             capture_output=True, text=True)
+    assert float(default.stdout) >= 120
+    chosen = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True,
+        env={**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "33"})
+    assert float(chosen.stdout) == 33
