@@ -1,5 +1,9 @@
 """The publication protocol on local storage and on S3 (moto over HTTP): snapshots, manifest,
-commit log, latest pointer, deltas, PII guard, single writer, rollback and gc."""
+commit log, latest pointer, deltas, PII guard, single writer, rollback and gc.
+
+The whole publication path also runs on Ceph RGW; the other tests here are the same protocol
+over the same storage calls, whose behaviour on RGW the storage suite (tests/storage) and the
+racing publishers (test_publish_rgw.py) check, so they run on local storage and moto only."""
 
 from __future__ import annotations
 
@@ -27,6 +31,9 @@ from registry.reader import (
     verify_snapshot,
 )
 from registry.storage import LocalStorage, Storage
+
+# The `storage` fixture's backends without Ceph RGW (see the module docstring).
+local_and_moto = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
 
 
 def snapshot_folders(storage: Storage) -> set[str]:
@@ -88,6 +95,7 @@ def test_whole_publication_path(staged: Storage, settings):
     assert [e.seq for e in read_log(staged)] == [1, 2]
 
 
+@local_and_moto
 def test_replace_mode_withdrawal_shows_as_removed(staged: Storage, settings):
     first = publish_snapshot(staged, settings, as_of=AS_OF)
     # SH's next complete list drops SH-3 (and marks SH-2 traceable).
@@ -129,6 +137,7 @@ def test_same_inputs_and_as_of_give_byte_identical_data_files(tmp_path, settings
         assert a == b
 
 
+@local_and_moto
 def test_a_held_batch_counts_only_once_released(storage: Storage, settings):
     stage_batch(storage, "merchants", "JS", "B1", [merchant(region="JS", city="南京")])
     stage_batch(storage, "merchants", "JS", "B2",
@@ -178,6 +187,7 @@ def test_pii_guard_flags_contract_pii_columns_and_ignores_ordinary_numbers():
     assert pii_findings({"merchants": lineage}, set()) == []
 
 
+@local_and_moto
 def test_a_second_writer_loses_at_the_log_and_leaves_only_an_orphan(
     staged: Storage, settings, monkeypatch
 ):
@@ -205,6 +215,7 @@ def test_a_second_writer_loses_at_the_log_and_leaves_only_an_orphan(
     assert snapshot_folders(staged) == {first.snapshot_id}
 
 
+@local_and_moto
 def test_rollback_is_a_new_log_entry_and_the_next_publish_builds_on_it(staged, settings):
     first = publish_snapshot(staged, settings, as_of=AS_OF)
     second = publish_snapshot(staged, settings, as_of=AS_OF + timedelta(days=1))
@@ -223,6 +234,7 @@ def test_rollback_is_a_new_log_entry_and_the_next_publish_builds_on_it(staged, s
         rollback_snapshot(staged, "20990101T000000Z-deadbeef")
 
 
+@local_and_moto
 def test_gc_keeps_the_retention_count_and_always_latest_and_its_predecessor(staged, settings):
     ids = [publish_snapshot(staged, settings, as_of=AS_OF + timedelta(days=i)).snapshot_id
            for i in range(5)]
@@ -241,6 +253,7 @@ def test_gc_keeps_the_retention_count_and_always_latest_and_its_predecessor(stag
         open_snapshot(staged, ids[2])
 
 
+@local_and_moto
 def test_gc_leaves_young_orphans_alone(staged: Storage, settings):
     publish_snapshot(staged, settings, as_of=AS_OF)
     staged.put_if_absent(f"{SNAPSHOTS_PREFIX}20991231T000000Z-inflight/merchants.parquet", b"x")
@@ -249,6 +262,7 @@ def test_gc_leaves_young_orphans_alone(staged: Storage, settings):
     assert report.orphans_removed == ["20991231T000000Z-inflight"]
 
 
+@local_and_moto
 def test_republishing_unchanged_data_is_a_new_snapshot_with_no_changes(staged, settings):
     results = [publish_snapshot(staged, settings, as_of=AS_OF) for _ in range(3)]
     assert [r.seq for r in results] == [1, 2, 3]
