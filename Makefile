@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 lint: install
 	$(BIN)/ruff check .
 
+# Two test processes (pytest-xdist), each with its own servers: the suite mostly waits on
+# them. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 demo: install
 	$(BIN)/registry demo
