@@ -1,9 +1,10 @@
 """The publication protocol on local storage and on S3 (moto over HTTP): snapshots, manifest,
 commit log, latest pointer, deltas, PII guard, single writer, rollback and gc.
 
-The whole publication path also runs on Ceph RGW; the other tests here are the same protocol
-over the same storage calls, whose behaviour on RGW the storage suite (tests/storage) and the
-racing publishers (test_publish_rgw.py) check, so they run on local storage and moto only."""
+The whole publication path and the PII refusals also run on Ceph RGW; the tests marked
+`local_and_moto` are the same protocol over the same storage calls, whose behaviour on RGW the
+storage suite (tests/storage) and the racing publishers (test_publish_rgw.py) check, so they
+run on local storage and moto only."""
 
 from __future__ import annotations
 
