@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TIER ?= S
 
-.PHONY: install test lint demo bench bench-ingest-1m clean
+.PHONY: install test lint demo bench bench-ingest-1m bench-ingest-steps clean
 
 install: $(STAMP)
 
@@ -37,6 +37,11 @@ bench: install
 # 1,000,000 merchant rows: one upload's ingest against the floor, interleaved runs.
 bench-ingest-1m: install
 	$(BIN)/python -m bench.ingest_1m
+
+# The same ingest step by step: each step's CPU time alone, and the least ratio to the floor
+# that their sum allows on this machine's cores.
+bench-ingest-steps: install
+	$(BIN)/python -m bench.ingest_steps
 
 clean:
 	rm -rf $(VENV) registry-data .pytest_cache
