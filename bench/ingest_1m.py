@@ -148,6 +148,15 @@ def generate_merchants_csv(path: Path, rows: int, seed: int = 20241130) -> None:
     tmp.replace(path)
 
 
+def merchants_csv(rows: int) -> Path:
+    """The generated export of ``rows`` rows in bench/data/, generated on first use."""
+    source = DATA / f"merchants_{rows}.csv"
+    if not source.exists():
+        print(f"generating {source} ...", flush=True)
+        generate_merchants_csv(source, rows)
+    return source
+
+
 def _cpu_seconds() -> float:
     """CPU seconds of every thread of this process and of its child processes: uploads are
     first read in a worker process that lives across runs, so its time is read while it runs
@@ -260,10 +269,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
 
-    source = DATA / f"merchants_{args.rows}.csv"
-    if not source.exists():
-        print(f"generating {source} ...", flush=True)
-        generate_merchants_csv(source, args.rows)
+    source = merchants_csv(args.rows)
     if args.against:
         compare(args.against, rounds=args.rounds, repeat=args.repeat, rows=args.rows,
                 source=source, out=args.out)

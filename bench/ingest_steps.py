@@ -34,7 +34,7 @@ from pathlib import Path
 
 import polars as pl
 
-from bench.ingest_1m import DATA, LANDING_KEY, RESULTS, _timed, generate_merchants_csv
+from bench.ingest_1m import LANDING_KEY, RESULTS, _timed, merchants_csv
 from registry import layout, validation
 from registry.contracts import load_contracts, load_vocabulary
 from registry.ingest import ingest_object, staged_frame
@@ -166,10 +166,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, help="results file (default: in bench/results/)")
     args = parser.parse_args()
-    source = DATA / f"merchants_{args.rows}.csv"
-    if not source.exists():
-        print(f"generating {source} ...", flush=True)
-        generate_merchants_csv(source, args.rows)
+    source = merchants_csv(args.rows)
     cores = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="bench-steps-"))
     try:
