@@ -47,7 +47,7 @@ import numpy as np
 import polars as pl
 import psutil
 
-from registry import layout
+from registry import layout, ledger
 from registry.contracts import load_contracts, load_vocabulary
 from registry.ingest import ingest_object, staged_frame
 from registry.readers import Limits
@@ -297,10 +297,10 @@ def main() -> None:
                 limits=Limits.from_settings(settings), today=now.date(),
             )
             batch = f"{now:%Y%m%dT%H%M%S%f}Z-bench"
-            staged = staged_frame(check.accepted, contract.staged_schema(), {
-                "source_key": LANDING_KEY, "sha256": "0" * 64,
-                "batch_id": batch, "ingested_at": now.isoformat(),
-            })
+            staged = staged_frame(check.accepted, contract.staged_schema(), ledger.IngestClaim(
+                batch_id=batch, upload_id=batch, region="JS", dataset="merchants",
+                sha256="0" * 64, source_key=LANDING_KEY, version="bench", landed_at=now,
+                claimed_at=now, ingested_at=now, state="claimed"))
             staged_schema(contract).validate(staged)
             storage.write_parquet(staged, layout.staged_prefix("merchants", "JS", batch)
                                   + "part-0.parquet")
@@ -326,9 +326,8 @@ def main() -> None:
                 s, Settings(_env_file=None, storage_uri=s.root_uri), LANDING_KEY))
             runs["ingest"].append((wall, cpu))
             # The Great Expectations batch gate's own wall time, as the batch record has it.
-            record = json.loads(storage.read_bytes(layout.batch_record_key(
-                "merchants", "JS", outcome.batch_id)))
-            gate_runs.append((record["quality"]["seconds"], wall, record["status"]))
+            record = ledger.read_batch_record(storage, "merchants", "JS", outcome.batch_id)
+            gate_runs.append((record.quality["seconds"], wall, record.status))
             shutil.rmtree(storage.root)
             # The same with REGISTRY_READ_IN_WORKER=false: what reading every upload first in
             # a worker held to the time and memory limits costs.

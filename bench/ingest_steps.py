@@ -35,7 +35,7 @@ from pathlib import Path
 import polars as pl
 
 from bench.ingest_1m import LANDING_KEY, RESULTS, _timed, merchants_csv
-from registry import layout, validation
+from registry import layout, ledger, validation
 from registry.contracts import load_contracts, load_vocabulary
 from registry.ingest import ingest_object, staged_frame
 from registry.quality import staged_batch_gate
@@ -89,11 +89,12 @@ def measure(source: Path, repeat: int, work: Path) -> dict:
         runs.setdefault("normalise", []).append(normalise)
         runs.setdefault("rules_and_split", []).append(
             (whole[0] - read[0] - normalise[0], whole[1] - read[1] - normalise[1]))
-        batch = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}Z-steps"
-        staged = staged_frame(check.accepted, contract.staged_schema(), {
-            "source_key": LANDING_KEY, "sha256": sha256, "batch_id": batch,
-            "ingested_at": datetime.now(UTC).isoformat(),
-        })
+        now = datetime.now(UTC)
+        batch = f"{now:%Y%m%dT%H%M%S%f}Z-steps"
+        staged = staged_frame(check.accepted, contract.staged_schema(), ledger.IngestClaim(
+            batch_id=batch, upload_id=batch, region="JS", dataset="merchants", sha256=sha256,
+            source_key=LANDING_KEY, version="bench", landed_at=now, claimed_at=now,
+            ingested_at=now, state="claimed"))
         timed("staged_schema", lambda s=staged: staged_schema(contract).validate(s))
         timed("staged_parquet", lambda s=staged, b=batch: storage.write_parquet(
             s, layout.staged_prefix("merchants", "JS", b) + "part-0.parquet"))

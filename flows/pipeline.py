@@ -28,7 +28,8 @@ def pipeline_flow(as_of: date | None = None, progress: ProgressCallback | None =
         progress: Told of each upload ingested and each publication stage (the CLI's bar).
 
     Returns ``{"ingest": IngestSummary, "publish": PublishResult}``. An ingest that fails stops
-    the run before publication.
+    the run before publication. A refused publication raises ``PublishRefused`` (Prefect
+    re-raises the publish subflow's own exception), with the ingested batches committed.
     """
     ingested = ingest_flow(progress=progress)
     published = publish_flow(as_of=as_of, progress=progress)

@@ -1,11 +1,10 @@
-"""Registry build (DESIGN.md §6): from staged batches to the merchants and gift-product tables.
+"""Registry build: from staged batches to the merchants and gift-product tables.
 
-Which staged rows count:
-
-- only publishable batches: ``released``, or ``held`` with a release record;
-- per region and dataset, a ``replace`` batch is the council's complete list: it and the upsert
-  batches after it count, earlier batches do not (so filings missing from it are withdrawn);
-- per natural key, the latest staged row wins (batch ids sort by ingest time).
+Which staged rows count is the ledger's rule (:func:`registry.ledger.in_effect`): publishable
+batches only; per region and dataset, the latest ``replace`` batch (the council's complete
+list) and the batches after it, plus the previous rows of filings the replace batch
+quarantined. Per natural key, the row of the latest batch in ledger order (when its upload
+landed, never when it was ingested) wins: :data:`ORDER_COLUMN` carries that order.
 
 The transformations are pure functions of LazyFrames. The two functions at the bottom that read
 batch records and staged Parquet are the only I/O in this module.
@@ -13,23 +12,14 @@ batch records and staged Parquet are the only I/O in this module.
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
 
-from registry.layout import (
-    BATCHES_PREFIX,
-    DATASETS,
-    RELEASES_PREFIX,
-    release_key,
-    staged_prefix,
-)
+from registry.layout import DATASETS, quarantine_prefix, staged_prefix
+from registry.ledger import BatchRecord, InEffect
 from registry.scores import DECIMALS, ScoreModel, scores_explained
 from registry.storage import Storage
 
@@ -89,6 +79,10 @@ PRODUCT_COLUMNS = (
 )
 
 _LINEAGE = {"_batch_id": pl.String, "_source_row": pl.Int64}
+# The one filing status that can make a filing valid (schemas/merchants.yaml, ``status``).
+ACTIVE_STATUS = "active"
+# Added to every staged row when it is read: the rank of its batch in ledger order.
+ORDER_COLUMN = "_batch_order"
 _STRINGS = pl.List(pl.String)
 # The staged columns the build reads, per dataset (the ingest contract, DESIGN.md §4). Nothing
 # else is read, so PII columns never even enter the build.
@@ -150,18 +144,6 @@ class StagedSchemaError(ValueError):
     """A staged batch does not have the columns or types of the ingest contract."""
 
 
-class BatchRecord(BaseModel):
-    """The part of a batch record (``ledger/batches/...json``) the build relies on."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    batch_id: str
-    dataset: str
-    region: str
-    mode: Literal["upsert", "replace"]
-    status: str
-
-
 @dataclass(frozen=True)
 class StagedInputs:
     """Staged rows of every dataset, restricted to the batches in effect."""
@@ -181,33 +163,13 @@ class RegistryTables:
 
 
 # ---------------------------------------------------------------------------------------------
-# Which batches count
-
-
-def batches_in_effect(publishable: Iterable[BatchRecord]) -> list[BatchRecord]:
-    """Of the publishable batches, those whose rows count, sorted by dataset, region, batch id.
-
-    Per dataset and region, the latest ``replace`` batch is the complete list at its time: it
-    and every later (upsert) batch count; earlier batches are superseded.
-    """
-    groups: dict[tuple[str, str], list[BatchRecord]] = defaultdict(list)
-    for record in publishable:
-        groups[(record.dataset, record.region)].append(record)
-    in_effect: list[BatchRecord] = []
-    for key in sorted(groups):
-        records = sorted(groups[key], key=lambda r: r.batch_id)
-        replaces = [i for i, r in enumerate(records) if r.mode == "replace"]
-        in_effect.extend(records[replaces[-1]:] if replaces else records)
-    return in_effect
-
-
-# ---------------------------------------------------------------------------------------------
 # Pure transformations
 
 
 def latest_rows(staged: pl.LazyFrame, key: Sequence[str]) -> pl.LazyFrame:
-    """One row per natural ``key``: the one from the latest batch (then the latest source row)."""
-    return staged.sort("_batch_id", "_source_row").unique(
+    """One row per natural ``key``: the one from the latest batch in ledger order (then the
+    latest source row)."""
+    return staged.sort(ORDER_COLUMN, "_source_row").unique(
         subset=list(key), keep="last", maintain_order=True
     )
 
@@ -218,9 +180,11 @@ def in_window(column: str, as_of: date, days: int) -> pl.Expr:
 
 
 def filings_valid(filings: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
-    """Filings in force on ``as_of``: valid_from <= as_of <= valid_until (open if null)."""
+    """The valid filings on ``as_of``: status ``active`` and valid_from <= as_of <= valid_until
+    (open if null). A revoked or suspended filing is never valid, whatever its dates."""
     return filings.filter(
-        (pl.col("valid_from") <= as_of)
+        (pl.col("status") == ACTIVE_STATUS)
+        & (pl.col("valid_from") <= as_of)
         & (pl.col("valid_until").is_null() | (pl.col("valid_until") >= as_of))
     )
 
@@ -242,15 +206,19 @@ def _sorted_unique(expr: pl.Expr) -> pl.Expr:
 def merchants_merged(
     filings: pl.LazyFrame, as_of: date, division_regions: Mapping[str, str]
 ) -> pl.LazyFrame:
-    """One row per USCC with at least one filing in force on ``as_of``, merged across regions.
+    """One row per USCC with at least one valid filing on ``as_of`` (:func:`filings_valid`),
+    merged across regions.
 
-    ``filings`` holds the current row of every filing (see :func:`latest_rows`). The name is
-    the one filed in the merchant's registered region if any, else the latest filed; every
-    original spelling is kept in ``name_variants``; ``name_conflict`` flags filings whose
-    matching keys (Traditional->Simplified, NFKC, case-folded) differ. A commitment holds only
-    if every filing in force makes it. ``statuses`` gathers the status of every current filing,
-    in force or not: a status is the council's latest word on a filing, and a suspension is
-    lifted by filing again as active.
+    ``filings`` holds the current row of every filing (see :func:`latest_rows`). Only valid
+    filings feed the name, regions, programs, categories, origin countries, commitment flags
+    and ``valid_until``. The name is the one filed in the merchant's registered region if any,
+    else the latest filed; every original spelling is kept in ``name_variants``;
+    ``name_conflict`` flags filings whose matching keys (Traditional->Simplified, NFKC,
+    case-folded) differ. A commitment holds only if every valid filing makes it.
+    ``statuses`` gathers the status of every current filing, valid or not, so that a revoked
+    or suspended filing in any region disqualifies a merchant listed elsewhere: a status is
+    the council's latest word on a filing, and a suspension is lifted by filing again as
+    active. A merchant with no valid filing gets no row, whatever its other filings say.
     """
     valid = filings_valid(filings, as_of).with_columns(registered_region(division_regions))
     statuses = filings.group_by("uscc").agg(
@@ -259,7 +227,7 @@ def merchants_merged(
     )
     return (
         valid.sort(
-            ["uscc", pl.col("region") == pl.col("registered_region"), "_batch_id", "region",
+            ["uscc", pl.col("region") == pl.col("registered_region"), ORDER_COLUMN, "region",
              "filing_id"],
             descending=[False, True, True, False, False],
         )
@@ -317,9 +285,16 @@ def gift_products(evaluations: pl.LazyFrame, model: ScoreModel) -> pl.LazyFrame:
 
     Each dimension is a trimmed mean over evaluators: with at least ``trim_min_evaluators``
     scores, ``max(1, floor(n * trim_fraction))`` scores are dropped from each end. ``overall``
-    is the mean of the (rounded) dimensions; ``rank_in_category`` ranks products within their
-    category and round across all regions (1 = best; ties share the better rank). Descriptive
-    columns come from the latest evaluation row of the product.
+    is the mean of the dimensions. Dimensions and ``overall`` are unrounded: the merchant's
+    gift score and quality points are computed from them, and they are rounded once, when
+    published (:func:`registry_tables`).
+
+    ``rank_in_category`` ranks products within their category and round across all regions
+    (1 = best; ties share the better rank) by the *published* overall, rounded to
+    :data:`~registry.scores.DECIMALS`: a consumer can check every rank against the overall
+    it reads, two products showing the same overall share a rank, and neither a difference
+    in a decimal nobody sees nor floating-point noise from the order of summation decides a
+    place. Descriptive columns come from the latest evaluation row of the product.
     """
     rules = model.gift_products
     dimensions = rules.dimensions
@@ -342,12 +317,12 @@ def gift_products(evaluations: pl.LazyFrame, model: ScoreModel) -> pl.LazyFrame:
         .filter((position > trim) & (position <= n - trim))
         .group_by(key)
         .agg(
-            pl.col("points").filter(pl.col("dimension") == d).mean().round(DECIMALS).alias(d)
+            pl.col("points").filter(pl.col("dimension") == d).mean().alias(d)
             for d in dimensions
         )
     )
     described = (
-        evaluations.sort("_batch_id", "_source_row")
+        evaluations.sort(ORDER_COLUMN, "_source_row")
         .group_by(key, maintain_order=True)
         .agg(
             pl.col("uscc", "product_name", "origin_city", "category").last(),
@@ -357,9 +332,10 @@ def gift_products(evaluations: pl.LazyFrame, model: ScoreModel) -> pl.LazyFrame:
     )
     return (
         described.join(trimmed, on=key, how="left")
-        .with_columns(pl.mean_horizontal(dimensions).round(DECIMALS).alias("overall"))
+        .with_columns(pl.mean_horizontal(dimensions).alias("overall"))
         .with_columns(
             pl.col("overall")
+            .round(DECIMALS)
             .rank("min", descending=True)
             .over("category", "evaluation_round")
             .cast(pl.Int64)
@@ -371,9 +347,10 @@ def gift_products(evaluations: pl.LazyFrame, model: ScoreModel) -> pl.LazyFrame:
 
 
 def gift_scores(products: pl.LazyFrame) -> pl.LazyFrame:
-    """Per USCC, the mean overall score of its evaluated products (0-10)."""
+    """Per USCC, the mean overall score of its evaluated products (0-10), unrounded like the
+    ``overall`` of :func:`gift_products`."""
     return products.group_by("uscc").agg(
-        pl.col("overall").mean().round(DECIMALS).alias("gift_score"),
+        pl.col("overall").mean().alias("gift_score"),
         _sorted_unique(pl.col("source_batches").explode()).alias("gift_batches"),
     )
 
@@ -386,7 +363,11 @@ def registry_tables(
 ) -> RegistryTables:
     """The scored merchants table (every published column but the listing dates) and the gift
     product table, sorted, in their fixed column order. Depends only on ``inputs``, ``as_of``
-    and the model."""
+    and the model.
+
+    Everything is computed from unrounded inputs, and every published score is rounded once,
+    here: the products' dimensions and ``overall``, the merchants' ``gift_score``, and the
+    score columns (in :func:`~registry.scores.scores_explained`)."""
     filings = latest_rows(inputs.merchants, NATURAL_KEYS["merchants"])
     complaints = latest_rows(inputs.complaints, NATURAL_KEYS["complaints"])
     inspections = latest_rows(inputs.inspections, NATURAL_KEYS["inspections"])
@@ -416,41 +397,24 @@ def registry_tables(
     )
     merchants = (
         scores_explained(facts, model)
+        .with_columns(pl.col("gift_score").round(DECIMALS))
         .select(c for c in MERCHANT_COLUMNS if c not in LISTING_DATE_COLUMNS)
         .sort("uscc")
     )
-    return RegistryTables(merchants=merchants, products=products)
+    published_products = products.with_columns(
+        pl.col(*model.gift_products.dimensions, "overall").round(DECIMALS)
+    )
+    return RegistryTables(merchants=merchants, products=published_products)
 
 
 # ---------------------------------------------------------------------------------------------
 # Reading batch records and staged rows (the I/O edge of the build)
 
 
-def publishable_batches(storage: Storage) -> list[BatchRecord]:
-    """Every committed batch that may be published: status ``released``, or ``held`` with a
-    release record at ``ledger/releases/{batch_id}.json``. Sorted by dataset, region, batch id.
-
-    Raises ``ValueError`` when a record's content disagrees with its location, and
-    ``pydantic.ValidationError`` for a malformed record.
-    """
-    releases = {info.key for info in storage.list(RELEASES_PREFIX)}
-    records: list[BatchRecord] = []
-    for info in storage.list(BATCHES_PREFIX):
-        if not info.key.endswith(".json"):
-            continue
-        record = BatchRecord.model_validate(json.loads(storage.read_bytes(info.key)))
-        expected = f"{BATCHES_PREFIX}{record.dataset}/{record.region}/{record.batch_id}.json"
-        if info.key != expected:
-            raise ValueError(f"batch record {info.key} describes {expected}")
-        if record.status == "released" or (
-            record.status == "held" and release_key(record.batch_id) in releases
-        ):
-            records.append(record)
-    return sorted(records, key=lambda r: (r.dataset, r.region, r.batch_id))
-
-
-def _staged_batch(storage: Storage, record: BatchRecord) -> pl.LazyFrame:
-    where = staged_prefix(record.dataset, record.region, record.batch_id)
+def _staged_batch(storage: Storage, record: BatchRecord, order: int) -> pl.LazyFrame:
+    """The staged rows ``record`` reads (a duplicate's come from the batch that first staged
+    them), labelled with its batch id and its rank in ledger order."""
+    where = staged_prefix(record.dataset, record.region, record.stages)
     expected = STAGED_COLUMNS[record.dataset]
     scan = storage.scan_parquet(where + "*.parquet", hive_partitioning=False)
     schema = storage.retried_read(where, scan.collect_schema)
@@ -461,23 +425,56 @@ def _staged_batch(storage: Storage, record: BatchRecord) -> pl.LazyFrame:
     ]
     if problems:
         raise StagedSchemaError(f"{where}: " + "; ".join(problems))
-    return scan.select(list(expected))
+    return scan.select(list(expected)).with_columns(
+        pl.lit(record.batch_id).alias("_batch_id"),
+        pl.lit(order, dtype=pl.Int64).alias(ORDER_COLUMN),
+    )
 
 
-def staged_inputs(storage: Storage, batches: Iterable[BatchRecord]) -> StagedInputs:
-    """Lazy scans of the staged rows of ``batches`` (see :func:`batches_in_effect`), only the
-    columns the build reads. Raises :class:`StagedSchemaError` for a batch whose columns differ
-    from the ingest contract, naming the batch and the columns."""
+def _quarantined_keys(storage: Storage, record: BatchRecord) -> pl.LazyFrame:
+    """The natural keys of the rows ``record`` quarantined (as the council wrote them)."""
+    columns = [c for c in NATURAL_KEYS[record.dataset] if c != "region"]
+    quarantined = storage.scan_parquet(
+        quarantine_prefix(record.dataset, record.region, record.stages) + "*.parquet",
+        hive_partitioning=False)
+    return quarantined.select(pl.col(c).cast(pl.String) for c in columns).drop_nulls()
+
+
+def _rows_in_effect(storage: Storage, effect: InEffect, order: Mapping[str, int]
+                    ) -> list[pl.LazyFrame]:
+    frames = [_staged_batch(storage, record, order[record.batch_id])
+              for record in effect.batches]
+    replace = effect.replace
+    if replace is not None and effect.before is not None and replace.quarantined:
+        # A complete list's quarantined filings keep the row they had just before it: a typo
+        # never withdraws a filing, only leaving it out of the list does.
+        keys = [c for c in NATURAL_KEYS[effect.dataset] if c != "region"]
+        kept = _quarantined_keys(storage, replace)
+        frames.extend(
+            frame.join(kept, on=keys, how="semi")
+            for frame in _rows_in_effect(storage, effect.before, order)
+        )
+    return frames
+
+
+def staged_inputs(storage: Storage, effects: Iterable[InEffect]) -> StagedInputs:
+    """Lazy scans of the staged rows that count (:func:`registry.ledger.in_effect`), only the
+    columns the build reads plus :data:`ORDER_COLUMN`. Raises :class:`StagedSchemaError` for
+    a batch whose columns differ from the ingest contract, naming the batch and the columns."""
+    effects = list(effects)
+    ranked = sorted({(r.order, r.batch_id) for e in effects for r in e.all_batches()})
+    order = {batch_id: rank for rank, (_, batch_id) in enumerate(ranked)}
     frames: dict[str, list[pl.LazyFrame]] = {dataset: [] for dataset in DATASETS}
-    for record in batches:
-        if record.dataset not in frames:
-            raise ValueError(f"batch {record.batch_id}: unknown dataset {record.dataset!r}")
-        frames[record.dataset].append(_staged_batch(storage, record))
+    for effect in effects:
+        if effect.dataset not in frames:
+            raise ValueError(f"{effect.region}: unknown dataset {effect.dataset!r}")
+        frames[effect.dataset].extend(_rows_in_effect(storage, effect, order))
+    empty = {ORDER_COLUMN: pl.Int64}
     return StagedInputs(
         **{
             dataset: pl.concat(parts, how="vertical")
             if parts
-            else pl.LazyFrame(schema=STAGED_COLUMNS[dataset])
+            else pl.LazyFrame(schema={**STAGED_COLUMNS[dataset], **empty})
             for dataset, parts in frames.items()
         }
     )

@@ -17,11 +17,14 @@ import typer
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from contextlib import AbstractContextManager
 
+    from registry.ingest import IngestSummary
     from registry.progress import ProgressCallback
     from registry.publish import PublishResult
     from registry.reader import Snapshot
+    from registry.run_summary import HeldBatch
     from registry.storage import Storage
 
 app = typer.Typer(
@@ -126,23 +129,46 @@ def ingest(
     region: Annotated[str | None, typer.Option("--region", help="Only this region.")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset.")] = None,
 ) -> None:
-    """Run the ingest flow over every pending upload and print a summary per region."""
+    """Run the ingest flow over every pending upload and print a summary per region, then
+    every batch the quality gate held and nobody released yet, with the reasons."""
+    from flows.ingest import ingest_flow
+    from registry.run_summary import held_batches
+
+    with _progress() as progress:
+        summary = ingest_flow(region=region, dataset=dataset, progress=progress)
+    _print_ingest_summary(summary, held_batches(_storage()))
+
+
+# Upload outcomes (IngestSummary.by_region): "staged" is staged and publishable, "held" staged
+# but held by the quality gate.
+_UPLOAD_OUTCOMES = ("staged", "held", "rejected", "duplicate", "in_progress", "skipped")
+
+
+def _print_ingest_summary(summary: IngestSummary, held: Sequence[HeldBatch]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from flows.ingest import ingest_flow
-
-    with _progress() as progress:
-        by_region = ingest_flow(region=region, dataset=dataset, progress=progress).by_region()
-    table = Table("region", "uploads", "staged", "rejected", "duplicate", "in progress",
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 110)  # a log file has room for the whole table
+    table = Table("region", "uploads", "staged", "held", "rejected", "duplicate", "in progress",
                   "rows in", "accepted", "quarantined", title="ingest")
-    for code, totals in sorted(by_region.items()):
-        uploads = sum(totals.get(s, 0) for s in
-                      ("staged", "rejected", "duplicate", "in_progress", "skipped"))
+    for code, totals in sorted(summary.by_region().items()):
+        uploads = sum(totals.get(s, 0) for s in _UPLOAD_OUTCOMES)
         table.add_row(code, str(uploads), *(str(totals.get(k, 0)) for k in (
-            "staged", "rejected", "duplicate", "in_progress", "rows_in", "accepted",
+            "staged", "held", "rejected", "duplicate", "in_progress", "rows_in", "accepted",
             "quarantined")))
-    Console().print(table)
+    console.print(table)
+    if not held:
+        console.print("held batches: none")
+        return
+    listed = Table("batch", "region", "dataset", "reasons",
+                   title=f"{len(held)} held batch(es), not published until released "
+                         "(registry batches list / release)")
+    for batch in held:
+        listed.add_row(batch.batch_id, batch.region, batch.dataset,
+                       ", ".join(batch.reasons) or "-")
+    console.print(listed)
 
 
 # -- publication and snapshots -----------------------------------------------------------------
@@ -225,12 +251,22 @@ def run(
         str | None, typer.Option("--as-of", help="Score as of this date (default: today).")
     ] = None,
 ) -> None:
-    """Ingest every pending upload, then publish."""
+    """Ingest every pending upload, then publish. Prints the ingest summary, the held batches
+    and the published snapshot."""
     from flows.pipeline import pipeline_flow
+    from registry.publish import PublishRefused
+    from registry.run_summary import held_batches
 
-    with _progress() as progress:
-        result = pipeline_flow(as_of=_date_option(as_of), progress=progress)["publish"]
-    _print_publish_result(result)
+    # The publish subflow's exception reaches here as itself (Prefect re-raises it from the
+    # pipeline flow): a refusal is a verdict on the data, told like `registry publish` does.
+    try:
+        with _progress() as progress:
+            outcome = pipeline_flow(as_of=_date_option(as_of), progress=progress)
+    except PublishRefused as err:
+        typer.echo(f"publication refused: {err}", err=True)
+        raise typer.Exit(1) from None
+    _print_ingest_summary(outcome["ingest"], held_batches(_storage()))
+    _print_publish_result(outcome["publish"])
 
 
 @app.command()
@@ -289,9 +325,10 @@ def demo(
     if codes:
         console.print("rejections by code: " + ", ".join(
             f"{code} {n}" for code, n in codes.most_common()))
-    if not any(r.status == "staged" for r in ingested.results):
-        console.print("nothing new was ingested: these bytes were uploaded before (same seed, "
-                      "same day), and the ledger ingests each content once. "
+    if not result.changes:
+        console.print("nothing changed: these bytes were uploaded before (same seed, same day). "
+                      "A file equal to its region's latest batch of the dataset is a duplicate; "
+                      "an earlier part sent again is staged again and restates the same rows. "
                       "`registry demo --seed N` sends new content.")
     _print_publish_result(result)
     console.print(f"snapshot: {storage.uri_for(snapshot_prefix(result.snapshot_id))}")

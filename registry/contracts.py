@@ -77,6 +77,9 @@ class ColumnSpec(BaseModel):
     label_zh: str
     dtype: Dtype
     required: bool = False
+    # Personal data by design (a consumer's or contact's name or phone): validated, hidden in
+    # receipts, never staged, quarantined or published; only the raw upload's archive keeps it
+    # (DESIGN.md §5.10).
     pii: bool = False
     aliases: list[str] = Field(default_factory=list)
     # enum: canonical English value -> the other ways councils write it
@@ -173,9 +176,12 @@ class Contract(BaseModel):
         return index
 
     def staged_schema(self) -> dict[str, pl.DataType]:
-        """Column -> dtype of this dataset's staged Parquet, in order."""
+        """Column -> dtype of this dataset's staged Parquet, in order. PII columns are not
+        staged: nothing downstream reads them (PIPL minimisation)."""
         schema: dict[str, pl.DataType] = {}
         for col in self.columns:
+            if col.pii:
+                continue
             schema[col.name] = col.staged_dtype
             if col.match_key:
                 schema[col.match_key] = pl.String()

@@ -8,20 +8,19 @@ is ingested twice); another seed, or another day, sends new content.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from registry import layout
+from registry import layout, ledger
 from registry.contracts import load_contracts
 from registry.ingest import IngestSummary
 from registry.regions import load_regions
 from registry.samples import SampleFile, SampleSizes, write_sample_uploads
 from registry.settings import Settings
-from registry.storage import NotFound, Storage
+from registry.storage import Storage
 
 # "A few thousand rows per dataset": enough for every kind of bad row to show up in every
 # region, small enough that the demo runs in well under a minute after Prefect has started.
@@ -102,10 +101,8 @@ def rejection_codes(storage: Storage, ingested: IngestSummary) -> Counter[str]:
     for result in ingested.results:
         if result.status != "staged" or not result.batch_id:
             continue
-        key = layout.batch_record_key(result.dataset, result.region, result.batch_id)
-        try:
-            record = json.loads(storage.read_bytes(key))
-        except NotFound:
-            continue
-        codes.update(record.get("error_counts", {}))
+        record = ledger.read_batch_record(storage, result.dataset, result.region,
+                                          result.batch_id)
+        if record is not None:
+            codes.update(record.error_counts)
     return codes

@@ -1,19 +1,26 @@
 """Ingest council uploads from ``landing/`` into staged and quarantined Parquet batches.
 
-One upload is processed like this (DESIGN.md §5):
+One upload, that is one version of a landing object, is processed like this
+(docs/architecture.md, "Exactly once"):
 
 1. Archive the exact bytes, content-addressed (``raw/{R}/{D}/{sha256}.{ext}`` + ``.meta.json``),
    create-if-absent: nothing a council sent is lost, whatever happens next.
-2. Claim the content: ``ledger/ingest/{sha256}.json`` is created if absent, holding the batch id.
-   Whoever creates it processes the upload; the same bytes under another name find the entry
-   and get a "duplicate" receipt instead. A claim whose batch was committed, or that is older
-   than ``ingest_claim_lease_s`` (its worker crashed), is taken over by compare-and-swap, keeping
+2. Claim the upload. Its batch id is when it landed (the landing object's last-modified
+   second) and the first digits of its sha256, so the same upload always gets the same id.
+   The claim (:class:`registry.ledger.IngestClaim`) is created if absent; whoever creates it
+   processes the upload. A claim whose batch was committed, or that is older than
+   ``ingest_claim_lease_s`` (its worker crashed), is taken over by compare-and-swap, keeping
    its batch id, so a rerun finishes the work and never makes a second batch.
-3. Write staged and quarantined Parquet under the batch id, then the batch record with
-   create-if-absent: the record's presence commits the batch.
-4. Write the receipt to ``landing/{R}/_receipts/``, mark the ledger entry done, and mark this
-   version of the landing object as seen (``ledger/seen/``), so the next run skips it after one
-   listing instead of re-reading and re-hashing every landing file.
+3. Decide the case. Bytes equal to the region's and dataset's latest batch before this one
+   (in landing order) are a *duplicate*: a record that reads the rows already staged, which
+   changes nothing. Anything else readable is a *new* batch, even bytes sent before (list A,
+   then B, then A again restores A), or sent first to the wrong dataset or by another
+   region. An unreadable file is *rejected*, which blocks nothing uploaded later.
+4. For a new batch write staged and quarantined Parquet under the batch id and run the
+   batch gate; then commit the batch record, create-if-absent.
+5. Write the receipt to ``landing/{R}/_receipts/`` (it says which case applied), finish the
+   claim, and mark this version of the landing object seen, so the next run skips it after
+   one listing instead of re-reading and re-hashing every landing file.
 
 Every step is idempotent, so a crash anywhere leaves either nothing or something a rerun
 completes: the batch's content is a function of the bytes and of the claim (batch id and
@@ -37,7 +44,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from registry import layout, read_worker
+from registry import layout, ledger, read_worker
 from registry import rejections as rj
 from registry.contracts import LINEAGE_SCHEMA, load_contracts, load_vocabulary
 from registry.crashpoints import check_crash_setting, crash_point
@@ -54,7 +61,6 @@ from registry.settings import Settings
 from registry.storage import (
     AlreadyExists,
     InvalidKey,
-    NotFound,
     ObjectInfo,
     PreconditionFailed,
     Storage,
@@ -75,7 +81,7 @@ Status = Literal["staged", "rejected", "duplicate", "in_progress", "skipped"]
 # them and prove that a rerun completes the work exactly once; keep the names stable.
 CRASH_STEPS = (
     "after_archive",  # raw bytes and their .meta.json written
-    "after_claim",  # ledger entry created (state: claimed)
+    "after_claim",  # claim created (state: claimed)
     # The batch gate runs beside the staged-schema check and the Parquet writes, so it may
     # still be running at the next two steps.
     "after_staged_file",
@@ -83,7 +89,7 @@ CRASH_STEPS = (
     "after_batch_gate",  # the batch's Data Docs stored under reports/batches/
     "after_batch_record",  # the batch is committed
     "after_receipt",
-    "after_ledger_done",  # ledger entry done; this version not yet marked seen
+    "after_ledger_done",  # claim done; this version not yet marked seen
 )
 
 
@@ -105,6 +111,8 @@ class UploadResult:
     duplicate_of: str | None = None
     # Staged, but held out of publication by the batch gate (the receipt says why).
     held: bool = False
+    # Which case of exactly-once applied (registry.ledger.UploadCase), for an upload read.
+    case: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,13 +120,15 @@ class IngestSummary:
     results: list[UploadResult] = field(default_factory=list)
 
     def by_region(self) -> dict[str, dict[str, int]]:
-        """Per region: uploads by status, and rows in/accepted/quarantined."""
+        """Per region: uploads by outcome, and rows in/accepted/quarantined. A staged batch that
+        the batch gate held counts as ``held``, not ``staged``: ``staged`` is staged and
+        publishable."""
         out: dict[str, dict[str, int]] = {}
         for r in self.results:
             totals = out.setdefault(r.region or "?", {})
             for name, n in (
-                (r.status, 1), ("rows_in", r.rows_in), ("accepted", r.accepted),
-                ("quarantined", r.quarantined),
+                ("held" if r.held else r.status, 1), ("rows_in", r.rows_in),
+                ("accepted", r.accepted), ("quarantined", r.quarantined),
             ):
                 totals[name] = totals.get(name, 0) + n
         return out
@@ -150,18 +160,18 @@ def list_pending(
     storage: Storage, settings: Settings, region: str | None = None, dataset: str | None = None
 ) -> list[str]:
     """Landing keys (optionally of one region and dataset) whose current version has not been
-    processed yet, in key order. Costs one listing of landing/ and one of ledger/seen/."""
+    processed yet, in key order. Costs one listing of landing/ and one of the seen markers."""
     if dataset and not region:
         prefix = "landing/"
     else:
         prefix = layout.landing_prefix(region, dataset) if region else "landing/"
-    seen = {info.key for info in storage.list(layout.SEEN_PREFIX)}
+    seen = ledger.seen_keys(storage)
     pending = []
     for info in storage.list(prefix):
         parts = landing_parts(info.key)
         if parts is None or (dataset and parts[1] != dataset):
             continue
-        if layout.seen_key(info.key, _version(info)) not in seen:
+        if ledger.seen_marker_key(info.key, _version(info)) not in seen:
             pending.append(info.key)
     return pending
 
@@ -217,10 +227,7 @@ def remove_uncommitted_batches(
     takeover writes the same files again under the same batch id. Raw uploads are never
     removed (nothing a council sent is lost)."""
     now = now or datetime.now(UTC)
-    committed = {
-        tuple(info.key[len(layout.BATCHES_PREFIX):].removesuffix(".json").split("/", 2))
-        for info in storage.list(layout.BATCHES_PREFIX)
-    }
+    committed = ledger.committed_refs(storage)
     found: dict[tuple[str, str, str], list[ObjectInfo]] = {}
     for prefix, pattern in (("staged/", _BATCH_FOLDER), ("quarantine/", _BATCH_FOLDER),
                             ("reports/batches/", _BATCH_DOCS_FOLDER)):
@@ -232,7 +239,8 @@ def remove_uncommitted_batches(
     for (dataset, region, batch_id), objects in sorted(found.items()):
         if max(o.last_modified for o in objects) > cutoff:
             continue
-        if _claim_is_live(storage, settings, batch_id, now):
+        if ledger.claim_is_live(storage, dataset, region, batch_id, now=now,
+                                lease_s=settings.ingest_claim_lease_s):
             continue
         for info in objects:
             storage.delete(info.key)
@@ -240,24 +248,6 @@ def remove_uncommitted_batches(
                     region, len(objects))
         removed.append(batch_id)
     return removed
-
-
-def _claim_is_live(storage: Storage, settings: Settings, batch_id: str, now: datetime) -> bool:
-    # A batch id ends in the first 12 hex digits of the upload's sha256, which prefixes its
-    # ledger entry's key: one short listing finds the claim.
-    sha_prefix = batch_id.rsplit("-", 1)[-1]
-    if not re.fullmatch(r"[0-9a-f]{12}", sha_prefix):
-        return False
-    for info in storage.list(f"{layout.ingest_ledger_key(sha_prefix).removesuffix('.json')}"):
-        try:
-            entry = json.loads(storage.read_bytes(info.key))
-        except NotFound:
-            continue
-        if entry.get("batch_id") == batch_id and entry.get("state") == "claimed":
-            age = now - datetime.fromisoformat(entry["claimed_at"])
-            if age <= timedelta(seconds=settings.ingest_claim_lease_s):
-                return True
-    return False
 
 
 def upload_file(storage: Storage, settings: Settings, path: Path, *, region: str, dataset: str
@@ -280,13 +270,11 @@ def _json(doc: dict[str, Any], *, indent: int | None = 2) -> bytes:
     return json.dumps(doc, ensure_ascii=False, indent=indent, default=str).encode("utf-8")
 
 
-def _stamp(at: datetime) -> str:
-    return at.strftime("%Y%m%dT%H%M%S%fZ")
-
-
-def _upload_id(at: datetime, sha256: str) -> str:
-    """Sorts by time: ``20261130T071512123456Z-<sha256[:12]>``."""
-    return f"{_stamp(at)}-{sha256[:12]}"
+def _upload_id(info: ObjectInfo) -> str:
+    """One version of a landing object, sorting by when it landed:
+    ``20261130T071512Z-<12 hex digits of its key and version>``."""
+    digest = hashlib.sha256(f"{info.key}\n{_version(info)}".encode()).hexdigest()[:12]
+    return f"{ledger.landed_time(info.last_modified).strftime('%Y%m%dT%H%M%SZ')}-{digest}"
 
 
 def _extension(file: str) -> str:
@@ -297,96 +285,86 @@ def _extension(file: str) -> str:
 @dataclass
 class _Claim:
     etag: str
-    entry: dict[str, Any]
+    claim: ledger.IngestClaim
 
 
-def _claim(
-    storage: Storage, settings: Settings, key: str, entry: dict[str, Any], now: datetime
-) -> _Claim | dict[str, Any] | None:
-    """Our claim on the content, the finished ledger entry of an earlier upload with the same
-    bytes, or None when another worker holds a live claim (the upload stays pending)."""
-    ledger_key = layout.ingest_ledger_key(entry["sha256"])
-    try:
-        return _Claim(storage.put_if_absent(ledger_key, _json(entry)), entry)
-    except AlreadyExists:
-        pass
-    try:
-        etag = storage.head(ledger_key).etag
-        current = json.loads(storage.read_bytes(ledger_key))
-    except NotFound:  # cannot happen: ledger entries are never deleted
+def _claim(storage: Storage, settings: Settings, claim: ledger.IngestClaim, now: datetime
+           ) -> _Claim | ledger.IngestClaim | None:
+    """Our claim on the upload, the finished claim of an earlier processing of the same batch
+    (this very object, or the same bytes landed in the same second under another name), or
+    None when another worker holds a live claim (the upload stays pending)."""
+    etag = ledger.create_claim(storage, claim)
+    if etag is not None:
+        return _Claim(etag, claim)
+    found = ledger.read_claim(storage, claim.dataset, claim.region, claim.batch_id)
+    if found is None:  # cannot happen: claims are never deleted
         return None
-    if current["state"] == "done":
+    current, etag = found
+    if current.state == "done":
         return current
-    committed = storage.exists(
-        layout.batch_record_key(current["dataset"], current["region"], current["batch_id"])
-    )
-    expired = now - datetime.fromisoformat(current["claimed_at"]) > timedelta(
-        seconds=settings.ingest_claim_lease_s
-    )
-    # Another upload of the same bytes finishes its own claim, unless its file is gone.
-    ours = current["source_key"] == key or not storage.exists(current["source_key"])
+    committed = ledger.read_batch_record(storage, current.dataset, current.region,
+                                         current.batch_id) is not None
+    expired = now - current.claimed_at > timedelta(seconds=settings.ingest_claim_lease_s)
+    # Another upload of the same batch finishes its own claim, unless its file is gone.
+    ours = current.source_key == claim.source_key or not storage.exists(current.source_key)
     if not ((committed or expired) and ours):
         return None
-    takeover = {
-        **current,
-        "source_key": key,
-        "claimed_at": now.isoformat(),
-        "takeovers": current.get("takeovers", 0) + 1,
-    }
+    takeover = current.model_copy(update={
+        "source_key": claim.source_key, "version": claim.version, "claimed_at": now,
+        "takeovers": current.takeovers + 1,
+    })
     try:
-        return _Claim(storage.replace_if_match(ledger_key, _json(takeover), etag), takeover)
+        return _Claim(ledger.replace_claim(storage, takeover, etag), takeover)
     except PreconditionFailed:
         return None
 
 
-def _with_lineage(frame: pl.DataFrame, entry: dict[str, Any]) -> pl.DataFrame:
+def _with_lineage(frame: pl.DataFrame, claim: ledger.IngestClaim) -> pl.DataFrame:
     return frame.with_columns(
-        pl.lit(entry["source_key"]).alias("_source_key"),
-        pl.lit(entry["sha256"]).alias("_sha256"),
+        pl.lit(claim.source_key).alias("_source_key"),
+        pl.lit(claim.sha256).alias("_sha256"),
         pl.col(SOURCE_ROW).cast(pl.Int64),
-        pl.lit(entry["batch_id"]).alias("_batch_id"),
-        pl.lit(datetime.fromisoformat(entry["ingested_at"])).cast(LINEAGE_SCHEMA["_ingested_at"])
-        .alias("_ingested_at"),
+        pl.lit(claim.batch_id).alias("_batch_id"),
+        pl.lit(claim.ingested_at).cast(LINEAGE_SCHEMA["_ingested_at"]).alias("_ingested_at"),
     )
 
 
-def staged_frame(accepted: pl.DataFrame, contract_schema: dict, entry: dict[str, Any]
+def staged_frame(accepted: pl.DataFrame, contract_schema: dict, claim: ledger.IngestClaim
                  ) -> pl.DataFrame:
     """Accepted rows with lineage, in the staged column order and dtypes."""
-    return _with_lineage(accepted, entry).select(
+    return _with_lineage(accepted, claim).select(
         pl.col(name).cast(dtype) for name, dtype in contract_schema.items()
     )
 
 
-def _batch_record(check: UploadCheck, entry: dict[str, Any], mode: str) -> dict[str, Any]:
-    batch_id = entry["batch_id"]
-    return {
-        "batch_id": batch_id,
-        "dataset": check.dataset,
-        "region": check.region,
-        "mode": mode,
-        "sha256": entry["sha256"],
-        "source_key": entry["source_key"],
-        "file": check.file,
-        "format": check.format,
-        "encoding": check.encoding,
-        "sheet": check.sheet,
-        "rows_in": check.rows_in,
-        "accepted": check.accepted.height,
-        "quarantined": check.rejected,
-        "error_counts": (
-            dict(check.errors.group_by("code").len().sort("code").iter_rows())
-            if not check.errors.is_empty() else {}
-        ),
-        "status": "released",
-        "contract_version": check.contract_version,
-        "ingested_at": entry["ingested_at"],
-        "created_at": datetime.now(UTC).isoformat(),
-        "staged_key": layout.staged_prefix(check.dataset, check.region, batch_id) + PART_NAME,
-        "quarantine_key": (
-            layout.quarantine_prefix(check.dataset, check.region, batch_id) + PART_NAME
-        ),
-    }
+def _batch_record(check: UploadCheck, claim: ledger.IngestClaim, mode: str,
+                  gate: dict[str, Any]) -> ledger.BatchRecord:
+    batch_id = claim.batch_id
+    return ledger.BatchRecord(
+        batch_id=batch_id, dataset=check.dataset, region=check.region, mode=mode,
+        sha256=claim.sha256, source_key=claim.source_key, landed_at=claim.landed_at,
+        ingested_at=claim.ingested_at, created_at=datetime.now(UTC),
+        file=check.file, format=check.format, encoding=check.encoding, sheet=check.sheet,
+        rows_in=check.rows_in, accepted=check.accepted.height, quarantined=check.rejected,
+        error_counts=(dict(check.errors.group_by("code").len().sort("code").iter_rows())
+                      if not check.errors.is_empty() else {}),
+        contract_version=check.contract_version,
+        staged_key=layout.staged_prefix(check.dataset, check.region, batch_id) + PART_NAME,
+        quarantine_key=layout.quarantine_prefix(check.dataset, check.region, batch_id)
+        + PART_NAME,
+        **gate,
+    )
+
+
+def _duplicate_record(claim: ledger.IngestClaim, latest: ledger.BatchRecord, file: str
+                      ) -> ledger.BatchRecord:
+    """The record of an upload whose bytes equal the latest batch before it: that batch's
+    rows, counts and gate verdict, read from the files that first staged them."""
+    return latest.model_copy(update={
+        "batch_id": claim.batch_id, "source_key": claim.source_key, "file": file,
+        "landed_at": claim.landed_at, "ingested_at": claim.ingested_at,
+        "created_at": datetime.now(UTC), "same_as": latest.stages,
+    })
 
 
 def _write_receipt(storage: Storage, region: str, doc: dict[str, Any]) -> None:
@@ -405,8 +383,8 @@ def _version(info: ObjectInfo) -> str:
 
 
 def _mark_seen(storage: Storage, info: ObjectInfo, result: UploadResult) -> None:
-    storage.write_bytes(layout.seen_key(info.key, _version(info)),
-                        _json({"key": info.key, "version": _version(info), **asdict(result)}))
+    ledger.mark_seen(storage, ledger.SeenMarker(key=info.key, version=_version(info),
+                                                result=asdict(result)))
 
 
 def _refused_unread(
@@ -416,7 +394,7 @@ def _refused_unread(
     """A refusal decided without reading the bytes (unknown dataset, over the size limit, an
     unsafe key, shown in the receipt as ``source_key``)."""
     key = info.key
-    upload_id = f"{_stamp(now)}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    upload_id = _upload_id(info)
     doc = receipt_document(
         upload_id=upload_id, region=region, dataset=dataset, file=file,
         source_key=source_key or _shown(key), received_at=council_time(now).isoformat(),
@@ -466,7 +444,7 @@ def _refused_unsafe_key(
 
 
 def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResult:
-    """Process one landing object exactly once by content (see the module docstring).
+    """Process one version of a landing object exactly once (see the module docstring).
 
     Returns the outcome; raises only on storage failures (the caller retries: every step is
     idempotent) or when accepted rows break the staged schema (a bug, which stops the batch).
@@ -500,17 +478,19 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
     data = storage.read_bytes(key)
     today = council_time(now).date()
     sha256 = hashlib.sha256(data).hexdigest()
-    # Bytes the ledger knows (a re-upload, or an upload another worker holds) are not checked
-    # unless this run ends up owning their claim: a re-upload costs a hash, not a parse.
-    known = storage.exists(layout.ingest_ledger_key(sha256))
+    landed_at = ledger.landed_time(info.last_modified)
+    batch_id = ledger.batch_id_for(landed_at, sha256)
+    # An upload another worker holds, or one finished before the run died, is not checked
+    # unless this run ends up owning its claim.
+    known = ledger.read_claim(storage, dataset, region, batch_id) is not None
     with ThreadPoolExecutor(max_workers=1) as parse_thread:
-        # Checking the rows needs no claim, so for new bytes it starts now and runs while
-        # they are archived and claimed (storage I/O releases the GIL). It assumes a fresh
-        # claim: this key's region and dataset, judged as of today.
+        # Checking the rows needs no claim, so for a new upload it starts now and runs while
+        # the bytes are archived and claimed (storage I/O releases the GIL). It assumes a
+        # fresh claim, judged as of today.
         checking = None if known else parse_thread.submit(
             _upload_checked, settings, data, file, region=region, dataset=dataset, today=today)
         ext = _extension(file)
-        # Already archived is fine: same name, same bytes.
+        # Already archived is fine: the same bytes, sent before (to this dataset or not).
         with contextlib.suppress(AlreadyExists):
             storage.put_if_absent(layout.raw_key(region, dataset, sha256, ext), data)
         with contextlib.suppress(AlreadyExists):
@@ -521,25 +501,23 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
             )
         crash_point(settings, "after_archive", "ingest worker")
 
-        upload_id = _upload_id(now, sha256)
-        claim = _claim(storage, settings, key, {
-            "sha256": sha256, "state": "claimed", "batch_id": upload_id, "upload_id": upload_id,
-            "source_key": key, "region": region, "dataset": dataset,
-            "claimed_at": now.isoformat(), "ingested_at": now.isoformat(),
-        }, now)
+        claim = _claim(storage, settings, ledger.IngestClaim(
+            batch_id=batch_id, upload_id=_upload_id(info), region=region, dataset=dataset,
+            sha256=sha256, source_key=key, version=_version(info), landed_at=landed_at,
+            claimed_at=now, ingested_at=now, state="claimed",
+        ), now)
         if claim is None:
             return UploadResult(key, region, dataset, "in_progress", sha256=sha256)
         if not isinstance(claim, _Claim):
-            return _finished_earlier(storage, key, info, region, dataset, file, claim, now)
+            return _finished_earlier(storage, info, region, dataset, file, claim)
         crash_point(settings, "after_claim", "ingest worker")
         check = checking.result() if checking else None
-    # A takeover keeps the claim's region, dataset and ingest time, which the rows are judged
-    # by, so that it writes the same rows again: check again if they differ from the guess.
-    claimed = (claim.entry["region"], claim.entry["dataset"],
-               council_time(datetime.fromisoformat(claim.entry["ingested_at"])).date())
-    if check is None or claimed != (region, dataset, today):
-        check = _upload_checked(settings, data, file, region=claimed[0], dataset=claimed[1],
-                                today=claimed[2])
+    # A takeover keeps the claim's ingest time, which the rows are judged by, so that it
+    # writes the same rows again: check again if it differs from the guess.
+    claimed_today = council_time(claim.claim.ingested_at).date()
+    if check is None or claimed_today != today:
+        check = _upload_checked(settings, data, file, region=region, dataset=dataset,
+                                today=claimed_today)
     return _processed(storage, settings, info, file, claim, check)
 
 
@@ -554,39 +532,38 @@ def _upload_checked(settings: Settings, data: bytes, file: str, *, region: str, 
 
 
 def _finished_earlier(
-    storage: Storage, key: str, info: ObjectInfo, region: str, dataset: str, file: str,
-    earlier: dict[str, Any], now: datetime,
+    storage: Storage, info: ObjectInfo, region: str, dataset: str, file: str,
+    earlier: ledger.IngestClaim,
 ) -> UploadResult:
-    outcome = earlier["outcome"]
-    if earlier["source_key"] == key and info.last_modified <= datetime.fromisoformat(
-        earlier["finished_at"]
-    ):
-        # This very object was processed, but the run stopped before marking it seen. (The
-        # same bytes written again under the same name later are a duplicate, below.)
-        result = UploadResult(key, region, dataset, outcome["status"],
-                              upload_id=earlier["upload_id"], batch_id=outcome["batch_id"],
-                              sha256=earlier["sha256"], rows_in=outcome["rows_in"],
-                              accepted=outcome["accepted"], quarantined=outcome["quarantined"],
-                              file_error=outcome["file_error"])
+    """An upload whose batch was processed before: this very object version, whose run
+    stopped before marking it seen; or the same bytes landed in the same second under another
+    name, which is the same batch (a duplicate)."""
+    outcome = earlier.outcome
+    assert outcome is not None  # a finished claim carries its outcome
+    if (earlier.source_key, earlier.version) == (info.key, _version(info)):
+        result = UploadResult(info.key, region, dataset, outcome.status,
+                              upload_id=earlier.upload_id, batch_id=outcome.batch_id,
+                              sha256=earlier.sha256, rows_in=outcome.rows_in,
+                              accepted=outcome.accepted, quarantined=outcome.quarantined,
+                              file_error=outcome.file_error, case=outcome.case)
         _mark_seen(storage, info, result)
         return result
-    same_council = earlier["region"] == region
-    duplicate_of = {
-        "same_region": same_council,
-        # Another council's file name and outcome are its own business.
-        "source_key": earlier["source_key"] if same_council else None,
-        "upload_id": earlier["upload_id"] if same_council else None,
-        "status": outcome["status"] if same_council else None,
-    }
-    upload_id = _upload_id(now, earlier["sha256"])
+    upload_id = _upload_id(info)
+    # The same shape as a duplicate of the latest batch (:func:`_duplicate_of`).
+    record = (ledger.read_batch_record(storage, dataset, region, outcome.batch_id)
+              if outcome.batch_id else None)
+    duplicate_of = (_duplicate_of(storage, record) if record is not None else
+                    {"batch_id": None, "source_key": earlier.source_key,
+                     "status": outcome.status})
     doc = receipt_document(
-        upload_id=upload_id, region=region, dataset=dataset, file=file, source_key=key,
-        received_at=council_time(now).isoformat(), sha256=earlier["sha256"],
+        upload_id=upload_id, region=region, dataset=dataset, file=file, source_key=info.key,
+        received_at=council_time(earlier.ingested_at).isoformat(), sha256=earlier.sha256,
         duplicate_of=duplicate_of,
     )
     _write_receipt(storage, region, doc)
-    result = UploadResult(key, region, dataset, "duplicate", upload_id=upload_id,
-                          sha256=earlier["sha256"], duplicate_of=earlier["source_key"])
+    result = UploadResult(info.key, region, dataset, "duplicate", upload_id=upload_id,
+                          batch_id=outcome.batch_id, sha256=earlier.sha256,
+                          duplicate_of=duplicate_of["source_key"], case="duplicate")
     _mark_seen(storage, info, result)
     return result
 
@@ -595,76 +572,120 @@ def _processed(
     storage: Storage, settings: Settings, info: ObjectInfo, file: str, claim: _Claim,
     check: UploadCheck,
 ) -> UploadResult:
-    key, entry = info.key, claim.entry
-    region, dataset, batch_id = entry["region"], entry["dataset"], entry["batch_id"]
+    key, ours = info.key, claim.claim
+    region, dataset, batch_id = ours.region, ours.dataset, ours.batch_id
     regions = load_regions(settings.config_dir)
     contract = load_contracts(settings.schemas_dir)[dataset]
-    ingested_at = datetime.fromisoformat(entry["ingested_at"])
     mode = regions.regions[region].upload_mode(dataset)
-    if check.file_error is None:
-        record = _batch_record(check, entry, mode)
-        record_key = layout.batch_record_key(dataset, region, batch_id)
-        if not storage.exists(record_key):
-            staged = staged_frame(check.accepted, contract.staged_schema(), entry)
-            quarantined = _with_lineage(check.quarantined, entry)
-
-            def write_batch_files() -> None:
-                # The contract of what the registry build reads; a failure here is a bug in
-                # normalisation or validation, and stops the batch before it is written (the
-                # gate's Data Docs, stored meanwhile, are an uncommitted batch's, which
-                # remove_uncommitted_batches deletes).
-                staged_schema(contract).validate(staged)
-                storage.write_parquet(staged, record["staged_key"])
-                crash_point(settings, "after_staged_file", "ingest worker")
-                storage.write_parquet(quarantined, record["quarantine_key"])
-                crash_point(settings, "after_quarantine_file", "ingest worker")
-
-            # The schema check and the Parquet writes are mostly native code that releases
-            # the GIL, and the batch gate is mostly Python (Great Expectations on pandas), so
-            # they run side by side. The gate only reads the frame and stores its Data Docs:
-            # a batch that fails its suite is staged all the same, but held out of publication
-            # until someone releases it (registry.quality).
-            with ThreadPoolExecutor(max_workers=1) as writer:
-                writing = writer.submit(write_batch_files)
-                record |= gate_record_fields(staged_batch_gate(
-                    storage, settings, staged, region=region, dataset=dataset,
-                    batch_id=batch_id, mode=mode, today=council_time(ingested_at).date(),
-                ))
-                writing.result()
-            crash_point(settings, "after_batch_gate", "ingest worker")
-            # AlreadyExists: a worker that took over our claim committed the same batch first.
-            with contextlib.suppress(AlreadyExists):
-                storage.put_if_absent(record_key, _json(record))
-            crash_point(settings, "after_batch_record", "ingest worker")
-        # The committed record, ours or the one a worker that took over our claim wrote.
-        held = held_receipt_fields(json.loads(storage.read_bytes(record_key)))
-        status: Status = "staged"
+    # Committed already when a worker that took over our claim, or the run that died, got
+    # that far: its record stands.
+    committed = ledger.read_batch_record(storage, dataset, region, batch_id)
+    if committed is None and check.file_error is None:
+        latest = ledger.latest_before(
+            ledger.batch_records(storage, dataset=dataset, region=region),
+            (ours.landed_at, ours.source_key, batch_id))
+        if latest is not None and (latest.sha256, latest.mode) == (ours.sha256, mode):
+            # The region's current state sent again: a record in its place in the order,
+            # reading the rows already staged, changes nothing.
+            committed = ledger.commit_batch(storage, _duplicate_record(ours, latest, file))
+        else:
+            committed = ledger.commit_batch(storage, _staged_batch(
+                storage, settings, check, ours, contract, mode))
+        crash_point(settings, "after_batch_record", "ingest worker")
+    if committed is None:
+        status: Status = "rejected"
+        case: ledger.UploadCase = "rejected"
+    elif committed.same_as is not None:
+        status, case = "duplicate", "duplicate"
     else:
-        status, batch_id, held = "rejected", None, None
+        status, case = "staged", "new"
+    batch_id_out = committed.batch_id if committed else None
+    held = held_receipt_fields(committed) if committed and case == "new" else None
+    duplicate_of = _duplicate_of(storage, committed) if committed and case == "duplicate" else None
     result = UploadResult(
-        key, region, dataset, status, upload_id=entry["upload_id"], batch_id=batch_id,
-        sha256=entry["sha256"], rows_in=check.rows_in, accepted=check.accepted.height,
+        key, region, dataset, status, upload_id=ours.upload_id, batch_id=batch_id_out,
+        sha256=ours.sha256, rows_in=check.rows_in, accepted=check.accepted.height,
         quarantined=check.rejected, file_error=check.file_error.code if check.file_error else None,
-        held=held is not None,
+        duplicate_of=duplicate_of["source_key"] if duplicate_of else None,
+        held=held is not None, case=case,
     )
+    kept = (_filings_kept(check, contract) if mode == "replace" and case == "new" else [])
     doc = receipt_document(
-        upload_id=entry["upload_id"], region=region, dataset=dataset, file=file, source_key=key,
-        received_at=council_time(ingested_at).isoformat(), sha256=entry["sha256"], check=check,
-        batch_id=batch_id, mode=mode, held=held,
+        upload_id=ours.upload_id, region=region, dataset=dataset, file=file, source_key=key,
+        received_at=council_time(ours.ingested_at).isoformat(), sha256=ours.sha256,
+        check=check if case != "duplicate" else None, batch_id=batch_id_out, mode=mode,
+        held=held, kept_previous=kept,
+        duplicate_of=duplicate_of,
     )
     _write_receipt(storage, region, doc)
     crash_point(settings, "after_receipt", "ingest worker")
-    done = {
-        **entry,
-        "state": "done",
-        "finished_at": datetime.now(UTC).isoformat(),
-        "outcome": {k: getattr(result, k) for k in (
-            "status", "batch_id", "rows_in", "accepted", "quarantined", "file_error")},
-    }
+    done = ours.model_copy(update={
+        "state": "done", "finished_at": datetime.now(UTC),
+        "outcome": ledger.ClaimOutcome(
+            status=status, case=case, batch_id=batch_id_out, rows_in=result.rows_in,
+            accepted=result.accepted, quarantined=result.quarantined,
+            file_error=result.file_error),
+    })
     # PreconditionFailed: taken over while we worked; the new holder records the same outcome.
     with contextlib.suppress(PreconditionFailed):
-        storage.replace_if_match(layout.ingest_ledger_key(entry["sha256"]), _json(done),
-                                 claim.etag)
+        ledger.replace_claim(storage, done, claim.etag)
     crash_point(settings, "after_ledger_done", "ingest worker")
     _mark_seen(storage, info, result)
     return result
+
+
+def _duplicate_of(storage: Storage, duplicate: ledger.BatchRecord) -> dict[str, Any]:
+    """What a duplicate's receipt says of the batch it repeats (the council's own)."""
+    original = ledger.read_batch_record(storage, duplicate.dataset, duplicate.region,
+                                        duplicate.stages)
+    return {"batch_id": duplicate.stages,
+            "source_key": original.source_key if original else None,
+            "status": duplicate.status}
+
+
+def _filings_kept(check: UploadCheck, contract: Any) -> list[str]:
+    """The natural keys (beyond the region) of a complete list's quarantined rows: each keeps
+    its previous accepted row, if it had one, until the council corrects it."""
+    columns = [c for c in contract.natural_key if c != "region"]
+    if check.quarantined.is_empty() or any(c not in check.quarantined.columns for c in columns):
+        return []
+    keys = check.quarantined.select(columns).drop_nulls()
+    return sorted({"/".join(map(str, row)) for row in keys.iter_rows()})
+
+
+def _staged_batch(
+    storage: Storage, settings: Settings, check: UploadCheck, claim: ledger.IngestClaim,
+    contract: Any, mode: str,
+) -> ledger.BatchRecord:
+    """Write a new batch's staged and quarantined Parquet, run the batch gate, and return the
+    record that commits it (not yet written)."""
+    region, dataset, batch_id = claim.region, claim.dataset, claim.batch_id
+    staged = staged_frame(check.accepted, contract.staged_schema(), claim)
+    quarantined = _with_lineage(check.quarantined, claim)
+    staged_key = layout.staged_prefix(dataset, region, batch_id) + PART_NAME
+    quarantine_key = layout.quarantine_prefix(dataset, region, batch_id) + PART_NAME
+
+    def write_batch_files() -> None:
+        # The contract of what the registry build reads; a failure here is a bug in
+        # normalisation or validation, and stops the batch before it is written (the gate's
+        # Data Docs, stored meanwhile, are an uncommitted batch's, which
+        # remove_uncommitted_batches deletes).
+        staged_schema(contract).validate(staged)
+        storage.write_parquet(staged, staged_key)
+        crash_point(settings, "after_staged_file", "ingest worker")
+        storage.write_parquet(quarantined, quarantine_key)
+        crash_point(settings, "after_quarantine_file", "ingest worker")
+
+    # The schema check and the Parquet writes are mostly native code that releases the GIL,
+    # and the batch gate is mostly Python (Great Expectations on pandas), so they run side by
+    # side. The gate only reads the frame and stores its Data Docs: a batch that fails its
+    # suite is staged all the same, but held out of publication until someone releases it.
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        writing = writer.submit(write_batch_files)
+        gate = gate_record_fields(staged_batch_gate(
+            storage, settings, staged, region=region, dataset=dataset, batch_id=batch_id,
+            mode=mode, today=council_time(claim.ingested_at).date(),
+        ))
+        writing.result()
+    crash_point(settings, "after_batch_gate", "ingest worker")
+    return _batch_record(check, claim, mode, gate)

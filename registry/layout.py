@@ -1,4 +1,6 @@
-"""Where everything lives under the storage root (DESIGN.md §3). Only keys, no I/O."""
+"""Where everything lives under the storage root. Only keys, no I/O.
+
+Keys under ``ledger/`` are read and written by :mod:`registry.ledger` alone."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ RECEIPTS_DIR = "_receipts"
 LATEST_KEY = "registry/latest.json"
 SNAPSHOTS_PREFIX = "registry/snapshots/"
 LOG_PREFIX = "registry/_log/"
+CLAIMS_PREFIX = "ledger/ingest/"
 BATCHES_PREFIX = "ledger/batches/"
 RELEASES_PREFIX = "ledger/releases/"
 SEEN_PREFIX = "ledger/seen/"
@@ -33,9 +36,9 @@ def raw_meta_key(region: str, dataset: str, sha256: str, ext: str) -> str:
     return raw_key(region, dataset, sha256, ext) + ".meta.json"
 
 
-def ingest_ledger_key(sha256: str) -> str:
-    """One entry per processed upload, created once (exactly-once by content)."""
-    return f"ledger/ingest/{sha256}.json"
+def claim_key(dataset: str, region: str, batch_id: str) -> str:
+    """The ingest claim on one upload, created once by the worker that processes it."""
+    return f"{CLAIMS_PREFIX}{dataset}/{region}/{batch_id}.json"
 
 
 def seen_key(landing_key: str, version: str) -> str:
@@ -50,9 +53,9 @@ def batch_record_key(dataset: str, region: str, batch_id: str) -> str:
     return f"{BATCHES_PREFIX}{dataset}/{region}/{batch_id}.json"
 
 
-def release_key(batch_id: str) -> str:
+def release_key(dataset: str, region: str, batch_id: str) -> str:
     """Who released a held batch, when and why."""
-    return f"{RELEASES_PREFIX}{batch_id}.json"
+    return f"{RELEASES_PREFIX}{dataset}/{region}/{batch_id}.json"
 
 
 def staged_prefix(dataset: str, region: str, batch_id: str) -> str:

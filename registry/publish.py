@@ -37,8 +37,6 @@ from registry.build import (
     MERCHANT_COLUMNS,
     MERCHANTS_CONTRACT_VERSION,
     PRODUCTS_CONTRACT_VERSION,
-    batches_in_effect,
-    publishable_batches,
     registry_tables,
     staged_inputs,
 )
@@ -54,6 +52,8 @@ from registry.layout import (
     report_prefix,
     snapshot_prefix,
 )
+from registry.ledger import batches_in_effect
+from registry.pii import PATTERNS, masked
 from registry.progress import ProgressCallback
 from registry.quality import SuiteResult, registry_results, suite_versions
 from registry.reader import (
@@ -99,14 +99,6 @@ REPORTS_PREFIX = "reports/"
 # numbers: the format-checked organisation code, and batch ids (time stamps and hex hashes).
 # The value scan leaves them out; every other string is scanned.
 _NOT_PERSONAL = frozenset({"uscc", "source_batches"})
-# Rust-regex syntax (no look-around): a mainland mobile number, optionally +86 and separators,
-# not part of a longer digit run; an 18-character resident ID with a plausible birth date.
-MOBILE_PATTERN = r"(?:^|[^0-9])(?:\+?86[- ]?)?1[3-9][0-9][- ]?[0-9]{4}[- ]?[0-9]{4}(?:[^0-9]|$)"
-RESIDENT_ID_PATTERN = (
-    r"(?:^|[^0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
-    r"[0-9]{3}[0-9Xx](?:[^0-9A-Za-z]|$)"
-)
-_DIGITS = re.compile(r"[0-9]")
 
 
 class PublishRefused(Exception):
@@ -186,19 +178,12 @@ class GcReport:
 # PII guard (pure)
 
 
-def _mask(value: str) -> str:
-    """Keep the shape, hide the digits: 13912345678 -> 139****5678."""
-    digits = [m.start() for m in _DIGITS.finditer(value)]
-    hidden = set(digits[3:-4]) if len(digits) > 7 else set(digits)
-    return "".join("*" if i in hidden else ch for i, ch in enumerate(value))
-
-
 def pii_findings(
     tables: Mapping[str, pl.DataFrame], pii_columns: Iterable[str]
 ) -> list[PIIFinding]:
     """Every PII column (by name, from the input contracts) and every string value that looks
-    like a mainland mobile number or resident ID number, in every table. String and
-    list-of-string columns are scanned; examples are masked."""
+    like a mainland mobile number or resident ID number (:mod:`registry.pii`), in every table.
+    String and list-of-string columns are scanned; examples are masked."""
     pii = set(pii_columns)
     findings: list[PIIFinding] = []
     for table, frame in tables.items():
@@ -214,13 +199,11 @@ def pii_findings(
             else:
                 continue
             values = values.drop_nulls()
-            for kind, pattern in (("mobile_number", MOBILE_PATTERN),
-                                  ("resident_id", RESIDENT_ID_PATTERN)):
+            for kind, pattern in PATTERNS.items():
                 hits = values.filter(values.str.contains(pattern))
                 if hits.len():
-                    findings.append(
-                        PIIFinding(table, column, kind, hits.len(), _mask(hits.sort()[0]))
-                    )
+                    example = pl.select(masked(pl.lit(hits.sort()[0]))).item()
+                    findings.append(PIIFinding(table, column, kind, hits.len(), example))
     return findings
 
 
@@ -242,8 +225,8 @@ def snapshot_tables(
     model = load_score_model(settings.config_dir, settings.score_model_version).model
     regions = load_regions(settings.config_dir)
     division_regions = {r.division_code: code for code, r in regions.regions.items()}
-    batches = batches_in_effect(publishable_batches(storage))
-    built = registry_tables(staged_inputs(storage, batches), as_of, model, division_regions)
+    effects = batches_in_effect(storage)
+    built = registry_tables(staged_inputs(storage, effects), as_of, model, division_regions)
     # The reads of staged rows and of the previous snapshot happen at these collects.
     current = storage.retried_read("staged/", built.merchants.collect)
     before = None
@@ -255,7 +238,7 @@ def snapshot_tables(
     products = storage.retried_read("staged/", built.products.collect)
     return BuiltSnapshot(
         tables={"merchants": merchants, "products": products, "changes": changes},
-        input_batches=sorted(b.batch_id for b in batches),
+        input_batches=sorted({b.batch_id for e in effects for b in e.all_batches()}),
     )
 
 

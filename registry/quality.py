@@ -13,6 +13,11 @@ Layers:
 - suites are data: JSON loaded at run time (:func:`load_suite`), their numbers that depend
   on the deployment in ``config/quality.yaml`` (:func:`load_quality_config`), passed as suite
   parameters (:func:`staged_suite_parameters`, :func:`registry_suite_parameters`);
+- the gate's scope (DESIGN.md §5.9, :func:`suite_in_scope`): an expectation whose meta says
+  ``"scope": "complete_list"`` judges a council's whole list (share of active filings, pass
+  rate, category mix, score means) and runs on replace batches only, so an upsert batch is
+  never held for carrying bad news; a range or date-window check on an optional column that is
+  empty throughout the batch is not run either. The result lists what was not run, and why;
 - :func:`suite_result` runs one suite on one frame and returns a typed
   :class:`SuiteResult`, with a reason in Chinese and English for every failed expectation;
 - the I/O edge: :func:`staged_batch_gate` (ingest), :func:`registry_gate` (publication),
@@ -24,7 +29,7 @@ polars). Great Expectations also fingerprints every pandas batch under 1 GB by h
 cell (``pandas_execution_engine.HASH_THRESHOLD``) just to label the batch; on a 1M-row batch
 that costs more than all the expectations together, and it validates nothing, so it is turned
 off. Data Docs templates are compiled once per process (:class:`_TemplatesCompiledOnce`), not
-once per run. Nothing is sampled and no expectation is skipped.
+once per run. Nothing is sampled, and no expectation is skipped for speed: only by scope.
 
 ``great_expectations`` takes seconds to import: it is imported on first use, never when the
 ``registry`` package is.
@@ -44,7 +49,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,13 +59,10 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from registry.layout import (
-    BATCHES_PREFIX,
-    RELEASES_PREFIX,
-    batch_record_key,
-    release_key,
-    report_prefix,
-)
+from registry import ledger
+from registry.contracts import load_contracts
+from registry.layout import report_prefix
+from registry.pii import MOBILE_PATTERN, RESIDENT_ID_PATTERN
 from registry.regions import RegionConfig
 from registry.scores import ScoreModel
 from registry.settings import Settings
@@ -240,10 +242,8 @@ def staged_suite_parameters(
 
 
 def registry_suite_parameters(model: ScoreModel) -> dict[str, Any]:
-    """Grade thresholds and trusted grades from the score model, and the PII patterns of the
-    publication guard, as suite parameters of the registry suites."""
-    from registry.publish import MOBILE_PATTERN, RESIDENT_ID_PATTERN
-
+    """Grade thresholds and trusted grades from the score model, and the PII patterns
+    (:mod:`registry.pii`), as suite parameters of the registry suites."""
     params: dict[str, Any] = {f"grade_{g.grade}_min": g.min_score for g in model.grades}
     params["trusted_grades"] = list(model.trusted_grades)
     params["mobile_pattern"] = MOBILE_PATTERN
@@ -285,8 +285,22 @@ class CheckFailure:
 
 
 @dataclass(frozen=True)
+class SkippedCheck:
+    """An expectation of the suite that the gate did not run on a batch, and why: ``reason`` is
+    ``complete_list_only`` or ``optional_column_empty``."""
+
+    code: str
+    expectation: str
+    column: str | None
+    reason: str
+    message_zh: str
+    message_en: str
+
+
+@dataclass(frozen=True)
 class SuiteResult:
-    """The outcome of one suite on one frame."""
+    """The outcome of one suite on one frame: ``evaluated`` counts the expectations that ran,
+    ``skipped`` lists those of the suite that were out of the batch's scope."""
 
     suite: str
     suite_version: str
@@ -297,6 +311,7 @@ class SuiteResult:
     failures: tuple[CheckFailure, ...] = ()
     seconds: float = 0.0  # wall time of the run (of the whole gate for a staged batch)
     data_docs: str | None = None  # storage key of the run's Data Docs index.html
+    skipped: tuple[SkippedCheck, ...] = ()
 
     @property
     def codes(self) -> list[str]:
@@ -306,6 +321,7 @@ class SuiteResult:
     def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["failures"] = [asdict(f) for f in self.failures]
+        doc["skipped"] = [asdict(s) for s in self.skipped]
         return doc
 
 
@@ -540,6 +556,67 @@ def _validated_with_docs(
 
 
 # ---------------------------------------------------------------------------------------------
+# The staged gate's scope (pure)
+
+COMPLETE_LIST_SCOPE = "complete_list"
+# Checks of a column's range or date window. A column empty throughout the batch has no value
+# for them to judge, and Great Expectations fails them with an observed value of None.
+_RANGE_CHECKS = frozenset({
+    "expect_column_min_to_be_between",
+    "expect_column_max_to_be_between",
+    "expect_column_mean_to_be_between",
+})
+
+
+def empty_optional_columns(frame: pl.DataFrame, required: Iterable[str]) -> frozenset[str]:
+    """The columns of ``frame`` that are not ``required`` and hold no value in any row."""
+    nulls = frame.null_count().row(0, named=True)
+    return frozenset(c for c, n in nulls.items() if n == frame.height and c not in set(required))
+
+
+def suite_in_scope(suite: Suite, *, mode: str, empty_optional: Iterable[str]
+                   ) -> tuple[Suite, tuple[SkippedCheck, ...]]:
+    """``suite`` as the gate runs it on one staged batch uploaded in ``mode`` (``replace`` or
+    ``upsert``), and the expectations it leaves out, in suite order (DESIGN.md §5.9):
+
+    - ``complete_list_only``: an expectation whose meta says ``"scope": "complete_list"``
+      judges a council's whole list, so it runs on replace batches only;
+    - ``optional_column_empty``: a range or date-window check (column min, max or mean between)
+      of a column in ``empty_optional``, the optional columns empty throughout the batch.
+
+    The suite keeps its name, version and hash (the reviewed file is the same); its notes list
+    what is left out, so the batch's Data Docs say it too. Raises nothing."""
+    empty = set(empty_optional)
+    kept: list[dict[str, Any]] = []
+    skipped: list[SkippedCheck] = []
+    for expectation in suite.document["expectations"]:
+        meta = expectation.get("meta") or {}
+        column = expectation["kwargs"].get("column")
+        if meta.get("scope") == COMPLETE_LIST_SCOPE and mode != "replace":
+            reason = "complete_list_only"
+            zh = "此项检查针对完整名单，只用于全量替换批次；本批次为增量更新，不做此项检查"
+            en = ("a whole-list plausibility check, run on complete (replace-mode) lists only; "
+                  "this batch is an upsert")
+        elif expectation["type"] in _RANGE_CHECKS and column in empty:
+            reason = "optional_column_empty"
+            zh = f"可选列 {column} 在本批次中全部为空，没有可检查的取值范围"
+            en = f"the optional column {column} is empty throughout the batch: no value to check"
+        else:
+            kept.append(expectation)
+            continue
+        skipped.append(SkippedCheck(
+            code=meta.get("code", expectation["type"]), expectation=expectation["type"],
+            column=column, reason=reason, message_zh=zh, message_en=en))
+    if not skipped:
+        return suite, ()
+    notes = [f"Not run on this batch: `{s.expectation}`"
+             + (f" on `{s.column}`" if s.column else "") + f" ({s.code}): {s.message_en}."
+             for s in skipped]
+    return (replace(suite, document={**suite.document, "expectations": kept, "notes": notes}),
+            tuple(skipped))
+
+
+# ---------------------------------------------------------------------------------------------
 # The staged-batch gate (ingest)
 
 
@@ -548,27 +625,21 @@ def batch_docs_prefix(dataset: str, region: str, batch_id: str) -> str:
     return f"reports/batches/{dataset}/{region}/{batch_id}/{DATA_DOCS_DIR}"
 
 
-def _records_of(storage: Storage, dataset: str, region: str) -> list[dict[str, Any]]:
-    prefix = f"{BATCHES_PREFIX}{dataset}/{region}/"
-    return [json.loads(storage.read_bytes(info.key)) for info in storage.list(prefix)
-            if info.key.endswith(".json")]
-
-
 def previous_full_batch(storage: Storage, dataset: str, region: str, batch_id: str
                         ) -> PreviousBatch | None:
-    """The latest replace-mode batch of ``region`` and ``dataset`` before ``batch_id`` that
-    counts for publication (released, or held and then released), or None."""
-    releases = {info.key for info in storage.list(RELEASES_PREFIX)}
+    """The latest replace-mode batch of ``region`` and ``dataset`` landed before ``batch_id``
+    (batch ids begin with the landing second) that counts for publication (released, or held
+    and then released), or None."""
     candidates = [
-        r for r in _records_of(storage, dataset, region)
-        if r["batch_id"] < batch_id and r.get("mode") == "replace" and (
-            r["status"] == "released"
-            or (r["status"] == "held" and release_key(r["batch_id"]) in releases))
+        r for r in ledger.publishable(ledger.batch_records(storage, dataset=dataset,
+                                                           region=region),
+                                      ledger.released_ids(storage))
+        if r.batch_id < batch_id and r.mode == "replace"
     ]
     if not candidates:
         return None
-    latest = max(candidates, key=lambda r: r["batch_id"])
-    return PreviousBatch(latest["batch_id"], int(latest["accepted"]))
+    latest = max(candidates, key=lambda r: r.order)
+    return PreviousBatch(latest.batch_id, latest.accepted)
 
 
 def _bound_reason(bounds: Mapping[str, Any], observed: int, config: QualityConfig
@@ -597,13 +668,18 @@ def staged_batch_gate(
     storage: Storage, settings: Settings, staged: pl.DataFrame, *, region: str, dataset: str,
     batch_id: str, mode: str, today: date,
 ) -> SuiteResult:
-    """Validate every staged row of a batch against the dataset's staged suite, with row-count
-    bounds from the configured floor and, for a replace batch, the region's previous released
-    full batch. Builds the run's Data Docs and stores them (:func:`batch_docs_prefix`).
-    A failed result means the batch must be held; the failures say why, in zh/en."""
+    """Validate every staged row of a batch against the dataset's staged suite in the batch's
+    scope (:func:`suite_in_scope`: whole-list checks for replace batches only, no range check
+    of an optional column left empty), with row-count bounds from the configured floor and,
+    for a replace batch, the region's previous released full batch. Builds the run's Data
+    Docs and stores them (:func:`batch_docs_prefix`). A failed result means the batch must be
+    held; the failures say why, in zh/en, and ``skipped`` says what was not run and why."""
     started = time.perf_counter()
     config = load_quality_config(settings.config_dir)
-    suite = load_suite(settings.expectations_dir, config.suites.staged[dataset])
+    required = load_contracts(settings.schemas_dir)[dataset].required_columns
+    suite, skipped = suite_in_scope(
+        load_suite(settings.expectations_dir, config.suites.staged[dataset]), mode=mode,
+        empty_optional=empty_optional_columns(staged, required))
     previous = (previous_full_batch(storage, dataset, region, batch_id)
                 if mode == "replace" else None)
     bounds = row_count_bounds(config, dataset, mode, previous)
@@ -624,8 +700,8 @@ def staged_batch_gate(
         for f in result.failures
     )
     # The whole gate: the previous batch looked up, the suite run, the Data Docs stored.
-    return SuiteResult(**{**asdict(result), "failures": failures,
-                          "seconds": round(time.perf_counter() - started, 3)})
+    return replace(result, failures=failures, skipped=skipped,
+                   seconds=round(time.perf_counter() - started, 3))
 
 
 def gate_record_fields(result: SuiteResult) -> dict[str, Any]:
@@ -639,10 +715,10 @@ def gate_record_fields(result: SuiteResult) -> dict[str, Any]:
     }
 
 
-def held_receipt_fields(record: Mapping[str, Any]) -> dict[str, Any] | None:
+def held_receipt_fields(record: ledger.BatchRecord) -> dict[str, Any] | None:
     """The part of a council's receipt that says its batch (``record``, as committed) is held
     and why, in Chinese and English; None when the batch is not held."""
-    if record.get("status") != "held":
+    if record.status != "held":
         return None
     return {
         "batch_status": "held",
@@ -651,10 +727,7 @@ def held_receipt_fields(record: Mapping[str, Any]) -> dict[str, Any] | None:
         "held_en": "This batch is held: its rows were received, but it failed the batch quality "
                    "checks and will not be published until a data engineer releases it or you "
                    "upload again. Reasons below.",
-        "held_reasons": [
-            {"code": f["code"], "message_zh": f["message_zh"], "message_en": f["message_en"]}
-            for f in (record.get("quality") or {}).get("failures") or ()
-        ],
+        "held_reasons": record.reasons,
     }
 
 
@@ -724,30 +797,27 @@ class BatchListing:
 
 def batch_listings(storage: Storage, *, held_only: bool = False) -> list[BatchListing]:
     """Every committed batch (or only those held and not released), with its gate outcome and
-    release record, sorted by region, dataset and batch id."""
-    releases = {info.key for info in storage.list(RELEASES_PREFIX)}
+    release record, sorted by region, dataset and ledger order."""
+    released = ledger.released_ids(storage)
+    records = (ledger.held_unreleased(ledger.batch_records(storage), released) if held_only
+               else sorted(ledger.batch_records(storage),
+                           key=lambda r: (r.region, r.dataset, r.order)))
     listed = []
-    for info in storage.list(BATCHES_PREFIX):
-        if not info.key.endswith(".json"):
-            continue
-        record = json.loads(storage.read_bytes(info.key))
-        held = record.get("status") == "held"
-        released = release_key(record["batch_id"]) in releases
-        if held_only and (not held or released):
-            continue
-        quality = record.get("quality") or {}
+    for record in records:
+        held = record.status == "held"
+        is_released = held and record.batch_id in released
+        release = ledger.read_release(storage, record) if is_released else None
         listed.append(BatchListing(
-            batch_id=record["batch_id"], dataset=record["dataset"], region=record["region"],
-            mode=record.get("mode", "upsert"),
-            status=("held, released" if released else "held") if held else record["status"],
-            accepted=int(record.get("accepted") or 0),
-            held_reasons=tuple(record.get("held_reasons") or ()),
-            reasons_en=tuple(f["message_en"] for f in quality.get("failures") or ()),
-            release=json.loads(storage.read_bytes(release_key(record["batch_id"])))
-            if held and released else None,
-            data_docs=quality.get("data_docs"),
+            batch_id=record.batch_id, dataset=record.dataset, region=record.region,
+            mode=record.mode,
+            status=("held, released" if is_released else "held") if held else record.status,
+            accepted=record.accepted,
+            held_reasons=tuple(record.held_reasons),
+            reasons_en=tuple(f["message_en"] for f in record.reasons),
+            release=release.model_dump(mode="json") if release else None,
+            data_docs=record.data_docs,
         ))
-    return sorted(listed, key=lambda b: (b.region, b.dataset, b.batch_id))
+    return listed
 
 
 class ReleaseRefused(ValueError):
@@ -756,40 +826,34 @@ class ReleaseRefused(ValueError):
 
 def release_batch(storage: Storage, batch_id: str, *, reason: str, by: str,
                   now: datetime | None = None) -> dict[str, Any]:
-    """Release a held batch so that it counts in the next publication: write
-    ``ledger/releases/{batch_id}.json`` (who, when, why) create-if-absent, and return it.
+    """Release a held batch so that it counts in the next publication: record who, when and
+    why (:class:`registry.ledger.Release`, create-if-absent), and return the release.
 
     Raises :class:`ReleaseRefused` for an unknown batch id, a batch that is not held, one
     already released, or an empty reason or name."""
     if not reason.strip() or not by.strip():
         raise ReleaseRefused("a release needs a reason and who releases it")
-    matches = [info.key for info in storage.list(BATCHES_PREFIX)
-               if info.key.endswith(f"/{batch_id}.json")]
+    matches = ledger.find_batch(storage, batch_id)
     if not matches:
         raise ReleaseRefused(f"no committed batch has the id {batch_id!r}")
-    record = json.loads(storage.read_bytes(matches[0]))
-    if matches[0] != batch_record_key(record["dataset"], record["region"], batch_id):
-        raise ReleaseRefused(f"batch record {matches[0]} does not describe {batch_id}")
-    if record.get("status") != "held":
-        raise ReleaseRefused(f"batch {batch_id} is not held (status {record.get('status')!r})")
-    doc = {
-        "batch_id": batch_id,
-        "dataset": record["dataset"],
-        "region": record["region"],
-        "released_by": by.strip(),
-        "released_at": (now or datetime.now(UTC)).isoformat(),
-        "reason": reason.strip(),
-        "held_reasons": record.get("held_reasons") or [],
-    }
+    if len(matches) > 1:
+        raise ReleaseRefused(f"batch id {batch_id!r} names {len(matches)} batches")
+    (record,) = matches
+    if record.status != "held":
+        raise ReleaseRefused(f"batch {batch_id} is not held (status {record.status!r})")
+    release = ledger.Release(
+        batch_id=batch_id, dataset=record.dataset, region=record.region, released_by=by,
+        released_at=now or datetime.now(UTC), reason=reason, held_reasons=record.held_reasons,
+    )
     try:
-        storage.put_if_absent(release_key(batch_id),
-                              json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8"))
+        ledger.write_release(storage, release)
     except AlreadyExists:
-        earlier = json.loads(storage.read_bytes(release_key(batch_id)))
+        earlier = ledger.read_release(storage, record)
         raise ReleaseRefused(
-            f"batch {batch_id} was already released by {earlier.get('released_by')} at "
-            f"{earlier.get('released_at')}") from None
-    return doc
+            f"batch {batch_id} was already released by "
+            f"{earlier.released_by if earlier else '?'} at "
+            f"{earlier.released_at.isoformat() if earlier else '?'}") from None
+    return release.model_dump(mode="json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -797,7 +861,7 @@ def release_batch(storage: Storage, batch_id: str, *, reason: str, by: str,
 
 
 def region_scorecards(
-    records: Iterable[Mapping[str, Any]], regions: RegionConfig, *, run_batches: Iterable[str],
+    records: Iterable[ledger.BatchRecord], regions: RegionConfig, *, run_batches: Iterable[str],
     released: Iterable[str], previous: Mapping[str, Mapping[str, Any]], top: int, at: datetime,
 ) -> dict[str, dict[str, Any]]:
     """Per configured region, the data-quality scorecard of one ingest run (pure).
@@ -810,7 +874,7 @@ def region_scorecards(
     (the region's last scorecard): the change of accepted_pct, checks_passed_pct and held
     batches, None for a first card or a value missing on either side."""
     in_run = set(run_batches)
-    done = set(released)
+    records = list(records)
     cards: dict[str, dict[str, Any]] = {}
     failing: dict[str, Counter[str]] = {code: Counter() for code in regions.regions}
     for code, region in regions.regions.items():
@@ -819,26 +883,26 @@ def region_scorecards(
             "at": at.isoformat(), "batches": 0, "rows_received": 0, "rows_accepted": 0,
             "checks_evaluated": 0, "checks_passed": 0, "held_batches": [],
         }
-    for record in sorted(records, key=lambda r: r["batch_id"]):
-        card = cards.get(record["region"])
+    held = {r.batch_id for r in ledger.held_unreleased(records, set(released))}
+    for record in sorted(records, key=lambda r: (r.region, r.dataset, r.order)):
+        card = cards.get(record.region)
         if card is None:
             continue
-        quality = record.get("quality") or {}
-        if record.get("status") == "held" and record["batch_id"] not in done:
+        quality = record.quality or {}
+        if record.batch_id in held:
             card["held_batches"].append({
-                "batch_id": record["batch_id"], "dataset": record["dataset"],
-                "reasons": list(record.get("held_reasons") or []),
-                "data_docs": quality.get("data_docs"),
+                "batch_id": record.batch_id, "dataset": record.dataset,
+                "reasons": list(record.held_reasons), "data_docs": record.data_docs,
             })
-        if record["batch_id"] not in in_run:
+        if record.batch_id not in in_run:
             continue
         card["batches"] += 1
-        card["rows_received"] += int(record.get("rows_in") or 0)
-        card["rows_accepted"] += int(record.get("accepted") or 0)
+        card["rows_received"] += record.rows_in
+        card["rows_accepted"] += record.accepted
         card["checks_evaluated"] += int(quality.get("evaluated") or 0)
         card["checks_passed"] += int(quality.get("passed") or 0)
-        failing[record["region"]].update(record.get("error_counts") or {})
-        failing[record["region"]].update(f["code"] for f in quality.get("failures") or ())
+        failing[record.region].update(record.error_counts)
+        failing[record.region].update(f["code"] for f in quality.get("failures") or ())
     for code, card in cards.items():
         card["accepted_pct"] = (round(100 * card["rows_accepted"] / card["rows_received"], 1)
                                 if card["rows_received"] else None)
@@ -882,10 +946,8 @@ def write_scorecards(storage: Storage, settings: Settings, run_batches: Sequence
     now = now or datetime.now(UTC)
     config = load_quality_config(settings.config_dir)
     regions = load_regions(settings.config_dir)
-    records = [json.loads(storage.read_bytes(info.key)) for info in storage.list(BATCHES_PREFIX)
-               if info.key.endswith(".json")]
-    released = [info.key.rsplit("/", 1)[-1].removesuffix(".json")
-                for info in storage.list(RELEASES_PREFIX)]
+    records = ledger.batch_records(storage)
+    released = ledger.released_ids(storage)
     previous = {}
     for code in regions.regions:
         with contextlib.suppress(NotFound):
@@ -907,9 +969,11 @@ __all__ = [
     "CheckFailure",
     "QualityConfig",
     "ReleaseRefused",
+    "SkippedCheck",
     "Suite",
     "SuiteResult",
     "batch_listings",
+    "empty_optional_columns",
     "gate_record_fields",
     "held_receipt_fields",
     "load_quality_config",
@@ -919,6 +983,7 @@ __all__ = [
     "registry_results",
     "release_batch",
     "staged_batch_gate",
+    "suite_in_scope",
     "suite_result",
     "suite_versions",
     "upload_data_docs",

@@ -30,8 +30,9 @@ def _summary(status: str, rows: int, accepted: int, rejected: int) -> tuple[str,
             "The whole file was refused; fix the reasons below and upload it again."
         )
     if status == "duplicate":
-        return "该文件与此前上传的文件内容完全相同，未重复处理。", (
-            "This file is identical to an earlier upload and was not processed again."
+        return "该文件与本地区该数据集最近一次提交的批次内容完全相同，登记册不会因此变化。", (
+            "This file is identical to your latest batch of this dataset; the registry does "
+            "not change."
         )
     return (
         f"共 {rows} 行：接收 {accepted} 行，拒收 {rejected} 行。",
@@ -54,6 +55,7 @@ def receipt_document(
     mode: str | None = None,
     duplicate_of: dict[str, Any] | None = None,
     held: dict[str, Any] | None = None,
+    kept_previous: list[str] | None = None,
 ) -> dict[str, Any]:
     """The receipt for one upload.
 
@@ -61,7 +63,9 @@ def receipt_document(
     decided before reading (too large, unknown dataset); ``duplicate_of`` describes the earlier
     upload with the same bytes (already stripped of anything from another council); ``held``
     says that the batch gate held the batch, and why (``batch_status``, ``held_zh``,
-    ``held_en``, ``held_reasons``; see :func:`registry.quality.held_receipt_fields`)."""
+    ``held_en``, ``held_reasons``; see :func:`registry.quality.held_receipt_fields`).
+    ``kept_previous`` names the filings of a complete list (replace mode) whose rows were
+    rejected: each keeps its previous accepted row until the council corrects it."""
     error = file_error or (check.file_error if check else None)
     if duplicate_of is not None:
         status = "duplicate"
@@ -85,6 +89,13 @@ def receipt_document(
     summary_zh, summary_en = _summary(status, rows, accepted, rejected)
     if held is not None:
         summary_zh, summary_en = f"{summary_zh}{held['held_zh']}", f"{summary_en} {held['held_en']}"
+    if kept_previous:
+        summary_zh += (f"本次为全量名单：被拒收的 {len(kept_previous)} 条备案保留此前已接收的记录"
+                       "（如有），修正后请重新上传；只有从名单中删去的备案才会被撤下。")
+        summary_en += (f" This is a complete list: the {len(kept_previous)} filing(s) whose "
+                       "rows were rejected keep their previously accepted rows, if any, until "
+                       "you upload a corrected list; only a filing left out of the list is "
+                       "withdrawn.")
     return {
         "receipt_version": RECEIPT_VERSION,
         "upload_id": upload_id,
@@ -95,6 +106,9 @@ def receipt_document(
         "sha256": sha256,
         "received_at": received_at,
         "status": status,
+        # Which case of exactly-once applied (registry.ingest's module docstring).
+        "case": ("duplicate" if duplicate_of is not None else "rejected" if error is not None
+                 else "new"),
         "summary_zh": summary_zh,
         "summary_en": summary_en,
         "batch_id": batch_id,
@@ -118,6 +132,7 @@ def receipt_document(
             {"row": n.row, "starts_with": n.starts_with} for n in (check.notes if check else [])
         ],
         "duplicate_of": duplicate_of,
+        "kept_previous": kept_previous or [],
         "batch_status": held["batch_status"] if held else ("released" if batch_id else None),
         "held_reasons": held["held_reasons"] if held else [],
     }

@@ -50,6 +50,7 @@ COUNTRY_UNKNOWN = "COUNTRY_UNKNOWN"
 CITY_UNKNOWN = "CITY_UNKNOWN"
 CITY_NOT_IN_REGION = "CITY_NOT_IN_REGION"
 PHONE_INVALID = "PHONE_INVALID"
+PII_IN_TEXT = "PII_IN_TEXT"
 DUPLICATE_KEY = "DUPLICATE_KEY"
 
 # code -> (zh, en). Placeholders: {file} {row} {column} {value} {detail}.
@@ -219,6 +220,12 @@ ROW_MESSAGES: dict[str, tuple[str, str]] = {
     PHONE_INVALID: (
         "「{column}」不是有效的电话号码（内容不予显示）。",
         "'{column}' is not a valid phone number (value not shown).",
+    ),
+    PII_IN_TEXT: (
+        "「{column}」中有疑似手机号码或身份证号码（{value}）。个人信息不得填写在此列，"
+        "请删除后重新上传。",
+        "'{column}' holds what looks like a mobile phone or resident ID number ({value}). "
+        "Personal data must not be written in this column: remove it and upload the file again.",
     ),
     DUPLICATE_KEY: (
         "「{column}」的值「{value}」在本文件中出现多次，所有重复行均未接收。请只保留一行。",

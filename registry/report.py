@@ -38,7 +38,9 @@ import altair as alt
 import jinja2
 import polars as pl
 
-from registry.layout import BATCHES_PREFIX, manifest_key, report_prefix, snapshot_prefix
+from registry import ledger
+from registry.layout import manifest_key, report_prefix, snapshot_prefix
+from registry.ledger import BatchRecord
 from registry.progress import ProgressCallback
 from registry.reader import Snapshot, SnapshotError, open_snapshot
 from registry.regions import RegionConfig, load_regions
@@ -156,15 +158,8 @@ def top_changes(
     )
 
 
-def _committed_by(record: Mapping[str, Any], published_at: datetime) -> bool:
-    created = record.get("created_at")
-    if not created:
-        return True
-    return datetime.fromisoformat(created) <= published_at
-
-
 def region_scorecards(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[BatchRecord],
     regions: RegionConfig,
     input_batches: Iterable[str],
     published_at: datetime,
@@ -188,19 +183,19 @@ def region_scorecards(
             "batches": 0, "rows_in": 0, "accepted": 0, "quarantined": 0, "held": [],
         }
         failing[code] = Counter()
-    for record in sorted(records, key=lambda r: r["batch_id"]):
-        card = cards.get(record["region"])
-        if card is None or not _committed_by(record, published_at):
+    for record in sorted(records, key=lambda r: (r.region, r.dataset, r.order)):
+        card = cards.get(record.region)
+        if card is None or record.created_at > published_at:
             continue
         card["batches"] += 1
         for column in ("rows_in", "accepted", "quarantined"):
-            card[column] += int(record.get(column) or 0)
-        failing[record["region"]].update(record.get("error_counts") or {})
-        if record.get("status") == "held" and record["batch_id"] not in published:
+            card[column] += getattr(record, column)
+        failing[record.region].update(record.error_counts)
+        if record.status == "held" and record.batch_id not in published:
             card["held"].append({
-                "batch_id": record["batch_id"],
-                "dataset": record["dataset"],
-                "reasons": list(record.get("held_reasons") or []),
+                "batch_id": record.batch_id,
+                "dataset": record.dataset,
+                "reasons": list(record.held_reasons),
             })
     for code, card in cards.items():
         rows = card["rows_in"]
@@ -378,15 +373,6 @@ def report_html(data: ReportData, runtime: str | None = None) -> str:
 # I/O edge
 
 
-def batch_records(storage: Storage) -> list[dict[str, Any]]:
-    """Every committed batch record in the ledger, as written by ingestion."""
-    return [
-        json.loads(storage.read_bytes(info.key))
-        for info in storage.list(BATCHES_PREFIX)
-        if info.key.endswith(".json")
-    ]
-
-
 def report_key(snapshot_id: str) -> str:
     return report_prefix(snapshot_id) + REPORT_FILE
 
@@ -446,7 +432,7 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
         scores=scores,
         changes=top_changes(changes, names),
         scorecards=region_scorecards(
-            batch_records(storage), regions, manifest.input_batches, manifest.published_at
+            ledger.batch_records(storage), regions, manifest.input_batches, manifest.published_at
         ),
         gifts=gift_rankings(storage.retried_read(where, snapshot.products.collect)),
         manifest_link=relative_link(own, manifest_key(manifest.snapshot_id)),

@@ -10,18 +10,19 @@ and an artifact is visible to everyone with access to the Prefect UI.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from registry import ledger
 from registry.ingest import IngestSummary
-from registry.layout import BATCHES_PREFIX, RELEASES_PREFIX, release_key
 from registry.publish import PublishResult
 from registry.storage import Storage
 
-# Upload outcomes, in the order the table shows them, with their column headings.
+# Upload outcomes, in the order the table shows them, with their column headings
+# (IngestSummary.by_region: "staged" is staged and publishable, "held" staged but held).
 _UPLOAD_COLUMNS = {
     "staged": "files staged",
+    "held": "files held",
     "rejected": "files rejected",
     "duplicate": "duplicates",
     "in_progress": "in progress elsewhere",
@@ -32,7 +33,7 @@ _UPLOAD_COLUMNS = {
 @dataclass(frozen=True)
 class HeldBatch:
     """A committed batch that the batch-level gate held back: it is not published until someone
-    releases it (``ledger/releases/{batch_id}.json``)."""
+    releases it (:func:`registry.quality.release_batch`)."""
 
     batch_id: str
     dataset: str
@@ -76,10 +77,11 @@ def _ingest_section(summary: IngestSummary, failed: Mapping[str, int]) -> list[s
         key=lambda r: (r.region or "", r.dataset or "", r.batch_id or ""),
     )
     if batches:
-        lines += ["Batches staged:", ""]
+        lines += ["Batches staged (a held one is not published until released):", ""]
         lines += _table(
-            ["region", "dataset", "batch", "accepted rows", "quarantined rows"],
-            ([r.region, r.dataset, r.batch_id, r.accepted, r.quarantined] for r in batches),
+            ["region", "dataset", "batch", "gate", "accepted rows", "quarantined rows"],
+            ([r.region, r.dataset, r.batch_id, "held" if r.held else "released", r.accepted,
+              r.quarantined] for r in batches),
         )
         lines.append("")
     rejected = sorted(
@@ -135,8 +137,9 @@ def run_summary_markdown(
     published: PublishResult | None = None,
     held: Sequence[HeldBatch] = (),
 ) -> str:
-    """The markdown of one run: per-region upload and row counts with the staged batch ids
-    and the uploads that failed (``failed``, per region) when the run ingested; the batches held
+    """The markdown of one run: per-region upload and row counts (held batches counted apart
+    from publishable ones) with the staged batch ids and the gate's outcome for each, and the
+    uploads that failed (``failed``, per region) when the run ingested; the batches held
     back by the gate; the published snapshot with its report path when the run published.
     Raises nothing; an empty run says so."""
     title = " + ".join(
@@ -157,19 +160,10 @@ def run_summary_markdown(
 
 
 def held_batches(storage: Storage) -> list[HeldBatch]:
-    """Every committed batch whose record says ``held`` and that has no release record yet,
-    sorted by region, dataset and batch id. Raises ``KeyError`` for a record without the fields
-    every batch record has."""
-    released = {info.key for info in storage.list(RELEASES_PREFIX)}
-    held: dict[str, HeldBatch] = {}
-    for info in storage.list(BATCHES_PREFIX):
-        if not info.key.endswith(".json"):
-            continue
-        record = json.loads(storage.read_bytes(info.key))
-        if record["status"] != "held" or release_key(record["batch_id"]) in released:
-            continue
-        held[record["batch_id"]] = HeldBatch(
-            batch_id=record["batch_id"], dataset=record["dataset"], region=record["region"],
-            reasons=tuple(record.get("held_reasons") or ()),
-        )
-    return sorted(held.values(), key=lambda b: (b.region, b.dataset, b.batch_id))
+    """Every batch the gate held that nobody has released yet
+    (:func:`registry.ledger.held_batches`), sorted by region, dataset and ledger order."""
+    return [
+        HeldBatch(batch_id=r.batch_id, dataset=r.dataset, region=r.region,
+                  reasons=tuple(r.held_reasons))
+        for r in ledger.held_batches(storage)
+    ]

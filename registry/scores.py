@@ -42,7 +42,9 @@ def status_disqualifier(status: str) -> str:
 
 
 COMPONENT_COLUMNS = ("score_compliance", "score_complaints", "score_quality")
-# Components are rounded so that a published score is exactly reproducible and explainable.
+# Published scores carry this many decimals. They are rounded once, when published: every
+# component, the score and the gift scores are computed from unrounded inputs, so that a
+# published number never carries the error of an earlier rounding.
 DECIMALS = 2
 
 
@@ -120,7 +122,7 @@ def load_score_model(config_dir: Path, version: int) -> LoadedScoreModel:
 
 
 # ---------------------------------------------------------------------------------------------
-# Components
+# Components: unrounded points (scores_explained rounds the published columns once)
 
 
 def score_compliance(model: ScoreModel) -> pl.Expr:
@@ -129,7 +131,7 @@ def score_compliance(model: ScoreModel) -> pl.Expr:
         pl.when(pl.col(flag).fill_null(False)).then(pl.lit(float(weight))).otherwise(0.0)
         for flag, weight in model.compliance.points.items()
     ]
-    return pl.sum_horizontal(points).round(DECIMALS).alias("score_compliance")
+    return pl.sum_horizontal(points).alias("score_compliance")
 
 
 def score_complaints(model: ScoreModel) -> pl.Expr:
@@ -144,9 +146,7 @@ def score_complaints(model: ScoreModel) -> pl.Expr:
         - unresolved * rules.per_unresolved
         - beyond_free * rules.per_resolved_beyond_free
     )
-    return pl.max_horizontal(points, pl.lit(0.0)).cast(pl.Float64).round(DECIMALS).alias(
-        "score_complaints"
-    )
+    return pl.max_horizontal(points, pl.lit(0.0)).cast(pl.Float64).alias("score_complaints")
 
 
 def score_quality(model: ScoreModel) -> pl.Expr:
@@ -168,7 +168,6 @@ def score_quality(model: ScoreModel) -> pl.Expr:
         pl.mean_horizontal(from_inspections, from_gifts)
         .fill_null(rules.neutral_points)
         .cast(pl.Float64)
-        .round(DECIMALS)
         .alias("score_quality")
     )
 
@@ -221,13 +220,20 @@ def trusted(model: ScoreModel) -> pl.Expr:
 def scores_explained(facts: pl.LazyFrame, model: ScoreModel) -> pl.LazyFrame:
     """``facts`` (see the module docstring) with the score columns added:
     the three components, ``score`` (their sum), ``grade``, ``disqualifications`` and
-    ``trusted``."""
+    ``trusted``.
+
+    The components and ``score`` are computed unrounded and rounded once, to
+    :data:`DECIMALS`, as published. The grade is read from the published score, so that a
+    score shown as 85.00 is never graded B. With weights of at most two decimals the
+    published score is the sum of the published components, give or take 0.01 (the
+    tolerance of the registry gate's ``registry_score_not_sum``)."""
     return (
         facts.with_columns(
             score_compliance(model), score_complaints(model), score_quality(model),
             disqualifications(model),
         )
-        .with_columns(pl.sum_horizontal(*COMPONENT_COLUMNS).round(DECIMALS).alias("score"))
+        .with_columns(pl.sum_horizontal(*COMPONENT_COLUMNS).alias("score"))
+        .with_columns(pl.col(*COMPONENT_COLUMNS, "score").round(DECIMALS))
         .with_columns(grade(model))
         .with_columns(trusted(model))
     )

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     read_time_limit_s: float = Field(default=300.0, gt=0)
     read_memory_limit_mb: int = Field(default=4096, ge=256)
 
-    # Ingestion: a claim on an upload (ledger/ingest/{sha256}.json) older than this, whose batch
+    # Ingestion: a claim on an upload (registry.ledger.IngestClaim) older than this, whose batch
     # was never committed, is taken to be from a crashed worker and is taken over.
     ingest_claim_lease_s: float = Field(default=900.0, gt=0)
 

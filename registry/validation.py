@@ -19,6 +19,7 @@ from datetime import date
 import pandera.polars as pa
 import polars as pl
 
+from registry import pii
 from registry import rejections as rj
 from registry.contracts import LINEAGE_SCHEMA, ColumnSpec, Contract, Vocabulary, header_key
 from registry.normalize import REGION_SUFFIX, city_lookup, normalized
@@ -38,6 +39,9 @@ _PARSE_CODES = {
     "phone": rj.PHONE_INVALID,
     "city": rj.CITY_UNKNOWN,
 }
+# Columns a clerk types free text into. A phone or resident ID number there is personal data in
+# the wrong place (PII columns are the only place for it): PII_IN_TEXT.
+_FREE_TEXT = ("string", "list")
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,14 @@ def _text(name: str) -> pl.Expr:
 
 
 def _shown(col: ColumnSpec) -> pl.Expr:
-    # A receipt never echoes PII, not even back to the council that sent it.
-    return pl.lit(HIDDEN_VALUE) if col.pii else _text(col.name)
+    """A cell as receipts and quarantine show it. They never echo PII, not even back to the
+    council that sent it: a PII column is hidden, a personal number in free text masked."""
+    if col.pii:
+        return pl.lit(HIDDEN_VALUE)
+    text = _text(col.name)
+    if col.dtype in _FREE_TEXT:
+        return pl.when(pii.looks_personal(text)).then(pii.masked(text)).otherwise(text)
+    return text
 
 
 def _column_rules(
@@ -106,6 +116,8 @@ def _column_rules(
         rule(rj.DATE_ORDER_INVALID, value < pl.col(other.name), other.label)
     if col.not_future:
         rule(rj.DATE_IN_FUTURE, value > pl.lit(today))
+    if col.dtype in _FREE_TEXT and not col.pii:
+        rule(rj.PII_IN_TEXT, pii.looks_personal(text))
     return rules
 
 
@@ -217,8 +229,9 @@ class UploadCheck:
     """What an upload holds and what becomes of each of its rows.
 
     ``accepted``: typed rows in the staged column order, without lineage.
-    ``quarantined``: the text of every rejected row (all contract columns, ``region``,
-    ``_source_row``) with ``_errors``, a list of {column, code, value, message_zh, message_en}.
+    ``quarantined``: every rejected row as receipts show it (every contract column but the PII
+    ones, personal numbers in free text masked; ``region``, ``_source_row``) with ``_errors``, a
+    list of {column, code, value, message_zh, message_en}.
     ``errors``: one row per (row, error), for receipts and ``registry check``.
     ``file_error`` is set (and the frames are empty) when the whole file is refused."""
 
@@ -355,7 +368,7 @@ def checked_upload(
         .with_columns(rejected.arg_true().cast(pl.Int64).alias("_row"))
         .join(_error_structs(errors), on="_row", how="inner", maintain_order="left")
         .select(
-            *[pl.col(c.name + TEXT_SUFFIX).alias(c.name) for c in contract.columns],
+            *[_shown(c).alias(c.name) for c in contract.columns if not c.pii],
             pl.lit(region).alias("region"),
             pl.col(SOURCE_ROW),
             pl.col(ERRORS_COLUMN),

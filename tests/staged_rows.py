@@ -3,15 +3,17 @@ DESIGN.md §4-5), so that build and publication tests do not depend on the inges
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, date, datetime
+import hashlib
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
 import pytest
 
-from registry.build import STAGED_COLUMNS, StagedInputs
-from registry.layout import batch_record_key, release_key, staged_prefix
+from registry import ledger
+from registry.build import ORDER_COLUMN, STAGED_COLUMNS, StagedInputs
+from registry.layout import quarantine_prefix, staged_prefix
+from registry.ledger import BatchRecord
 from registry.settings import PROJECT_ROOT, Settings
 from registry.storage import Storage
 
@@ -137,13 +139,46 @@ def staged_frame(dataset: str, rows: list[dict[str, Any]], batch_id: str = "B000
 
 
 def inputs_of(**datasets: list[dict[str, Any]] | pl.DataFrame) -> StagedInputs:
-    """StagedInputs from lists of rows (one batch each) or ready frames; missing = empty."""
+    """StagedInputs from lists of rows (one batch each) or ready frames; missing = empty. The
+    ledger order of a frame's batches is the order of their ids."""
     frames = {}
     for dataset, columns in STAGED_COLUMNS.items():
         given = datasets.get(dataset, [])
         frame = given if isinstance(given, pl.DataFrame) else staged_frame(dataset, given)
-        frames[dataset] = frame.lazy().select(list(columns))
+        frames[dataset] = frame.lazy().select(list(columns)).with_columns(
+            pl.col("_batch_id").rank("dense").cast(pl.Int64).alias(ORDER_COLUMN))
     return StagedInputs(**frames)
+
+
+_LANDED = datetime(2026, 11, 29, tzinfo=UTC)
+
+
+def batch_record(batch_id: str, *, dataset: str = "merchants", region: str = "SH",
+                 mode: str = "upsert", status: str = "released", rows: int = 1,
+                 landed: int | None = None, sha256: str | None = None,
+                 same_as: str | None = None) -> BatchRecord:
+    """A committed batch's record, through the ledger's own model. ``landed`` is its upload's
+    landing time in seconds after a fixed day (default: the time a batch id like ingestion's
+    begins with, else the number in it, so that B1 < B2 < ... < B10); ``sha256`` defaults to
+    one of its own."""
+    try:
+        at = datetime.strptime(batch_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        at = _LANDED + timedelta(seconds=int("".join(c for c in batch_id if c.isdigit()) or 0))
+    if landed is not None:
+        at = _LANDED + timedelta(seconds=landed)
+    return BatchRecord(
+        batch_id=batch_id, dataset=dataset, region=region, mode=mode,
+        sha256=sha256 or hashlib.sha256(f"{dataset}/{region}/{batch_id}".encode()).hexdigest(),
+        source_key=f"landing/{region}/{dataset}/{batch_id}.csv", landed_at=at, ingested_at=at,
+        created_at=at, rows_in=rows, accepted=rows, quarantined=0, status=status,
+        held_reasons=["batch_row_count"] if status == "held" else [],
+        contract_version="1.0.0",
+        staged_key=staged_prefix(dataset, region, same_as or batch_id) + "part-0.parquet",
+        quarantine_key=quarantine_prefix(dataset, region, same_as or batch_id)
+        + "part-0.parquet",
+        same_as=same_as,
+    )
 
 
 def stage_batch(
@@ -156,33 +191,33 @@ def stage_batch(
     mode: str = "upsert",
     status: str = "released",
     released: bool = False,
-) -> None:
-    """Write a batch as ingestion does: Parquet first, then the record that commits it."""
+    quarantined: list[dict[str, Any]] | None = None,
+    landed: int | None = None,
+    created_at: datetime | None = None,
+) -> BatchRecord:
+    """Write a batch as ingestion does: Parquet first, then the record that commits it (through
+    the ledger). ``quarantined`` rows (natural-key columns are enough) go to its quarantine.
+    ``created_at`` is when it was committed (default: when it landed)."""
     rows = [{**row, "region": region} for row in rows]
     frame = staged_frame(dataset, rows, batch_id)
     storage.write_parquet(frame, staged_prefix(dataset, region, batch_id) + "part-0.parquet")
-    record = {
-        "batch_id": batch_id,
-        "dataset": dataset,
-        "region": region,
-        "mode": mode,
-        "sha256": "0" * 64,
-        "source_key": f"landing/{region}/{dataset}/upload.csv",
-        "rows_in": len(rows),
-        "accepted": len(rows),
-        "quarantined": 0,
-        "status": status,
-        "contract_version": "1",
-        "created_at": "2026-11-29T00:00:00Z",
-    }
-    if status == "held":
-        record["held_reasons"] = ["row_count_below_floor"]
-    storage.write_bytes(batch_record_key(dataset, region, batch_id), json.dumps(record).encode())
+    bad = pl.DataFrame([{k: None if v is None else str(v) for k, v in r.items()}
+                        for r in quarantined or []]).with_columns(  # lineage, as ingestion's
+        pl.lit(f"landing/x/{dataset}/upload.csv").alias("_source_key"),
+        pl.lit(batch_id).alias("_batch_id"))
+    storage.write_parquet(bad, quarantine_prefix(dataset, region, batch_id) + "part-0.parquet")
+    record = batch_record(batch_id, dataset=dataset, region=region, mode=mode, status=status,
+                          rows=len(rows), landed=landed)
+    record = record.model_copy(update={"quarantined": bad.height,
+                                       "rows_in": len(rows) + bad.height,
+                                       "created_at": created_at or record.created_at})
+    ledger.commit_batch(storage, record)
     if released:
-        storage.write_bytes(
-            release_key(batch_id),
-            json.dumps({"batch_id": batch_id, "released_by": "tester", "reason": "ok"}).encode(),
-        )
+        ledger.write_release(storage, ledger.Release(
+            batch_id=batch_id, dataset=dataset, region=region, released_by="tester",
+            released_at=datetime(2026, 11, 30, tzinfo=UTC), reason="ok",
+        ))
+    return record
 
 
 def stage_three_regions(storage: Storage) -> None:

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from staged_rows import (
     AS_OF,
+    batch_record,
     complaint,
     evaluation,
     inputs_of,
@@ -19,15 +20,14 @@ from staged_rows import (
     uscc,
 )
 
+from registry import ledger
 from registry.build import (
     MERCHANT_COLUMNS,
-    BatchRecord,
     StagedSchemaError,
-    batches_in_effect,
-    publishable_batches,
     registry_tables,
     staged_inputs,
 )
+from registry.ledger import batches_in_effect
 from registry.scores import load_score_model
 from registry.settings import PROJECT_ROOT
 
@@ -47,15 +47,19 @@ def by_uscc(merchants: pl.DataFrame, code: str = SH_1) -> dict:
     return rows[0]
 
 
-def test_merchant_revoked_in_AH_is_trusted_nowhere_despite_an_A_grade_in_SH():
+def test_a_filing_revoked_in_AH_disqualifies_the_SH_merchant_but_neither_lists_nor_scores_it():
     merchants, _ = build(
         merchants=[
             merchant(region="SH", filing_id="SH-1"),
-            merchant(region="AH", filing_id="AH-9", city="合肥", status="revoked"),
+            merchant(region="AH", filing_id="AH-9", city="合肥", status="revoked",
+                     merchant_name="合肥进口商品有限公司", merchant_name_key="合肥进口商品有限公司",
+                     categories=["wine"], traceable=False, valid_until=date(2029, 1, 1)),
         ]
     )
     row = by_uscc(merchants)
-    assert row["regions"] == ["AH", "SH"]
+    assert row["regions"] == ["SH"] and row["name_variants"] == ["上海进口商品有限公司"]
+    assert row["categories"] == ["food"] and row["valid_until"] == date(2027, 12, 31)
+    assert row["traceable"] is True and row["score_compliance"] == 40.0
     assert row["score"] == 90.0 and row["grade"] == "A"
     assert row["disqualifications"] == ["status_revoked"]
     assert row["trusted"] is False
@@ -100,16 +104,30 @@ def test_latest_staged_row_wins_per_region_and_filing():
     assert row["source_batches"] == ["B0002"]
 
 
-def test_only_filings_in_force_on_as_of_list_a_merchant():
+def test_only_active_filings_within_their_dates_on_as_of_list_a_merchant():
     merchants, _ = build(
         merchants=[
             merchant(filing_id="expired", uscc=uscc("31", 2), valid_until=AS_OF - timedelta(1)),
             merchant(filing_id="future", uscc=uscc("31", 3), valid_from=AS_OF + timedelta(1)),
             merchant(filing_id="last-day", uscc=uscc("31", 4), valid_until=AS_OF),
             merchant(filing_id="open", uscc=uscc("31", 5), valid_until=None),
+            merchant(filing_id="revoked", uscc=uscc("31", 6), status="revoked"),
+            merchant(filing_id="suspended", uscc=uscc("31", 7), status="suspended",
+                     valid_until=None),
         ]
     )
     assert merchants.get_column("uscc").to_list() == [uscc("31", 4), uscc("31", 5)]
+
+
+def test_a_merchant_revoked_in_one_region_and_suspended_in_another_is_not_listed():
+    merchants, _ = build(
+        merchants=[
+            merchant(region="SH", filing_id="SH-1", status="revoked"),
+            merchant(region="AH", filing_id="AH-1", status="suspended"),
+            merchant(region="SH", filing_id="SH-2", uscc=uscc("31", 2)),
+        ]
+    )
+    assert merchants.get_column("uscc").to_list() == [uscc("31", 2)]
 
 
 def test_windows_are_the_365_days_up_to_as_of():
@@ -240,6 +258,37 @@ def test_gift_score_feeds_quality_for_specialty_gift_merchants():
     assert row["gift_score"] == 8.0 and row["score_quality"] == 24.0
 
 
+def test_gift_scores_come_from_unrounded_means_and_are_rounded_once_when_published():
+    code = uscc("33", 1)
+    # Quality and culture 8, 8, 8.5 (8.1666...), packaging and value 8: overall 8.0833...
+    panel = [evaluation(uscc=code, evaluator_id=f"E{i}", quality=q, culture=q)
+             for i, q in enumerate([8.0, 8.0, 8.5])]
+    merchants, products = build(
+        merchants=[merchant(region="ZJ", uscc=code, program="specialty_gift")],
+        gift_evaluations=panel,
+    )
+    product = products.row(0, named=True)
+    # Not 8.09, the mean of the dimensions as published (8.17, 8.17, 8, 8).
+    assert (product["quality"], product["packaging"], product["overall"]) == (8.17, 8.0, 8.08)
+    row = by_uscc(merchants, code)
+    # 8.0833... / 10 * 30 = 24.25; the published 8.08 would give 24.24.
+    assert (row["gift_score"], row["score_quality"], row["score"]) == (8.08, 24.25, 94.25)
+
+
+def test_products_published_with_the_same_overall_share_a_rank():
+    dimensions = ("quality", "culture", "packaging", "value")
+    thirds = [evaluation(product_id="A", evaluator_id=f"E{i}", **dict.fromkeys(dimensions, q))
+              for i, q in enumerate([8.0, 8.0, 9.0])]
+    _, products = build(gift_evaluations=[
+        *thirds,  # 8.3333... and 8.33 are both published as 8.33
+        evaluation(product_id="B", **dict.fromkeys(dimensions, 8.33)),
+        evaluation(product_id="C", **dict.fromkeys(dimensions, 8.32)),
+    ])
+    published = {r["product_id"]: (r["overall"], r["rank_in_category"])
+                 for r in products.to_dicts()}
+    assert published == {"A": (8.33, 1), "B": (8.33, 1), "C": (8.32, 3)}
+
+
 def test_the_build_is_deterministic():
     datasets = dict(
         merchants=[merchant(filing_id=f"F{i}", uscc=uscc("31", i % 7)) for i in range(40)],
@@ -253,28 +302,7 @@ def test_the_build_is_deterministic():
 
 
 # ---------------------------------------------------------------------------------------------
-# Which batches count
-
-
-def record(batch_id: str, mode: str = "upsert", region: str = "SH", dataset: str = "merchants"):
-    return BatchRecord(batch_id=batch_id, dataset=dataset, region=region, mode=mode,
-                       status="released")
-
-
-def test_a_replace_batch_supersedes_earlier_batches_of_its_region_only():
-    batches = [
-        record("B1"), record("B2", "replace"), record("B3"), record("B4", "replace"),
-        record("B5"), record("B0", region="JS"), record("B6", region="JS"),
-    ]
-    chosen = [(b.region, b.batch_id) for b in batches_in_effect(batches)]
-    assert chosen == [("JS", "B0"), ("JS", "B6"), ("SH", "B4"), ("SH", "B5")]
-
-
-def test_publishable_batches_are_released_or_held_with_a_release(storage):
-    stage_batch(storage, "merchants", "SH", "B1", [merchant()])
-    stage_batch(storage, "merchants", "SH", "B2", [merchant()], status="held")
-    stage_batch(storage, "merchants", "SH", "B3", [merchant()], status="held", released=True)
-    assert [b.batch_id for b in publishable_batches(storage)] == ["B1", "B3"]
+# Reading the batches in effect (which batches count: tests/ledger/)
 
 
 def test_replace_mode_withdraws_filings_missing_from_the_latest_full_list(storage):
@@ -283,9 +311,21 @@ def test_replace_mode_withdraws_filings_missing_from_the_latest_full_list(storag
     stage_batch(storage, "merchants", "SH", "B2", [merchant(filing_id="F1")], mode="replace")
     # A held replace batch does not count: it could be a truncated export.
     stage_batch(storage, "merchants", "SH", "B3", [], mode="replace", status="held")
-    inputs = staged_inputs(storage, batches_in_effect(publishable_batches(storage)))
+    inputs = staged_inputs(storage, batches_in_effect(storage))
     merchants = registry_tables(inputs, AS_OF, MODEL, DIVISIONS).merchants.collect()
     assert merchants.get_column("uscc").to_list() == [SH_1]
+
+
+def test_a_filing_quarantined_in_a_complete_list_keeps_its_previous_row(storage):
+    first = [merchant(filing_id="F1"), merchant(filing_id="F2", uscc=uscc("31", 2))]
+    stage_batch(storage, "merchants", "SH", "B1", first, mode="replace")
+    # F2's row in the new list had a typo in its code: quarantined, so it keeps B1's row.
+    stage_batch(storage, "merchants", "SH", "B2", [merchant(filing_id="F1")], mode="replace",
+                quarantined=[{"filing_id": "F2", "uscc": "9131TYPO"}])
+    merchants = registry_tables(staged_inputs(storage, batches_in_effect(storage)), AS_OF, MODEL,
+                                DIVISIONS).merchants.collect()
+    assert merchants.get_column("uscc").to_list() == [SH_1, uscc("31", 2)]
+    assert by_uscc(merchants, uscc("31", 2))["source_batches"] == ["B1"]
 
 
 def test_a_staged_batch_with_the_wrong_types_is_refused_by_name(tmp_path):
@@ -297,10 +337,9 @@ def test_a_staged_batch_with_the_wrong_types_is_refused_by_name(tmp_path):
         pl.col("received_on").cast(pl.String)
     )
     storage.write_parquet(bad, "staged/complaints/region=SH/batch=B2/part-0.parquet")
-    stage_batch_record = BatchRecord(batch_id="B2", dataset="complaints", region="SH",
-                                     mode="upsert", status="released")
+    effect = ledger.InEffect("complaints", "SH", (batch_record("B2", dataset="complaints"),))
     with pytest.raises(StagedSchemaError, match="received_on is String, expected Date"):
-        staged_inputs(storage, [stage_batch_record])
+        staged_inputs(storage, [effect])
 
 
 def test_the_build_reads_exactly_what_the_ingest_contracts_stage():

@@ -167,6 +167,14 @@ def test_score_is_the_sum_of_its_components_and_explains_itself():
     assert out.get_column("trusted").to_list() == [True, True, False]
 
 
+def test_a_score_is_rounded_once_and_graded_as_published():
+    # A gift score of 4.9986 earns 14.9958 quality points: the score 84.9958 is published as
+    # 85.0, and a consumer reading 85.0 must find an A.
+    frame = facts(programs=["specialty_gift"], gift_score=4.9986)
+    out = scores_explained(frame.lazy(), MODEL).collect().row(0, named=True)
+    assert (out["score_quality"], out["score"], out["grade"]) == (15.0, 85.0, "A")
+
+
 def test_score_model_refuses_unknown_keys_and_a_wrong_version(tmp_path: Path):
     text = (PROJECT_ROOT / "config" / "score_model_v1.yaml").read_text(encoding="utf-8")
     (tmp_path / "score_model_v1.yaml").write_text(text + "\nbonus_points: 5\n", encoding="utf-8")

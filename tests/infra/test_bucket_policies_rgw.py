@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from policy_generator import generate
 from rgw_fixtures import RgwCluster
 
+from registry import layout
 from registry.regions import load_regions
 from registry.settings import PROJECT_ROOT
 from registry.storage import PermissionDenied, S3Storage, Storage
@@ -20,9 +21,11 @@ pytestmark = pytest.mark.rgw
 
 REGIONS = list(load_regions(PROJECT_ROOT / "config").regions)
 ROOT = "root"
-# Everything outside landing/ that the pipeline owns.
+# Everything outside landing/ that the pipeline owns (opaque bytes: the policy is what is
+# tested, not the records; the ledger's key is spelled by registry.layout).
+CLAIM = layout.claim_key("merchants", "SH", "20261130T000000Z-0a0a0a0a0a0a")
 PIPELINE_AREAS = (
-    "raw/SH/merchants/0a.csv", "ledger/ingest/0a.json", "staged/merchants/region=SH/x.parquet",
+    "raw/SH/merchants/0a.csv", CLAIM, "staged/merchants/region=SH/x.parquet",
     "quarantine/merchants/region=SH/x.parquet", "registry/latest.json",
     "registry/snapshots/s1/_manifest.json", "reports/s1/index.html",
 )
@@ -125,7 +128,7 @@ def test_reader_reads_only_registry_and_reports(roles: Roles) -> None:
         "registry/latest.json", "registry/snapshots/s1/_manifest.json",
     ]
     for key in ("landing/SH/_receipts/u1.json", "staged/merchants/region=SH/x.parquet",
-                "raw/SH/merchants/0a.csv", "ledger/ingest/0a.json"):
+                "raw/SH/merchants/0a.csv", CLAIM):
         assert _denied(lambda k=key: reader.read_bytes(k)), key
     assert _denied(lambda: list(reader.list("landing/")))
     assert _denied(lambda: list(reader.list()))

@@ -11,6 +11,7 @@ import yaml
 from prefect.server.schemas.actions import validate_base_job_template
 from prefect.utilities.templating import apply_values, find_placeholders
 
+from registry import layout
 from registry.orchestration import WORK_POOL
 from registry.settings import PROJECT_ROOT
 
@@ -140,9 +141,12 @@ def test_the_job_template_sets_no_credential_itself() -> None:
     assert "AWS_" not in json.dumps(TEMPLATE["job_configuration"])
 
 
-def test_the_lifecycle_rule_is_accepted_by_s3_and_aborts_incomplete_uploads(
+def test_the_lifecycle_rules_are_accepted_by_s3_and_bound_what_the_store_keeps(
     s3_settings, s3_bucket: str
 ) -> None:
+    """Incomplete multipart uploads are aborted after a day, and the raw archive of uploads
+    (the one copy of consumers' names and phones the registry keeps) expires after three
+    years: the retention the README's operations part documents."""
     import boto3
 
     rule = json.loads((INFRA / "lifecycle.json").read_text(encoding="utf-8"))
@@ -152,6 +156,11 @@ def test_the_lifecycle_rule_is_accepted_by_s3_and_aborts_incomplete_uploads(
         aws_secret_access_key=s3_settings.aws_secret_access_key.get_secret_value(),
     )
     client.put_bucket_lifecycle_configuration(Bucket=s3_bucket, LifecycleConfiguration=rule)
-    [applied] = client.get_bucket_lifecycle_configuration(Bucket=s3_bucket)["Rules"]
-    assert applied["Status"] == "Enabled"
-    assert applied["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    applied = {r["ID"]: r for r in
+               client.get_bucket_lifecycle_configuration(Bucket=s3_bucket)["Rules"]}
+    assert {r["Status"] for r in applied.values()} == {"Enabled"}
+    aborts = applied["abort-incomplete-multipart-uploads"]
+    assert aborts["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    raw = applied["expire-raw-uploads"]
+    assert raw["Expiration"] == {"Days": 1095}
+    assert layout.raw_key("SH", "merchants", "0" * 64, "csv").startswith(raw["Filter"]["Prefix"])

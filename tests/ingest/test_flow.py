@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from fixtures.council_files import FIXTURES
 from typer.testing import CliRunner
 
+from registry import ledger
 from registry.cli import app
 from registry.storage import LocalStorage
 
@@ -42,14 +41,14 @@ def test_upload_then_ingest_through_the_flow(prefect_home, tmp_path, monkeypatch
     assert "SH" in result.stdout and "ZJ" in result.stdout
 
     storage = LocalStorage(root)
-    batches = [i.key for i in storage.list("ledger/batches/")]
+    batches = ledger.batch_records(storage)
     assert len(batches) == 2
-    sh = next(json.loads(storage.read_bytes(k)) for k in batches if "/SH/" in k)
-    assert (sh["mode"], sh["accepted"], sh["quarantined"]) == ("replace", 4, 6)
+    (sh,) = [b for b in batches if b.region == "SH"]
+    assert (sh.mode, sh.accepted, sh.quarantined) == ("replace", 4, 6)
     receipts = [i.key for i in storage.list("landing/SH/_receipts/") if i.key.endswith(".json")]
     assert len(receipts) == 2
 
     # a second run finds nothing new
     result = runner.invoke(app, ["ingest", "--region", "SH"])
     assert result.exit_code == 0, result.output
-    assert len(list(storage.list("ledger/batches/"))) == 2
+    assert ledger.batch_records(storage) == batches

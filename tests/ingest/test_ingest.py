@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from fixtures.council_files import FIXTURES
 
-from registry import layout
+from registry import layout, ledger
 from registry.contracts import load_contracts
 from registry.ingest import council_time, ingest_object, ingest_pending, list_pending
 from registry.settings import Settings
@@ -44,6 +44,34 @@ def _keys(storage: Storage, prefix: str) -> list[str]:
     return [info.key for info in storage.list(prefix)]
 
 
+def _put_later(storage: Storage, key: str, fixture: str) -> bytes:
+    """Land a file after everything landed so far: S3 keeps last-modified times to the
+    second, and an upload's place in its region's order is when it landed."""
+    time.sleep(1.1)
+    return _put(storage, key, fixture)
+
+
+def _put_together(storage: Storage, keys: list[str], fixture: str) -> None:
+    """Land the same file under every key of ``keys`` in one second (written again if a
+    second boundary fell between them), which makes them one upload: the same batch id."""
+    for _ in range(5):
+        for key in keys:
+            _put(storage, key, fixture)
+        if len({ledger.landed_time(storage.head(k).last_modified) for k in keys}) == 1:
+            return
+    raise AssertionError("could not land the copies within one second")
+
+
+def _batch_id(storage: Storage, key: str, sha256: str) -> str:
+    """The batch id of the landing object's current version."""
+    return ledger.batch_id_for(storage.head(key).last_modified, sha256)
+
+
+def _staged_batches(storage: Storage) -> set[str]:
+    """The batches whose rows were written under staged/."""
+    return {k.split("/batch=")[1].split("/")[0] for k in _keys(storage, "staged/")}
+
+
 def test_every_fixture_is_staged_quarantined_recorded_and_receipted(storage: Storage) -> None:
     for key, (fixture, _, _) in UPLOADS.items():
         _put(storage, key, fixture)
@@ -55,14 +83,14 @@ def test_every_fixture_is_staged_quarantined_recorded_and_receipted(storage: Sto
         assert (r.status, r.rows_in, r.accepted, r.quarantined) == (
             "staged", rows, accepted, rows - accepted)
         contract = CONTRACTS[r.dataset]
-        record = _json(storage, layout.batch_record_key(r.dataset, r.region, r.batch_id))
-        assert record["mode"] == ("replace" if (r.region, r.dataset) == ("SH", "merchants")
-                                  else "upsert")
-        assert (record["rows_in"], record["accepted"], record["quarantined"]) == (
+        record = ledger.read_batch_record(storage, r.dataset, r.region, r.batch_id)
+        assert record is not None and r.case == "new" and record.same_as is None
+        assert record.mode == ("replace" if (r.region, r.dataset) == ("SH", "merchants")
+                               else "upsert")
+        assert (record.rows_in, record.accepted, record.quarantined) == (
             rows, accepted, rows - accepted)
-        assert (record["status"], record["source_key"], record["sha256"]) == (
-            "released", key, r.sha256)
-        assert record["contract_version"] == contract.version
+        assert (record.status, record.source_key, record.sha256) == ("released", key, r.sha256)
+        assert record.contract_version == contract.version
         staged = storage.read_parquet(
             layout.staged_prefix(r.dataset, r.region, r.batch_id) + "part-0.parquet")
         assert staged.schema == pl.Schema(contract.staged_schema())
@@ -75,15 +103,21 @@ def test_every_fixture_is_staged_quarantined_recorded_and_receipted(storage: Sto
         assert quarantined.height == rows - accepted
         assert quarantined["_errors"].list.len().min() >= 1
         assert storage.exists(layout.raw_key(r.region, r.dataset, r.sha256, key.rsplit(".")[-1]))
-        ledger = _json(storage, layout.ingest_ledger_key(r.sha256))
-        assert (ledger["state"], ledger["batch_id"]) == ("done", r.batch_id)
+        claim, _ = ledger.read_claim(storage, r.dataset, r.region, r.batch_id)
+        assert (claim.state, claim.source_key, claim.upload_id) == ("done", key, r.upload_id)
+        assert (claim.outcome.status, claim.outcome.case, claim.outcome.batch_id) == (
+            "staged", "new", r.batch_id)
         receipt = _json(storage, layout.receipt_key(r.region, r.upload_id, "json"))
-        assert (receipt["status"], receipt["rows"], receipt["accepted"]) == (
-            "partially_accepted", rows, accepted)
+        assert (receipt["status"], receipt["case"], receipt["rows"], receipt["accepted"]) == (
+            "partially_accepted", "new", rows, accepted)
         assert len(receipt["row_errors"]) >= rows - accepted
-    # batch ids sort by ingest time (uploads are processed in key order)
-    ids = [r.batch_id for r in summary.results]
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        # The batch id says when the upload landed (to the second) and which bytes it holds;
+        # the upload id begins with the same second.
+        landed = ledger.landed_time(storage.head(key).last_modified)
+        assert r.batch_id == ledger.batch_id_for(landed, r.sha256)
+        assert r.upload_id.split("-")[0] == r.batch_id.split("-")[0] == (
+            landed.strftime("%Y%m%dT%H%M%SZ"))
+    assert len({r.batch_id for r in summary.results}) == len(UPLOADS)
     # the xlsx footer is reported to the council
     zj = _json(storage, layout.receipt_key("ZJ", results["landing/ZJ/complaints/投诉.xlsx"]
                                            .upload_id, "json"))
@@ -100,49 +134,141 @@ def test_a_second_run_finds_nothing_to_do(storage: Storage) -> None:
     assert _keys(storage, "") == before
 
 
-def test_same_bytes_under_another_name_are_a_duplicate_not_a_second_batch(
+def test_same_bytes_landed_later_under_another_name_are_a_duplicate_of_the_latest_batch(
     storage: Storage,
 ) -> None:
     _put(storage, "landing/AH/inspections/april.jsonl", "inspections_ah.jsonl")
     first = ingest_pending(storage, SETTINGS).results[0]
-    _put(storage, "landing/AH/inspections/april (1).jsonl", "inspections_ah.jsonl")
+    _put_later(storage, "landing/AH/inspections/april (1).jsonl", "inspections_ah.jsonl")
     second = ingest_pending(storage, SETTINGS).results[0]
-    assert second.status == "duplicate"
+    assert (second.status, second.case) == ("duplicate", "duplicate")
     assert second.duplicate_of == "landing/AH/inspections/april.jsonl"
-    assert second.batch_id is None
-    assert len(_keys(storage, "ledger/batches/")) == 1
-    assert len(_keys(storage, "staged/")) == 1
+    # A record of its own in the region's order, reading the rows the first batch staged.
+    assert second.batch_id not in (None, first.batch_id)
+    original = ledger.read_batch_record(storage, "inspections", "AH", first.batch_id)
+    duplicate = ledger.read_batch_record(storage, "inspections", "AH", second.batch_id)
+    assert (duplicate.same_as, duplicate.stages) == (first.batch_id, first.batch_id)
+    assert (duplicate.source_key, duplicate.sha256) == (second.key, first.sha256)
+    assert duplicate.staged_key == original.staged_key
+    assert ledger.committed_refs(storage) == {("inspections", "AH", first.batch_id),
+                                              ("inspections", "AH", second.batch_id)}
+    assert _staged_batches(storage) == {first.batch_id}  # no rows written twice
     receipt = _json(storage, layout.receipt_key("AH", second.upload_id, "json"))
-    assert receipt["status"] == "duplicate"
-    assert receipt["duplicate_of"]["source_key"] == "landing/AH/inspections/april.jsonl"
-    assert receipt["duplicate_of"]["upload_id"] == first.upload_id
+    assert (receipt["status"], receipt["case"]) == ("duplicate", "duplicate")
+    assert receipt["duplicate_of"] == {"batch_id": first.batch_id,
+                                       "source_key": "landing/AH/inspections/april.jsonl",
+                                       "status": original.status}
 
 
-def test_a_duplicate_is_recognised_without_reading_its_rows(
+def test_same_bytes_landed_in_the_same_second_under_two_names_are_one_batch(
+    storage: Storage,
+) -> None:
+    keys = ["landing/AH/inspections/april.jsonl", "landing/AH/inspections/april (1).jsonl"]
+    _put_together(storage, keys, "inspections_ah.jsonl")
+    results = {r.key: r for r in ingest_pending(storage, SETTINGS).results}
+    first, second = (results[k] for k in sorted(keys))  # taken in key order
+    assert (first.status, first.case) == ("staged", "new")
+    assert (second.status, second.case) == ("duplicate", "duplicate")
+    assert second.batch_id == first.batch_id and second.duplicate_of == first.key
+    assert ledger.committed_refs(storage) == {("inspections", "AH", first.batch_id)}
+    receipt = _json(storage, layout.receipt_key("AH", second.upload_id, "json"))
+    assert receipt["case"] == "duplicate"
+    assert receipt["duplicate_of"]["batch_id"] == first.batch_id
+    assert receipt["duplicate_of"]["source_key"] == first.key
+    assert list_pending(storage, SETTINGS) == []
+
+
+def test_an_upload_processed_before_is_recognised_without_reading_its_rows(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A re-upload costs a hash and a ledger lookup, not a parse of every row."""
+    """The same upload under a second name in the same second, or met again by a run that
+    lost its seen marker, costs a hash and a claim lookup, not a parse of every row."""
     import registry.ingest as ingest
 
     checked: list[str] = []
     real = ingest._upload_checked
     monkeypatch.setattr(ingest, "_upload_checked",
                         lambda *a, **k: checked.append(a[2]) or real(*a, **k))
-    _put(storage, "landing/JS/merchants/may.csv", "merchants_js_bom.csv")
-    assert ingest_pending(storage, SETTINGS).results[0].status == "staged"
-    _put(storage, "landing/JS/merchants/may-again.csv", "merchants_js_bom.csv")
-    assert ingest_pending(storage, SETTINGS).results[0].status == "duplicate"
-    assert checked == ["may.csv"]
+    _put_together(storage, ["landing/JS/merchants/may.csv", "landing/JS/merchants/may-again.csv"],
+                  "merchants_js_bom.csv")
+    assert sorted(r.status for r in ingest_pending(storage, SETTINGS).results) == [
+        "duplicate", "staged"]
+    assert checked == ["may-again.csv"]  # the first in key order
+    ledger.forget_seen(storage)
+    assert sorted(r.status for r in ingest_pending(storage, SETTINGS).results) == [
+        "duplicate", "staged"]
+    assert checked == ["may-again.csv"]
 
 
-def test_a_duplicate_of_another_councils_upload_does_not_reveal_it(storage: Storage) -> None:
+def test_the_same_bytes_from_another_council_are_its_own_batch_and_do_not_reveal_the_first(
+    storage: Storage,
+) -> None:
     _put(storage, "landing/ZJ/inspections/secret-name.jsonl", "inspections_ah.jsonl")
-    ingest_pending(storage, SETTINGS, region="ZJ")
-    _put(storage, "landing/AH/inspections/mine.jsonl", "inspections_ah.jsonl")
+    (zj,) = ingest_pending(storage, SETTINGS, region="ZJ").results
+    _put_later(storage, "landing/AH/inspections/mine.jsonl", "inspections_ah.jsonl")
     result = ingest_pending(storage, SETTINGS, region="AH").results[0]
-    assert result.status == "duplicate"
+    # Judged in Anhui's own terms: a new batch of Anhui's, not a duplicate of Zhejiang's.
+    assert (result.status, result.case, result.duplicate_of) == ("staged", "new", None)
+    assert result.sha256 == zj.sha256
+    record = ledger.read_batch_record(storage, "inspections", "AH", result.batch_id)
+    assert (record.region, record.same_as, record.accepted) == ("AH", None, result.accepted)
+    assert result.batch_id in _staged_batches(storage)
     raw = storage.read_bytes(layout.receipt_key("AH", result.upload_id, "json")).decode()
     assert "secret-name" not in raw and "ZJ" not in raw
+
+
+def test_same_bytes_sent_to_the_wrong_dataset_then_the_right_one_are_staged_in_the_right_one(
+    storage: Storage,
+) -> None:
+    """A clerk drops the inspections file into complaints first: refused there in complaints'
+    terms. The very same file sent to inspections is then a batch of inspections."""
+    _put(storage, "landing/AH/complaints/t.jsonl", "inspections_ah.jsonl")
+    (wrong,) = ingest_pending(storage, SETTINGS).results
+    assert (wrong.status, wrong.case, wrong.batch_id) == ("rejected", "rejected", None)
+    _put_later(storage, "landing/AH/inspections/t.jsonl", "inspections_ah.jsonl")
+    (right,) = ingest_pending(storage, SETTINGS).results
+    assert (right.status, right.case, right.accepted) == ("staged", "new", 3)
+    assert right.sha256 == wrong.sha256
+    assert ledger.committed_refs(storage) == {("inspections", "AH", right.batch_id)}
+    assert _json(storage, layout.receipt_key("AH", right.upload_id, "json"))["case"] == "new"
+
+
+def test_a_councils_file_sent_first_by_another_council_is_judged_in_each_councils_terms(
+    storage: Storage,
+) -> None:
+    """Shanghai uploads Jiangsu's merchants list by mistake, then Jiangsu uploads the same
+    bytes: each region has its own latest batch, so Jiangsu's is not a duplicate and its rows
+    are checked as Jiangsu's."""
+    _put(storage, "landing/SH/merchants/m.csv", "merchants_js_bom.csv")
+    (sh,) = ingest_pending(storage, SETTINGS).results
+    _put_later(storage, "landing/JS/merchants/m.csv", "merchants_js_bom.csv")
+    (js,) = ingest_pending(storage, SETTINGS).results
+    assert (sh.case, js.case) == ("new", "new") and sh.sha256 == js.sha256
+    assert sh.accepted < js.accepted == 3
+    assert ledger.committed_refs(storage) == {("merchants", "SH", sh.batch_id),
+                                              ("merchants", "JS", js.batch_id)}
+
+
+def test_the_bytes_of_an_earlier_batch_sent_after_another_are_a_new_batch(
+    storage: Storage,
+) -> None:
+    """List A, then B, then A again: A is no longer the latest batch, so sending it restores it
+    (a new batch, staged again), where sending B again would change nothing."""
+    key = "landing/AH/inspections/t.jsonl"
+    a = _put(storage, key, "inspections_ah.jsonl")
+    (first,) = ingest_pending(storage, SETTINGS).results
+    lines = a.decode("utf-8").splitlines()
+    time.sleep(1.1)
+    storage.write_bytes(key, ("\n".join(lines[:2]) + "\n").encode())
+    (b,) = ingest_pending(storage, SETTINGS).results
+    _put_later(storage, key, "inspections_ah.jsonl")
+    (again,) = ingest_pending(storage, SETTINGS).results
+    assert [r.case for r in (first, b, again)] == ["new", "new", "new"]
+    assert again.sha256 == first.sha256 and again.batch_id != first.batch_id
+    assert again.accepted == first.accepted
+    assert _staged_batches(storage) == {first.batch_id, b.batch_id, again.batch_id}
+    in_effect = [r.batch_id for e in ledger.batches_in_effect(storage) for r in e.batches]
+    assert in_effect == [first.batch_id, b.batch_id, again.batch_id]
 
 
 def test_a_changed_file_under_the_same_name_is_ingested_again(storage: Storage) -> None:
@@ -154,23 +280,28 @@ def test_a_changed_file_under_the_same_name_is_ingested_again(storage: Storage) 
     assert list_pending(storage, SETTINGS) == [key]
     result = ingest_pending(storage, SETTINGS).results[0]
     assert (result.status, result.rows_in, result.accepted) == ("staged", 2, 2)
-    assert len(_keys(storage, "ledger/batches/")) == 2
+    assert len(ledger.committed_refs(storage)) == 2
 
 
-def _crashed_claim(storage: Storage, key: str, data: bytes, *, age_s: float) -> dict:
+def _crashed_claim(storage: Storage, key: str, data: bytes, *, age_s: float
+                  ) -> ledger.IngestClaim:
     """What a worker that died right after claiming leaves behind."""
     import hashlib
 
+    import registry.ingest as ingest
+
+    info = storage.head(key)
     sha = hashlib.sha256(data).hexdigest()
+    landed = ledger.landed_time(info.last_modified)
     at = datetime.now(UTC) - timedelta(seconds=age_s)
-    entry = {
-        "sha256": sha, "state": "claimed", "batch_id": f"20240101T000000000000Z-{sha[:12]}",
-        "upload_id": f"20240101T000000000000Z-{sha[:12]}", "source_key": key,
-        "region": "AH", "dataset": "inspections", "claimed_at": at.isoformat(),
-        "ingested_at": at.isoformat(),
-    }
-    storage.put_if_absent(layout.ingest_ledger_key(sha), json.dumps(entry).encode())
-    return entry
+    claim = ledger.IngestClaim(
+        batch_id=ledger.batch_id_for(landed, sha), upload_id=ingest._upload_id(info),
+        region="AH", dataset="inspections", sha256=sha, source_key=key,
+        version=ingest._version(info), landed_at=landed, claimed_at=at, ingested_at=at,
+        state="claimed",
+    )
+    assert ledger.create_claim(storage, claim) is not None
+    return claim
 
 
 def test_a_claim_left_by_a_crashed_worker_is_taken_over_with_its_batch_id(
@@ -178,16 +309,15 @@ def test_a_claim_left_by_a_crashed_worker_is_taken_over_with_its_batch_id(
 ) -> None:
     key = "landing/AH/inspections/t.jsonl"
     data = _put(storage, key, "inspections_ah.jsonl")
-    entry = _crashed_claim(storage, key, data, age_s=SETTINGS.ingest_claim_lease_s + 60)
+    crashed = _crashed_claim(storage, key, data, age_s=SETTINGS.ingest_claim_lease_s + 60)
     result = ingest_object(storage, SETTINGS, key)
-    assert (result.status, result.batch_id) == ("staged", entry["batch_id"])
-    assert _keys(storage, "ledger/batches/") == [
-        layout.batch_record_key("inspections", "AH", entry["batch_id"])]
+    assert (result.status, result.batch_id) == ("staged", crashed.batch_id)
+    assert ledger.committed_refs(storage) == {("inspections", "AH", crashed.batch_id)}
     staged = storage.read_parquet(
-        layout.staged_prefix("inspections", "AH", entry["batch_id"]) + "part-0.parquet")
-    assert staged["_ingested_at"][0] == datetime.fromisoformat(entry["ingested_at"])
-    ledger = _json(storage, layout.ingest_ledger_key(entry["sha256"]))
-    assert (ledger["state"], ledger["takeovers"]) == ("done", 1)
+        layout.staged_prefix("inspections", "AH", crashed.batch_id) + "part-0.parquet")
+    assert staged["_ingested_at"][0] == crashed.ingested_at
+    claim, _ = ledger.read_claim(storage, "inspections", "AH", crashed.batch_id)
+    assert (claim.state, claim.takeovers, claim.outcome.status) == ("done", 1, "staged")
 
 
 def test_a_taken_over_claim_of_an_earlier_day_judges_rows_as_of_that_day(
@@ -201,10 +331,10 @@ def test_a_taken_over_claim_of_an_earlier_day_judges_rows_as_of_that_day(
            "样品名称": "进口奶粉", "检测日期": yesterday, "检测结论": "合格"}
     data = json.dumps(row, ensure_ascii=False).encode()
     storage.write_bytes(key, data)
-    entry = _crashed_claim(storage, key, data, age_s=3 * 86400)
+    crashed = _crashed_claim(storage, key, data, age_s=3 * 86400)
     result = ingest_object(storage, SETTINGS, key)
-    assert (result.status, result.batch_id, result.accepted) == ("staged", entry["batch_id"], 0)
-    receipt = _json(storage, layout.receipt_key("AH", entry["upload_id"], "json"))
+    assert (result.status, result.batch_id, result.accepted) == ("staged", crashed.batch_id, 0)
+    receipt = _json(storage, layout.receipt_key("AH", crashed.upload_id, "json"))
     assert [e["code"] for e in receipt["row_errors"]] == ["DATE_IN_FUTURE"]
 
 
@@ -215,34 +345,60 @@ def test_a_live_claim_is_left_to_its_worker_and_the_upload_stays_pending(
     data = _put(storage, key, "inspections_ah.jsonl")
     _crashed_claim(storage, key, data, age_s=1)
     assert ingest_object(storage, SETTINGS, key).status == "in_progress"
-    assert _keys(storage, "ledger/batches/") == []
+    assert ledger.committed_refs(storage) == set()
     assert list_pending(storage, SETTINGS) == [key]
 
 
 def test_a_batch_committed_before_the_crash_is_finished_not_rewritten(storage: Storage) -> None:
+    from staged_rows import batch_record
+
     key = "landing/AH/inspections/t.jsonl"
     data = _put(storage, key, "inspections_ah.jsonl")
-    entry = _crashed_claim(storage, key, data, age_s=1)
-    record_key = layout.batch_record_key("inspections", "AH", entry["batch_id"])
-    storage.put_if_absent(record_key, b'{"committed": "earlier"}')
+    crashed = _crashed_claim(storage, key, data, age_s=1)
+    # The record the dead worker committed (its counts differ from a fresh check's, so that a
+    # rewrite would show).
+    earlier = batch_record(crashed.batch_id, dataset="inspections", region="AH", rows=2
+                           ).model_copy(update={"sha256": crashed.sha256, "source_key": key,
+                                                "landed_at": crashed.landed_at})
+    ledger.commit_batch(storage, earlier)
     result = ingest_object(storage, SETTINGS, key)
-    assert (result.status, result.batch_id, result.accepted) == ("staged", entry["batch_id"], 3)
-    assert _json(storage, record_key) == {"committed": "earlier"}
+    assert (result.status, result.batch_id, result.accepted) == ("staged", crashed.batch_id, 3)
+    assert ledger.read_batch_record(storage, "inspections", "AH", crashed.batch_id) == earlier
     assert _keys(storage, "staged/") == []  # the committed batch's files were not touched
+    assert ledger.read_claim(storage, "inspections", "AH", crashed.batch_id)[0].state == "done"
     assert list_pending(storage, SETTINGS) == []
 
 
-def test_file_rejections_get_a_ledger_entry_and_a_receipt_but_no_batch(storage: Storage) -> None:
-    _put(storage, "landing/SH/merchants/bad.csv", "merchants_unknown_column.csv")
+def test_file_rejections_get_a_claim_and_a_receipt_but_no_batch(storage: Storage) -> None:
+    key = "landing/SH/merchants/bad.csv"
+    _put(storage, key, "merchants_unknown_column.csv")
     result = ingest_pending(storage, SETTINGS).results[0]
-    assert (result.status, result.file_error, result.batch_id) == (
-        "rejected", "UNKNOWN_COLUMN", None)
-    assert _json(storage, layout.ingest_ledger_key(result.sha256))["outcome"]["file_error"] == (
-        "UNKNOWN_COLUMN")
+    assert (result.status, result.case, result.file_error, result.batch_id) == (
+        "rejected", "rejected", "UNKNOWN_COLUMN", None)
+    claim, _ = ledger.read_claim(storage, "merchants", "SH",
+                                 _batch_id(storage, key, result.sha256))
+    assert (claim.outcome.case, claim.outcome.file_error) == ("rejected", "UNKNOWN_COLUMN")
     receipt = _json(storage, layout.receipt_key("SH", result.upload_id, "json"))
-    assert receipt["status"] == "rejected"
+    assert (receipt["status"], receipt["case"]) == ("rejected", "rejected")
     assert "营业执照照片" in receipt["file_errors"][0]["message_zh"]
-    assert _keys(storage, "ledger/batches/") == [] and _keys(storage, "staged/") == []
+    assert ledger.committed_refs(storage) == set() and _keys(storage, "staged/") == []
+
+
+def test_a_refused_file_sent_again_is_refused_again_not_called_a_duplicate(
+    storage: Storage,
+) -> None:
+    """A file-level rejection makes no batch, so it blocks nothing: the same bytes sent again
+    (uncorrected) get a refusal of their own, with the reasons, not a duplicate receipt."""
+    _put(storage, "landing/SH/merchants/bad.csv", "merchants_unknown_column.csv")
+    (first,) = ingest_pending(storage, SETTINGS).results
+    _put_later(storage, "landing/SH/merchants/bad (1).csv", "merchants_unknown_column.csv")
+    (again,) = ingest_pending(storage, SETTINGS).results
+    assert (again.status, again.case, again.file_error, again.duplicate_of) == (
+        "rejected", "rejected", "UNKNOWN_COLUMN", None)
+    assert again.upload_id != first.upload_id
+    receipt = _json(storage, layout.receipt_key("SH", again.upload_id, "json"))
+    assert (receipt["status"], receipt["duplicate_of"]) == ("rejected", None)
+    assert receipt["file_errors"][0]["code"] == "UNKNOWN_COLUMN"
 
 
 def test_oversized_and_misplaced_uploads_are_refused_unread(storage: Storage) -> None:
@@ -284,11 +440,12 @@ def atomic_storage(request: pytest.FixtureRequest, tmp_path) -> Storage:
     return LocalStorage(tmp_path / "root")
 
 
-def test_concurrent_ingests_of_the_same_bytes_make_one_batch(atomic_storage: Storage) -> None:
+def test_concurrent_ingests_of_the_same_bytes_landed_together_make_one_batch(
+    atomic_storage: Storage,
+) -> None:
     storage = atomic_storage
     keys = [f"landing/AH/inspections/copy{i}.jsonl" for i in range(4)]
-    for key in keys:
-        _put(storage, key, "inspections_ah.jsonl")
+    _put_together(storage, keys, "inspections_ah.jsonl")  # one batch id for all four
     results = []
     threads = [threading.Thread(target=lambda k=k: results.append(
         ingest_object(storage, SETTINGS, k))) for k in keys]
@@ -298,9 +455,10 @@ def test_concurrent_ingests_of_the_same_bytes_make_one_batch(atomic_storage: Sto
         t.join()
     assert sorted(r.status for r in results).count("staged") == 1
     later = ingest_pending(storage, SETTINGS).results  # any left in progress finish now
-    statuses = sorted(r.status for r in [*results, *later] if r.status != "in_progress")
-    assert statuses == ["duplicate", "duplicate", "duplicate", "staged"]
-    assert len(_keys(storage, "ledger/batches/")) == 1
+    done = [r for r in [*results, *later] if r.status != "in_progress"]
+    assert sorted(r.status for r in done) == ["duplicate", "duplicate", "duplicate", "staged"]
+    assert len({r.batch_id for r in done}) == 1
+    assert len(ledger.committed_refs(storage)) == 1 and len(_staged_batches(storage)) == 1
 
 
 def test_the_same_file_uploaded_again_under_its_name_gets_a_duplicate_receipt(
@@ -309,13 +467,17 @@ def test_the_same_file_uploaded_again_under_its_name_gets_a_duplicate_receipt(
     key = "landing/AH/inspections/t.jsonl"
     _put(storage, key, "inspections_ah.jsonl")
     first = ingest_pending(storage, SETTINGS).results[0]
-    time.sleep(1.1)  # S3 keeps modification times to the second
-    _put(storage, key, "inspections_ah.jsonl")  # a council sending the same file again
+    _put_later(storage, key, "inspections_ah.jsonl")  # a council sending the same file again
     again = ingest_pending(storage, SETTINGS).results
-    assert [(r.status, r.duplicate_of) for r in again] == [("duplicate", key)]
+    assert [(r.status, r.case, r.duplicate_of) for r in again] == [
+        ("duplicate", "duplicate", key)]
     receipt = _json(storage, layout.receipt_key("AH", again[0].upload_id, "json"))
-    assert receipt["duplicate_of"]["upload_id"] == first.upload_id
-    assert len(_keys(storage, "ledger/batches/")) == 1
+    assert again[0].upload_id != first.upload_id
+    assert receipt["duplicate_of"]["batch_id"] == first.batch_id
+    assert receipt["duplicate_of"]["source_key"] == key
+    record = ledger.read_batch_record(storage, "inspections", "AH", again[0].batch_id)
+    assert record.same_as == first.batch_id
+    assert _staged_batches(storage) == {first.batch_id}
 
 
 def test_a_run_that_stopped_before_marking_an_upload_seen_is_finished_quietly(
@@ -324,11 +486,11 @@ def test_a_run_that_stopped_before_marking_an_upload_seen_is_finished_quietly(
     key = "landing/AH/inspections/t.jsonl"
     _put(storage, key, "inspections_ah.jsonl")
     first = ingest_pending(storage, SETTINGS).results[0]
-    for marker in _keys(storage, layout.SEEN_PREFIX):  # as if the run died before this step
-        storage.delete(marker)
+    assert ledger.forget_seen(storage) == 1  # as if the run died before this step
     receipts = _keys(storage, "landing/AH/_receipts/")
     again = ingest_pending(storage, SETTINGS).results
-    assert [(r.status, r.batch_id) for r in again] == [("staged", first.batch_id)]
+    assert [(r.status, r.case, r.batch_id) for r in again] == [
+        ("staged", "new", first.batch_id)]
     assert _keys(storage, "landing/AH/_receipts/") == receipts  # no second receipt
     assert list_pending(storage, SETTINGS) == []
 
@@ -352,7 +514,7 @@ def test_rows_that_break_the_staged_schema_stop_the_batch_before_it_is_written(
     with pytest.raises(pandera.errors.SchemaError):
         ingest_object(storage, SETTINGS, key)
     assert _keys(storage, "staged/") == _keys(storage, "quarantine/") == []
-    assert _keys(storage, layout.BATCHES_PREFIX) == []
+    assert ledger.committed_refs(storage) == set()
     [raw] = [k for k in _keys(storage, "raw/JS/") if not k.endswith(".meta.json")]
     assert storage.read_bytes(raw) == (FIXTURES / "merchants_js_bom.csv").read_bytes()
     # The gate ran to the end beside the failed check and stored the batch's Data Docs.

@@ -17,9 +17,9 @@ import pytest
 from fixtures.council_files import FIXTURES
 from typer.testing import CliRunner
 
-from registry import layout
+from registry import layout, ledger
 from registry.cli import app
-from registry.ingest import CRASH_STEPS, ingest_pending, list_pending
+from registry.ingest import CRASH_STEPS, ingest_object, ingest_pending, list_pending
 from registry.publish import collect_garbage, publish_snapshot
 from registry.reader import verify_snapshot
 from registry.settings import Settings
@@ -50,8 +50,7 @@ def _batch_folders(storage: Storage) -> set[str]:
 
 def _no_orphans(storage: Storage) -> None:
     """Every batch file is committed by a record; every snapshot folder by a log entry."""
-    records = {json.loads(storage.read_bytes(k))["batch_id"]
-               for k in _keys(storage, layout.BATCHES_PREFIX)}
+    records = {batch_id for _, _, batch_id in ledger.committed_refs(storage)}
     for folder in _batch_folders(storage):
         assert any(batch_id in folder for batch_id in records), folder
     committed = {json.loads(storage.read_bytes(k))["snapshot_id"]
@@ -121,9 +120,12 @@ def test_ingest_killed_at_each_step_is_finished_exactly_once_by_the_next_run(
     batch_id = results[0].batch_id
     assert ingest_pending(storage, settings).results == []  # nothing left to do
 
-    # Exactly once: one batch, each input row staged or quarantined once, one receipt.
-    assert _keys(storage, layout.BATCHES_PREFIX) == [
-        layout.batch_record_key("merchants", "SH", batch_id)]
+    # Exactly once: one claim, one batch, each input row staged or quarantined once, one
+    # receipt. The batch id is the upload's: when it landed and which bytes it holds.
+    assert batch_id == ledger.batch_id_for(storage.head(KEY).last_modified, results[0].sha256)
+    assert ledger.committed_refs(storage) == {("merchants", "SH", batch_id)}
+    (record,) = ledger.batch_records(storage)
+    assert (record.source_key, record.same_as, record.accepted) == (KEY, None, ACCEPTED)
     staged = storage.read_parquet(layout.staged_prefix("merchants", "SH", batch_id)
                                   + "part-0.parquet")
     quarantined = storage.read_parquet(layout.quarantine_prefix("merchants", "SH", batch_id)
@@ -136,8 +138,12 @@ def test_ingest_killed_at_each_step_is_finished_exactly_once_by_the_next_run(
     receipt = json.loads(storage.read_bytes(receipts[1]))
     assert (receipt["status"], receipt["batch_id"], receipt["accepted"]) == (
         "partially_accepted", batch_id, ACCEPTED)
-    ledger = json.loads(storage.read_bytes(_keys(storage, "ledger/ingest/")[0]))
-    assert (ledger["state"], ledger["batch_id"]) == ("done", batch_id)
+    assert len(_keys(storage, layout.CLAIMS_PREFIX)) == 1  # the one claim read below
+    claim, _ = ledger.read_claim(storage, "merchants", "SH", batch_id)
+    assert (claim.state, claim.outcome.status, claim.outcome.batch_id) == (
+        "done", "staged", batch_id)
+    # A claim the dead worker left unfinished was taken over once; none was made twice.
+    assert claim.takeovers == (0 if step in ("after_archive", "after_ledger_done") else 1)
 
     published = publish_snapshot(storage, settings)
     assert published.seq == 1 and verify_snapshot(storage) == []
@@ -149,28 +155,32 @@ def test_ingest_killed_at_each_step_is_finished_exactly_once_by_the_next_run(
 
 
 def test_gc_removes_a_batch_whose_worker_died_and_whose_file_was_withdrawn(
-    tmp_path, settings_lease=LEASE_S
+    tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An upload deleted from landing/ after its worker died is never taken over: once the
     claim has lapsed, its staged and quarantined files are orphans that gc removes, and the raw
     archive stays."""
     storage = LocalStorage(tmp_path / "root")
     storage.write_bytes(KEY, (FIXTURES / FIXTURE).read_bytes())
-    settings = Settings(_env_file=None, ingest_claim_lease_s=settings_lease)
-    result = ingest_pending(storage, settings).results[0]
+    settings = Settings(_env_file=None, ingest_claim_lease_s=60)
+
     # What a worker dying just before the commit leaves: files, a claim, no record.
-    storage.delete(layout.batch_record_key("merchants", "SH", result.batch_id))
-    ledger_key = layout.ingest_ledger_key(result.sha256)
-    entry = json.loads(storage.read_bytes(ledger_key))
-    entry.update(state="claimed", claimed_at=datetime.now(UTC).isoformat())
-    entry.pop("outcome")
-    storage.write_bytes(ledger_key, json.dumps(entry).encode())
+    def died(*_: object) -> None:
+        raise RuntimeError("worker died before the commit")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ledger, "commit_batch", died)
+        with pytest.raises(RuntimeError, match="before the commit"):
+            ingest_object(storage, settings, KEY)
+    assert ledger.committed_refs(storage) == set()
+    (batch_id,) = {k.split("batch=")[1].split("/")[0] for k in _keys(storage, "staged/")}
+    assert ledger.read_claim(storage, "merchants", "SH", batch_id)[0].state == "claimed"
     storage.delete(KEY)
 
     live = collect_garbage(storage, settings, grace_seconds=0)
     assert live.batches_removed == [] and len(_batch_folders(storage)) >= 2
     lapsed = collect_garbage(storage, settings, grace_seconds=0,
-                             now=datetime.now(UTC) + timedelta(seconds=settings_lease + 1))
-    assert lapsed.batches_removed == [result.batch_id]
+                             now=datetime.now(UTC) + timedelta(seconds=61))
+    assert lapsed.batches_removed == [batch_id]
     assert _batch_folders(storage) == set()
     assert _keys(storage, "raw/SH/merchants/")

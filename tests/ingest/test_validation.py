@@ -81,6 +81,53 @@ def test_city_of_another_region_is_rejected_and_pii_is_never_echoed() -> None:
     assert phone_error["value"] == HIDDEN_VALUE and "555" not in phone_error["message_zh"]
 
 
+MERCHANT_HEADER = ("备案编号,统一社会信用代码,经营者名称,门店名称,备案类别,所在城市,经营品类,"
+                   "中文标签,可追溯,七日无理由退货,线下无理由退货,先行赔付,备案日期,有效期至,状态,"
+                   "联系人,联系电话")
+
+
+def _merchant(filing_id: str, name: str, store: str = "", categories: str = "糕点") -> str:
+    return (f"{filing_id},{GOOD},{name},{store},特色伴手礼,上海,{categories},是,是,是,是,是,"
+            "2024-01-01,2025-01-01,有效,张三,13900001111")
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "shown"),
+    [
+        (_merchant("F1", "某公司 13912345678"), "merchant_name", "某公司 139****5678"),
+        (_merchant("F1", "某公司", store="店长 139-1234-5678"), "store_name", "店长 139****5678"),
+        (_merchant("F1", "某公司", categories="糕点、310101199001011234"), "categories",
+         "糕点、310****1234"),
+        (_merchant("13912345678", "某公司"), "filing_id", "139****5678"),
+    ],
+)
+def test_a_personal_number_in_free_text_rejects_the_row_shown_masked(row, column, shown) -> None:
+    check = check_bytes(f"{MERCHANT_HEADER}\n{row}\n".encode(), "merchants", "SH")
+    assert _codes(check) == [(2, column, rj.PII_IN_TEXT)]
+    error = check.errors.row(0, named=True)
+    assert error["value"] == shown and shown in error["message_zh"]
+    assert "个人信息不得填写在此列" in error["message_zh"]
+    assert "Personal data must not be written in this column" in error["message_en"]
+    assert check.quarantined[0, column] == shown  # quarantine keeps it masked too
+
+
+def test_ordinary_numbers_in_text_are_not_personal_data() -> None:
+    row = _merchant("F1", "上海1391234567公司", store="南京东路100号 2024-01-01")
+    check = check_bytes(f"{MERCHANT_HEADER}\n{row}\n".encode(), "merchants", "SH")
+    assert check.errors.is_empty() and check.accepted.height == 1
+
+
+def test_pii_columns_are_checked_but_neither_staged_nor_quarantined() -> None:
+    good = _merchant("F1", "某公司")
+    check = check_bytes(
+        f"{MERCHANT_HEADER}\n{good}\n{_merchant('F2', '某公司')[:-1]}\n".encode(), "merchants",
+        "SH")
+    assert _codes(check) == [(3, "contact_phone", rj.PHONE_INVALID)]
+    for frame in (check.accepted, check.quarantined):
+        assert not {"contact_name", "contact_phone"} & set(frame.columns)
+    assert "contact_phone" not in CONTRACTS["merchants"].staged_schema()
+
+
 @pytest.mark.parametrize(
     ("header", "code"),
     [

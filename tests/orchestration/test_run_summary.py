@@ -19,6 +19,8 @@ INGESTED = IngestSummary([
                  upload_id="B-SH-1", batch_id="B-SH-1", rows_in=10, accepted=4, quarantined=6),
     UploadResult("landing/SH/complaints/c.xlsx", "SH", "complaints", "duplicate",
                  upload_id="U-SH-2"),
+    UploadResult("landing/SH/merchants/all.csv", "SH", "merchants", "staged",
+                 upload_id="B-SH-3", batch_id="B-SH-3", rows_in=5, accepted=5, held=True),
     UploadResult("landing/JS/merchants/bad.csv", "JS", "merchants", "rejected",
                  upload_id="U-JS-1", file_error="UNKNOWN_COLUMN"),
 ])
@@ -32,20 +34,23 @@ PUBLISHED = PublishResult(
 
 
 def _region_row(markdown: str, region: str) -> list[str]:
-    """The region's row of the per-region table (the one with nine columns)."""
+    """The region's row of the per-region table (the one with ten columns)."""
     rows = [[cell.strip() for cell in line.strip("|").split("|")]
             for line in markdown.splitlines() if line.startswith(f"| {region} |")]
-    [row] = [r for r in rows if len(r) == 9]
+    [row] = [r for r in rows if len(r) == 10]
     return row
 
 
 def test_ingest_counts_per_region_with_batch_ids_and_rejected_files() -> None:
     markdown = run_summary_markdown(ingested=INGESTED)
     assert markdown.startswith("# Registry run: ingest\n")
-    # region, staged, rejected, duplicates, in progress, skipped, rows in, accepted, quarantined
-    assert _region_row(markdown, "SH") == ["SH", "1", "0", "1", "0", "0", "10", "4", "6"]
-    assert _region_row(markdown, "JS") == ["JS", "0", "1", "0", "0", "0", "0", "0", "0"]
-    assert "| SH | merchants | B-SH-1 | 4 | 6 |" in markdown
+    # region, staged, held, rejected, duplicates, in progress, skipped, rows in, accepted,
+    # quarantined: a held batch is counted apart from the publishable ones.
+    assert _region_row(markdown, "SH") == ["SH", "1", "1", "0", "1", "0", "0", "15", "9", "6"]
+    assert _region_row(markdown, "JS") == ["JS", "0", "0", "1", "0", "0", "0", "0", "0", "0"]
+    assert "| files staged | files held |" in markdown
+    assert "| SH | merchants | B-SH-1 | released | 4 | 6 |" in markdown
+    assert "| SH | merchants | B-SH-3 | held | 5 | 0 |" in markdown
     assert "| JS | merchants | U-JS-1 | UNKNOWN_COLUMN |" in markdown
     assert "## Snapshot" not in markdown
 
@@ -92,6 +97,6 @@ def test_held_batches_are_those_held_and_not_yet_released(storage: Storage) -> N
     stage_batch(storage, "merchants", "SH", "B2", [merchant()], status="held", released=True)
     stage_batch(storage, "merchants", "AH", "B4", [merchant(city="合肥")], status="held")
     assert held_batches(storage) == [
-        HeldBatch("B4", "merchants", "AH", ("row_count_below_floor",)),
-        HeldBatch("B3", "merchants", "SH", ("row_count_below_floor",)),
+        HeldBatch("B4", "merchants", "AH", ("batch_row_count",)),
+        HeldBatch("B3", "merchants", "SH", ("batch_row_count",)),
     ]

@@ -28,7 +28,7 @@ from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, Read
 from fault_proxy import KINDS, FaultProxy, from_polars
 from fixtures.council_files import FIXTURES
 
-from registry import layout
+from registry import layout, ledger
 from registry.ingest import ingest_pending
 from registry.publish import collect_garbage, publish_snapshot
 from registry.reader import read_latest, read_log, verify_snapshot
@@ -143,7 +143,7 @@ def test_ingest_and_publish_survive_one_call_in_five_failing(
         assert len(rows) == len(set(rows)) == r.rows_in  # each row once, none lost
         staged, quarantined = staged + s.height, quarantined + q.height
     assert staged + quarantined == sum(rows for _, rows in UPLOADS.values())
-    assert len(list(s3.list(layout.BATCHES_PREFIX))) == len(UPLOADS)
+    assert len(ledger.committed_refs(s3)) == len(UPLOADS)
     assert published.seq == 1 and [e.seq for e in read_log(s3)] == [1]
     assert published.report is not None  # the report read the snapshot through the faults
     assert verify_snapshot(s3) == []
@@ -203,7 +203,9 @@ def test_a_store_that_always_fails_gives_a_clear_error_and_no_half_state(
     with pytest.raises(StorageUnavailable, match="failed after 3 attempts"):
         publish_snapshot(s3, settings)
     faults.enabled = False
-    assert read_latest(s3) is None and list(s3.list("ledger/")) == []
+    # Nothing claimed, committed or marked seen (a listing: no ledger function lists claims).
+    assert read_latest(s3) is None and list(s3.list(layout.CLAIMS_PREFIX)) == []
+    assert ledger.committed_refs(s3) == set() and ledger.seen_keys(s3) == set()
     results = ingest_pending(s3, settings).results
     assert sorted(r.status for r in results) == ["staged"] * len(UPLOADS)
     assert publish_snapshot(s3, settings).seq == 1 and verify_snapshot(s3) == []
@@ -223,7 +225,7 @@ def test_parquet_refused_throughout_gives_a_clear_error_and_no_half_state(
     assert f"write s3://{s3.bucket}/root/staged/" in message and "part-0.parquet" in message
     assert "503" in message
     # The batch is not committed and no Parquet object is visible, half written or whole.
-    assert list(s3.list(layout.BATCHES_PREFIX)) == []
+    assert ledger.committed_refs(s3) == set()
     assert list(s3.list("staged/")) == [] and list(s3.list("quarantine/")) == []
 
     # Its claim lapses; a later run takes the upload over and finishes everything once.
@@ -231,7 +233,7 @@ def test_parquet_refused_throughout_gives_a_clear_error_and_no_half_state(
     later = settings.model_copy(update={"ingest_claim_lease_s": 0.001})
     results = ingest_pending(s3, later).results
     assert sorted(r.status for r in results) == ["staged"] * len(UPLOADS)
-    assert len(list(s3.list(layout.BATCHES_PREFIX))) == len(UPLOADS)
+    assert len(ledger.committed_refs(s3)) == len(UPLOADS)
 
     proxy.permanent = 503
     with pytest.raises(StorageUnavailable) as info:

@@ -9,12 +9,13 @@ run on local storage and moto only."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
 from staged_rows import AS_OF, merchant, stage_batch, stage_three_regions, uscc
 
+from registry import ledger
 from registry.layout import LATEST_KEY, SNAPSHOTS_PREFIX, log_key, manifest_key
 from registry.publish import (
     ConcurrentPublish,
@@ -74,7 +75,7 @@ def test_whole_publication_path(staged: Storage, settings):
     merchants = snap.merchants.collect()
     revoked = merchants.filter(pl.col("uscc") == uscc("31", 1)).row(0, named=True)
     assert revoked["grade"] == "A" and revoked["trusted"] is False
-    assert revoked["regions"] == ["AH", "SH"]
+    assert revoked["regions"] == ["SH"]  # AH's revoked filing only disqualifies
     assert merchants.filter(pl.col("trusted")).height == 3
     assert merchants.get_column("first_listed_on").to_list() == [AS_OF] * 4
 
@@ -145,7 +146,9 @@ def test_a_held_batch_counts_only_once_released(storage: Storage, settings):
                 [merchant(region="JS", filing_id="F9", uscc=uscc("32", 9), city="南京")],
                 status="held")
     assert publish_snapshot(storage, settings, as_of=AS_OF).rows["merchants"] == 1
-    storage.write_bytes("ledger/releases/B2.json", b'{"batch_id": "B2", "reason": "checked"}')
+    ledger.write_release(storage, ledger.Release(
+        batch_id="B2", dataset="merchants", region="JS", released_by="engineer-li",
+        released_at=datetime(2026, 11, 30, tzinfo=UTC), reason="checked"))
     result = publish_snapshot(storage, settings, as_of=AS_OF)
     assert result.rows["merchants"] == 2 and result.changes == {"added": 1}
     assert "B2" in json.loads(storage.read_bytes(result.manifest_key))["input_batches"]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
+from council_world import valid_uscc
 
 from registry.storage import Storage
-from registry.uscc import USCC_ALPHABET, mod31_check_characters, org_check_characters
 
 MERCHANT_HEADER = ("Filing ID,USCC,Merchant Name,Program,City,District,Address,Categories,"
                    "Origin Countries,Chinese Label,Traceable,No Reason Return 7d,"
@@ -13,28 +12,17 @@ MERCHANT_HEADER = ("Filing ID,USCC,Merchant Name,Program,City,District,Address,C
 INSPECTION_HEADER = "检测编号,统一社会信用代码,样品名称,检测日期,检测结论,严重程度"
 
 
-def valid_uscc(division: str, n: int) -> str:
-    """A code passing both check characters, registered in province ``division`` (31..34)."""
-    alphabet = np.frombuffer(USCC_ALPHABET.encode(), dtype=np.uint8)
-    digits = [int(d) for d in f"{n:08d}"]
-    body = alphabet[np.array(digits)][None, :]
-    org = org_check_characters(body)
-    first17 = np.concatenate([
-        np.frombuffer(f"91{division}0000".encode(), dtype=np.uint8)[None, :], body, org[:, None]
-    ], axis=1)
-    check = mod31_check_characters(first17)
-    return (first17.tobytes() + check.tobytes()).decode()
-
-
 def merchants_csv(n: int, *, start: int = 0, empty_districts: int = 0,
-                  valid_from: str = "2024-01-01") -> bytes:
-    """``n`` valid Shanghai filings; the first ``empty_districts`` leave district empty."""
+                  valid_from: str = "2024-01-01", suspended: int = 0) -> bytes:
+    """``n`` valid Shanghai filings; the first ``empty_districts`` leave district empty, and
+    the first ``suspended`` are suspended (the others active)."""
     lines = [MERCHANT_HEADER]
     for i in range(start, start + n):
         d = "" if i - start < empty_districts else "静安区"
+        status = "suspended" if i - start < suspended else "active"
         lines.append(
             f"SH-{i:04d},{valid_uscc('31', i + 1)},上海进口商品{i}有限公司,imported_goods,上海,{d},"
-            f"南京西路{i}号,food,FR,Y,Y,Y,Y,Y,{valid_from},2027-12-31,active"
+            f"南京西路{i}号,food,FR,Y,Y,Y,Y,Y,{valid_from},2027-12-31,{status}"
         )
     return ("\n".join(lines) + "\n").encode("utf-8")
 

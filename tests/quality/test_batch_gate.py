@@ -4,13 +4,14 @@ left out of publication, the receipt says why), and a release makes it count."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 
 import pytest
+import yaml
 from gate_uploads import inspections_csv, land, merchants_csv
 
-from registry import layout
-from registry.build import publishable_batches
+from registry import layout, ledger
 from registry.ingest import ingest_pending
 from registry.publish import publish_snapshot
 from registry.quality import batch_listings, release_batch
@@ -27,12 +28,24 @@ def local(tmp_path) -> Storage:
     return LocalStorage(tmp_path / "root")
 
 
-def _ingest_one(storage: Storage, key: str, data: bytes):
+@pytest.fixture
+def complete_inspection_lists(tmp_path) -> Settings:
+    """The project's configuration, except that Anhui's inspection uploads are complete lists
+    (replace mode)."""
+    config = tmp_path / "config"
+    shutil.copytree(SETTINGS.config_dir, config)
+    path = config / "regions.yaml"
+    regions = yaml.safe_load(path.read_text(encoding="utf-8"))
+    regions["regions"]["AH"]["upload_modes"] = {"inspections": "replace"}
+    path.write_text(yaml.safe_dump(regions, allow_unicode=True), encoding="utf-8")
+    return Settings(_env_file=None, config_dir=config)
+
+
+def _ingest_one(storage: Storage, key: str, data: bytes, settings: Settings = SETTINGS):
     land(storage, key, data)
-    (result,) = ingest_pending(storage, SETTINGS).results
+    (result,) = ingest_pending(storage, settings).results
     assert result.status == "staged"
-    record = json.loads(storage.read_bytes(
-        layout.batch_record_key(result.dataset, result.region, result.batch_id)))
+    record = ledger.read_batch_record(storage, result.dataset, result.region, result.batch_id)
     receipt = json.loads(storage.read_bytes(layout.receipt_key(result.region, result.upload_id,
                                                                "json")))
     return result, record, receipt
@@ -40,8 +53,8 @@ def _ingest_one(storage: Storage, key: str, data: bytes):
 
 def _assert_held(result, record, receipt, code: str) -> None:
     assert result.held
-    assert record["status"] == "held"
-    assert code in record["held_reasons"]
+    assert record.status == "held"
+    assert code in record.held_reasons
     assert receipt["batch_status"] == "held"
     reasons = [r for r in receipt["held_reasons"] if r["code"] == code]
     assert reasons and reasons[0]["message_zh"] and reasons[0]["message_en"]
@@ -50,10 +63,10 @@ def _assert_held(result, record, receipt, code: str) -> None:
 
 def test_a_clean_batch_is_released(local: Storage) -> None:
     result, record, receipt = _ingest_one(local, "landing/SH/merchants/m.csv", merchants_csv(10))
-    assert not result.held and record["status"] == "released"
-    assert record["held_reasons"] == [] and receipt["batch_status"] == "released"
-    assert record["quality"]["evaluated"] == record["quality"]["passed"] > 10
-    assert record["quality"]["rows"] == 10
+    assert not result.held and record.status == "released"
+    assert record.held_reasons == [] and receipt["batch_status"] == "released"
+    assert record.quality["evaluated"] == record.quality["passed"] > 10
+    assert record.quality["rows"] == 10
 
 
 def test_a_batch_without_a_usable_row_is_held_below_the_floor(local: Storage) -> None:
@@ -67,7 +80,7 @@ def test_a_batch_without_a_usable_row_is_held_below_the_floor(local: Storage) ->
 def test_a_truncated_replace_list_is_held_against_the_previous_full_list(local: Storage
                                                                           ) -> None:
     first, record, _ = _ingest_one(local, "landing/SH/merchants/full.csv", merchants_csv(20))
-    assert record["mode"] == "replace" and record["status"] == "released"
+    assert record.mode == "replace" and record.status == "released"
     # Half the province's list: 10 rows against 20, below the configured 80%.
     result, record, receipt = _ingest_one(local, "landing/SH/merchants/half.csv",
                                           merchants_csv(10, start=100))
@@ -82,7 +95,7 @@ def test_a_replace_list_that_keeps_its_size_is_released(local: Storage) -> None:
     _ingest_one(local, "landing/SH/merchants/full.csv", merchants_csv(20))
     result, record, _ = _ingest_one(local, "landing/SH/merchants/next.csv",
                                     merchants_csv(18, start=100))
-    assert record["status"] == "released" and not result.held
+    assert record.status == "released" and not result.held
 
 
 def test_a_column_suddenly_empty_is_held_at_the_null_ceiling(local: Storage) -> None:
@@ -90,22 +103,49 @@ def test_a_column_suddenly_empty_is_held_at_the_null_ceiling(local: Storage) -> 
     result, record, receipt = _ingest_one(
         local, "landing/SH/merchants/m.csv", merchants_csv(10, empty_districts=6))
     _assert_held(result, record, receipt, "batch_null_rate")
-    (failure,) = [f for f in record["quality"]["failures"] if f["code"] == "batch_null_rate"]
+    (failure,) = [f for f in record.quality["failures"] if f["code"] == "batch_null_rate"]
     assert failure["column"] == "district" and "60.0%" in failure["message_en"]
 
 
-def test_an_implausible_pass_rate_is_held(local: Storage) -> None:
+def test_an_implausible_pass_rate_in_a_complete_list_is_held(
+        local: Storage, complete_inspection_lists: Settings) -> None:
     result, record, receipt = _ingest_one(local, "landing/AH/inspections/t.csv",
-                                          inspections_csv(["pass", "fail", "fail", "fail"]))
-    assert result.accepted == 4
+                                          inspections_csv(["pass", "fail", "fail", "fail"]),
+                                          complete_inspection_lists)
+    assert result.accepted == 4 and record.mode == "replace"
     _assert_held(result, record, receipt, "batch_implausible_pass_rate")
     assert "25%" in receipt["held_reasons"][0]["message_en"]
 
 
-def test_a_plausible_pass_rate_is_released(local: Storage) -> None:
+def test_a_plausible_pass_rate_in_a_complete_list_is_released(
+        local: Storage, complete_inspection_lists: Settings) -> None:
     _, record, _ = _ingest_one(local, "landing/AH/inspections/t.csv",
-                               inspections_csv(["pass", "pass", "fail"]))
-    assert record["status"] == "released"
+                               inspections_csv(["pass", "pass", "fail"]),
+                               complete_inspection_lists)
+    assert record.status == "released" and record.quality["skipped"] == []
+
+
+def test_an_upsert_batch_of_failures_is_released_and_says_what_it_did_not_check(
+        local: Storage) -> None:
+    # Anhui's inspections are upserts: a batch of failures is news, not a wrong export.
+    result, record, receipt = _ingest_one(local, "landing/AH/inspections/t.csv",
+                                          inspections_csv(["fail", "fail", "fail"]))
+    assert not result.held and record.status == "released"
+    assert receipt["batch_status"] == "released"
+    (skipped,) = record.quality["skipped"]
+    assert (skipped["code"], skipped["reason"]) == ("batch_implausible_pass_rate",
+                                                    "complete_list_only")
+    assert skipped["message_zh"] and "upsert" in skipped["message_en"]
+    assert record.quality["evaluated"] == record.quality["passed"]
+
+
+def test_a_mostly_suspended_complete_list_is_held_for_that_alone(local: Storage) -> None:
+    result, record, receipt = _ingest_one(local, "landing/SH/merchants/m.csv",
+                                          merchants_csv(10, suspended=7))
+    _assert_held(result, record, receipt, "batch_implausible_distribution")
+    assert record.held_reasons == ["batch_implausible_distribution"]
+    assert record.quality["skipped"] == []
+    assert "30% of filings are active" in receipt["held_reasons"][0]["message_en"]
 
 
 def test_dates_outside_the_sane_window_are_held(local: Storage) -> None:
@@ -117,23 +157,24 @@ def test_dates_outside_the_sane_window_are_held(local: Storage) -> None:
 
 
 def test_a_held_batch_is_published_once_released(storage: Storage) -> None:
-    key = land(storage, "landing/AH/inspections/t.csv",
-               inspections_csv(["pass", "fail", "fail", "fail"]))
-    land(storage, "landing/SH/merchants/m.csv", merchants_csv(4))
+    key = land(storage, "landing/SH/merchants/m.csv", merchants_csv(4, suspended=3))
+    land(storage, "landing/AH/inspections/t.csv", inspections_csv(["pass", "fail"]))
     results = {r.key: r for r in ingest_pending(storage, SETTINGS).results}
     held = results[key]
     assert held.held
     assert [b.batch_id for b in batch_listings(storage, held_only=True)] == [held.batch_id]
-    assert held.batch_id not in {b.batch_id for b in publishable_batches(storage)}
+    assert held.batch_id not in {b.batch_id for b in ledger.publishable_batches(storage)}
     first = publish_snapshot(storage, SETTINGS, as_of=AS_OF)
     manifest = open_snapshot(storage).manifest
     assert held.batch_id not in manifest.input_batches
 
-    release = release_batch(storage, held.batch_id, reason="抽检集中在问题批次，经核实属实",
+    release = release_batch(storage, held.batch_id, reason="经核实，多数商户确已暂停经营",
                             by="engineer-li")
     assert release["released_by"] == "engineer-li" and release["released_at"]
-    stored = json.loads(storage.read_bytes(layout.release_key(held.batch_id)))
-    assert stored["reason"] == "抽检集中在问题批次，经核实属实"
+    (record,) = ledger.find_batch(storage, held.batch_id)
+    stored = ledger.read_release(storage, record)
+    assert (stored.reason, stored.released_by) == ("经核实，多数商户确已暂停经营", "engineer-li")
+    assert held.batch_id in ledger.released_ids(storage)
     assert batch_listings(storage, held_only=True) == []
 
     second = publish_snapshot(storage, SETTINGS, as_of=AS_OF)
@@ -150,6 +191,6 @@ def test_each_batch_s_data_docs_show_its_own_run(local: Storage) -> None:
     _, held, _ = _ingest_one(local, "landing/SH/merchants/half.csv",
                              merchants_csv(10, start=100))
     for record, outcome in ((released, "Success"), (held, "Failed")):
-        index_key = record["quality"]["data_docs"]
+        index_key = record.data_docs
         index = local.read_bytes(index_key).decode()
         assert f"'_validation_success_text': '{outcome}'" in index

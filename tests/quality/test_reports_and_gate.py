@@ -9,8 +9,10 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 from gate_uploads import inspections_csv, land, merchants_csv
+from staged_rows import batch_record
 from typer.testing import CliRunner
 
+from registry import ledger
 from registry import publish as publish_module
 from registry.cli import app
 from registry.ingest import ingest_pending
@@ -36,8 +38,16 @@ def _keys(storage: Storage, prefix: str) -> list[str]:
     return [info.key for info in storage.list(prefix)]
 
 
+def _release(storage: Storage, batch_id: str) -> ledger.Release | None:
+    """The release recorded for a committed batch."""
+    (record,) = ledger.find_batch(storage, batch_id)
+    return ledger.read_release(storage, record)
+
+
 def test_data_docs_and_scorecards_are_in_storage_after_a_run(storage: Storage) -> None:
-    land(storage, "landing/SH/merchants/m.csv", merchants_csv(6))
+    # Shanghai's complete list is mostly suspended (held); Anhui's upsert of inspections is not
+    # a complete list, so its pass rate is not judged (released).
+    land(storage, "landing/SH/merchants/m.csv", merchants_csv(6, suspended=4))
     land(storage, "landing/AH/inspections/t.csv", inspections_csv(["pass", "fail", "fail"]))
     results = {r.region: r for r in ingest_pending(storage, SETTINGS).results}
 
@@ -57,15 +67,16 @@ def test_data_docs_and_scorecards_are_in_storage_after_a_run(storage: Storage) -
 
     cards = {r: json.loads(storage.read_bytes(latest_scorecard_key(r)))
              for r in ("SH", "JS", "ZJ", "AH")}
-    assert cards["SH"]["rows_received"] == 6 and cards["SH"]["accepted_pct"] == 100.0
-    assert cards["SH"]["checks_passed_pct"] == 100.0 and cards["SH"]["held_batches"] == []
     ah = cards["AH"]
-    assert ah["checks_passed"] == ah["checks_evaluated"] - 1
-    assert ah["top_failing_checks"] == [{"code": "batch_implausible_pass_rate", "count": 1}]
-    assert [h["batch_id"] for h in ah["held_batches"]] == [results["AH"].batch_id]
+    assert ah["rows_received"] == 3 and ah["accepted_pct"] == 100.0
+    assert ah["checks_passed_pct"] == 100.0 and ah["held_batches"] == []
+    sh = cards["SH"]
+    assert sh["checks_passed"] == sh["checks_evaluated"] - 1
+    assert sh["top_failing_checks"] == [{"code": "batch_implausible_distribution", "count": 1}]
+    assert [h["batch_id"] for h in sh["held_batches"]] == [results["SH"].batch_id]
     assert cards["JS"]["rows_received"] == 0 and cards["JS"]["accepted_pct"] is None
-    assert ah["trend"] is None
-    assert len(_keys(storage, "reports/scorecards/AH/")) == 2  # this run's card and latest
+    assert sh["trend"] is None
+    assert len(_keys(storage, "reports/scorecards/SH/")) == 2  # this run's card and latest
 
     # The published snapshot carries the registry gate's Data Docs, linked from its report.
     published = publish_snapshot(storage, SETTINGS, as_of=AS_OF)
@@ -81,12 +92,11 @@ def test_data_docs_and_scorecards_are_in_storage_after_a_run(storage: Storage) -
 
 def test_the_next_run_shows_the_trend(tmp_path) -> None:
     storage = LocalStorage(tmp_path / "root")
-    land(storage, "landing/AH/inspections/a.csv", inspections_csv(["pass", "fail", "fail"]))
+    land(storage, "landing/SH/merchants/a.csv", merchants_csv(5, suspended=3))
     ingest_pending(storage, SETTINGS)
-    land(storage, "landing/AH/inspections/b.csv", inspections_csv(["pass", "pass"],
-                                                                  tested_on="2024-05-01"))
+    land(storage, "landing/SH/merchants/b.csv", merchants_csv(5, start=100))
     ingest_pending(storage, SETTINGS)
-    card = json.loads(storage.read_bytes(latest_scorecard_key("AH")))
+    card = json.loads(storage.read_bytes(latest_scorecard_key("SH")))
     assert card["checks_passed_pct"] == 100.0
     assert card["trend"]["checks_passed_pct_change"] > 0
     assert card["trend"]["held_batches_change"] == 0  # the first batch is still held
@@ -94,14 +104,14 @@ def test_the_next_run_shows_the_trend(tmp_path) -> None:
 
 def test_scorecards_rank_the_five_most_frequent_failures() -> None:
     regions = load_regions(SETTINGS.config_dir)
-    records = [{
-        "batch_id": "B1", "region": "ZJ", "dataset": "complaints", "status": "held",
-        "rows_in": 10, "accepted": 4,
-        "error_counts": {"BAD_USCC": 3, "BAD_DATE": 2, "A": 1, "B": 1, "C": 1, "D": 1},
-        "held_reasons": ["batch_implausible_distribution"],
-        "quality": {"evaluated": 10, "passed": 9,
-                    "failures": [{"code": "batch_implausible_distribution"}]},
-    }]
+    records = [batch_record("B1", dataset="complaints", region="ZJ", status="held").model_copy(
+        update={
+            "rows_in": 10, "accepted": 4, "quarantined": 6,
+            "error_counts": {"BAD_USCC": 3, "BAD_DATE": 2, "A": 1, "B": 1, "C": 1, "D": 1},
+            "held_reasons": ["batch_implausible_distribution"],
+            "quality": {"evaluated": 10, "passed": 9,
+                        "failures": [{"code": "batch_implausible_distribution"}]},
+        })]
     cards = region_scorecards(records, regions, run_batches=["B1"], released=[],
                               previous={"ZJ": {"accepted_pct": 50.0, "checks_passed_pct": 100.0,
                                                "held_batches": []}},
@@ -157,44 +167,42 @@ def test_the_batches_commands_list_and_release_held_batches(tmp_path, monkeypatc
     root = tmp_path / "root"
     monkeypatch.setenv("REGISTRY_STORAGE_URI", f"file://{root}")
     storage = LocalStorage(root)
+    land(storage, "landing/SH/merchants/m.csv", merchants_csv(3, suspended=2))
     land(storage, "landing/AH/inspections/t.csv", inspections_csv(["pass", "fail", "fail"]))
-    land(storage, "landing/SH/merchants/m.csv", merchants_csv(3))
     results = {r.region: r for r in ingest_pending(storage, SETTINGS).results}
-    held = results["AH"].batch_id
+    held = results["SH"].batch_id
     runner = CliRunner()
 
     listed = runner.invoke(app, ["batches", "list", "--json"])
     assert listed.exit_code == 0, listed.output
     (entry,) = json.loads(listed.output)
     assert entry["batch_id"] == held and entry["status"] == "held"
-    assert entry["held_reasons"] == ["batch_implausible_pass_rate"]
-    assert "pass rate" in entry["reasons_en"][0]
+    assert entry["held_reasons"] == ["batch_implausible_distribution"]
+    assert "filings are active" in entry["reasons_en"][0]
     every = json.loads(runner.invoke(app, ["batches", "list", "--all", "--json"]).output)
-    assert {b["batch_id"] for b in every} == {held, results["SH"].batch_id}
+    assert {b["batch_id"] for b in every} == {held, results["AH"].batch_id}
 
     unknown = runner.invoke(app, ["batches", "release", "20990101T000000000000Z-000000000000",
                                   "--reason", "x", "--by", "li"])
     assert unknown.exit_code == 1 and "no committed batch" in unknown.output
-    not_held = runner.invoke(app, ["batches", "release", results["SH"].batch_id,
+    not_held = runner.invoke(app, ["batches", "release", results["AH"].batch_id,
                                    "--reason", "x", "--by", "li"])
     assert not_held.exit_code == 1 and "not held" in not_held.output
 
     released = runner.invoke(app, ["batches", "release", held, "--reason",
-                                   "复检确认合格率属实", "--by", "engineer-li"])
+                                   "核实属实：两家商户已暂停", "--by", "engineer-li"])
     assert released.exit_code == 0, released.output
     assert "engineer-li" in released.output
-    record = json.loads(storage.read_bytes(f"ledger/releases/{held}.json"))
-    assert (record["released_by"], record["reason"]) == ("engineer-li", "复检确认合格率属实")
+    record = _release(storage, held)
+    assert (record.released_by, record.reason) == ("engineer-li", "核实属实：两家商户已暂停")
     assert runner.invoke(app, ["batches", "list"]).output.strip() == "no held batches"
     again = runner.invoke(app, ["batches", "release", held, "--reason", "x", "--by", "wang"])
     assert again.exit_code == 1 and "already released by engineer-li" in again.output
 
     # Without --by, the OS user is recorded.
-    land(storage, "landing/AH/inspections/u.csv",
-         inspections_csv(["fail", "fail"], tested_on="2024-06-01"))
+    land(storage, "landing/SH/merchants/u.csv", merchants_csv(3, start=200, suspended=3))
     (second,) = ingest_pending(storage, SETTINGS).results
     by_os = runner.invoke(app, ["batches", "release", second.batch_id, "--reason", "ok"])
     assert by_os.exit_code == 0, by_os.output
     import getpass
-    assert json.loads(storage.read_bytes(f"ledger/releases/{second.batch_id}.json"))[
-        "released_by"] == getpass.getuser()
+    assert _release(storage, second.batch_id).released_by == getpass.getuser()

@@ -10,16 +10,19 @@ from datetime import date
 import pandas as pd
 import polars as pl
 import pytest
-from staged_rows import evaluation, merchant, staged_frame
+from staged_rows import complaint, evaluation, merchant, staged_frame
 
 from registry.build import MERCHANT_COLUMNS
+from registry.contracts import load_contracts
 from registry.quality import (
+    empty_optional_columns,
     load_quality_config,
     load_suite,
     registry_check_frame,
     registry_suite_parameters,
     row_count_bounds,
     staged_suite_parameters,
+    suite_in_scope,
     suite_result,
     suite_versions,
 )
@@ -75,6 +78,54 @@ def test_a_panel_that_gives_every_product_ten_fails_as_implausible() -> None:
     assert result.codes == ["batch_implausible_distribution"]
     assert result.failures[0].column == "quality"
     assert "10" in result.failures[0].message_zh
+
+
+def _codes(suite) -> list[str]:
+    return [e["meta"]["code"] for e in suite.document["expectations"]]
+
+
+@pytest.mark.parametrize(("dataset", "whole_list"), [
+    ("merchants", ["batch_implausible_distribution"]),
+    ("inspections", ["batch_implausible_pass_rate"]),
+    ("complaints", ["batch_implausible_distribution"]),
+    ("gift_evaluations", ["batch_implausible_distribution"] * 4),
+])
+def test_whole_list_checks_are_left_out_of_an_upsert_batch_only(dataset: str,
+                                                                 whole_list: list[str]) -> None:
+    suite = load_suite(SETTINGS.expectations_dir, CONFIG.suites.staged[dataset])
+    upsert, skipped = suite_in_scope(suite, mode="upsert", empty_optional=())
+    assert [s.code for s in skipped] == whole_list
+    assert {s.reason for s in skipped} == {"complete_list_only"}
+    assert all(s.message_zh and s.message_en for s in skipped)
+    # The row-count floor still applies to every batch; the suite is the same reviewed file.
+    assert "batch_row_count" in _codes(upsert) and upsert.label == suite.label
+    assert len(_codes(upsert)) == len(_codes(suite)) - len(whole_list)
+    assert suite_in_scope(suite, mode="replace", empty_optional=()) == (suite, ())
+
+
+def test_a_range_check_of_an_optional_column_left_empty_is_not_run() -> None:
+    # Nothing resolved yet: resolved_on (optional) is empty throughout the batch.
+    frame = staged_frame("complaints", [complaint(complaint_id=f"C{i}", status="in_progress")
+                                        for i in range(3)])
+    contract = load_contracts(SETTINGS.schemas_dir)["complaints"]
+    empty = empty_optional_columns(frame, contract.required_columns)
+    assert "resolved_on" in empty and "received_on" not in empty
+    assert not _staged("complaints", frame).success
+    suite = load_suite(SETTINGS.expectations_dir, "staged_complaints")
+    scoped, skipped = suite_in_scope(suite, mode="replace", empty_optional=empty)
+    assert [(s.expectation, s.column, s.reason) for s in skipped] == [
+        ("expect_column_min_to_be_between", "resolved_on", "optional_column_empty"),
+        ("expect_column_max_to_be_between", "resolved_on", "optional_column_empty"),
+    ]
+    bounds = row_count_bounds(CONFIG, "complaints", "replace", None)
+    result = suite_result(frame, scoped, staged_suite_parameters(
+        CONFIG, region="SH", dataset="complaints", today=TODAY, bounds=bounds))
+    assert result.success and result.evaluated == len(_codes(suite)) - 2
+    # A resolved_on with a value is still checked against the date window.
+    dated = frame.with_columns(pl.lit(date(1990, 1, 1)).alias("resolved_on"))
+    assert suite_in_scope(suite, mode="replace", empty_optional=empty_optional_columns(
+        dated, contract.required_columns)) == (suite, ())
+    assert _staged("complaints", dated).codes == ["batch_dates_out_of_window"]
 
 
 def _registry(**changes) -> pl.DataFrame:

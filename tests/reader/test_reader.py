@@ -82,7 +82,9 @@ def test_polars_pandas_pyarrow_and_duckdb_read_the_same_rows(tmp_path, settings)
         assert set(counts.values()) == {expected}, (table, counts)
     # List and date columns survive the trip into pandas and DuckDB.
     frame = pd.read_parquet(snap.uri("merchants"))
-    assert list(frame.loc[0, "regions"]) == ["AH", "SH"]
+    # The first merchant is filed in SH (active) and AH (revoked: a disqualifier only).
+    assert list(frame.loc[0, "regions"]) == ["SH"]
+    assert list(frame.loc[0, "disqualifications"]) == ["status_revoked"]
     assert con.execute(
         f"SELECT max(first_listed_on) FROM read_parquet('{snap.uri('merchants')}')"
     ).fetchone()[0] == AS_OF

@@ -4,7 +4,6 @@ list shrank to one merchant, now suspended, and a held Anhui batch."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -12,7 +11,6 @@ from fixtures.council_files import COUNCIL_UPLOADS, FIXTURES
 from staged_rows import merchant, stage_batch
 
 from registry.ingest import ingest_pending, upload_file
-from registry.layout import batch_record_key
 from registry.publish import PublishResult, publish_snapshot
 from registry.settings import Settings
 from registry.storage import LocalStorage, Storage
@@ -31,14 +29,6 @@ class World:
     second: PublishResult
 
 
-def _stamp_now(storage: Storage, dataset: str, region: str, batch_id: str) -> None:
-    """Staged test batches carry a fixed created_at; make it 'committed just now'."""
-    key = batch_record_key(dataset, region, batch_id)
-    record = json.loads(storage.read_bytes(key))
-    record["created_at"] = datetime.now(UTC).isoformat()
-    storage.write_bytes(key, json.dumps(record).encode())
-
-
 def build_world(root) -> World:
     settings = Settings(_env_file=None, storage_uri=root.as_uri())
     storage = LocalStorage(root)
@@ -52,12 +42,10 @@ def build_world(root) -> World:
         [merchant(filing_id="SH-NEW-1", uscc=SH_KEPT, merchant_name="上海徐家汇商城(集团)有限公司",
                   merchant_name_key="上海徐家汇商城(集团)有限公司", status="suspended",
                   valid_from=date(2024, 1, 1))],
-        mode="replace",
+        mode="replace", created_at=datetime.now(UTC),  # committed just now, landed last
     )
-    _stamp_now(storage, "merchants", "SH", "29991231T000000Z-sh-replace")
     stage_batch(storage, "merchants", "AH", HELD_BATCH,
                 [merchant(filing_id="AH-1", uscc="91340100MA2N000001", city="合肥")],
-                status="held")
-    _stamp_now(storage, "merchants", "AH", HELD_BATCH)
+                status="held", created_at=datetime.now(UTC))
     second = publish_snapshot(storage, settings, as_of=date(2025, 3, 2))
     return World(storage, settings, first, second)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import polars as pl
+from staged_rows import batch_record
 
+from registry.ledger import BatchRecord
 from registry.regions import load_regions
 from registry.report import (
     ReportData,
@@ -101,11 +103,12 @@ def test_top_changes_put_trust_flips_first_and_name_removed_merchants():
     assert top.row(1, named=True)["fields"] == "disqualifications"
 
 
-def record(batch_id: str, region: str, **extra) -> dict:
-    base = {"batch_id": batch_id, "dataset": "merchants", "region": region, "rows_in": 10,
-            "accepted": 8, "quarantined": 2, "status": "released",
-            "error_counts": {"USCC_INVALID": 2}, "created_at": "2026-11-29T00:00:00+00:00"}
-    return {**base, **extra}
+def record(batch_id: str, region: str, *, status: str = "released", **extra) -> BatchRecord:
+    """A committed batch of 10 rows (2 quarantined), committed the day before publication."""
+    base = {"rows_in": 10, "accepted": 8, "quarantined": 2,
+            "error_counts": {"USCC_INVALID": 2}, "created_at": datetime(2026, 11, 29, tzinfo=UTC)}
+    return batch_record(batch_id, region=region, status=status).model_copy(
+        update={**base, **extra})
 
 
 def test_scorecards_sum_batches_rank_failing_checks_and_list_held_batches():
@@ -119,7 +122,7 @@ def test_scorecards_sum_batches_rank_failing_checks_and_list_held_batches():
             # released after a hold: published, so not held any more
             record("B4", "JS", status="held", held_reasons=["x"]),
             # committed after the snapshot was published: belongs to the next one
-            record("B5", "JS", created_at="2026-12-01T00:00:00+00:00", rows_in=99),
+            record("B5", "JS", created_at=datetime(2026, 12, 1, tzinfo=UTC), rows_in=99),
         ],
         REGIONS, input_batches=["B1", "B2", "B4"], published_at=PUBLISHED,
     )}

@@ -35,10 +35,10 @@ def test_missing_object_raises_not_found(storage: Storage) -> None:
 
 
 def test_second_put_if_absent_fails_and_keeps_first(storage: Storage) -> None:
-    storage.put_if_absent("ledger/x.json", b"first")
+    storage.put_if_absent("once/x.json", b"first")
     with pytest.raises(AlreadyExists):
-        storage.put_if_absent("ledger/x.json", b"second")
-    assert storage.read_bytes("ledger/x.json") == b"first"
+        storage.put_if_absent("once/x.json", b"second")
+    assert storage.read_bytes("once/x.json") == b"first"
 
 
 def test_replace_if_match_swaps_on_current_etag(storage: Storage) -> None:

@@ -1,0 +1,202 @@
+"""Reading and writing the ledger's records in storage: the only code that touches ``ledger/``.
+
+Every write is create-if-absent or compare-and-swap, so that two workers or a rerun after a
+crash can never leave two versions of one fact.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+
+from registry import layout
+from registry.ledger.records import (
+    BatchRecord,
+    InEffect,
+    IngestClaim,
+    Release,
+    SeenMarker,
+    held_unreleased,
+    in_effect,
+    ordered,
+    publishable,
+)
+from registry.storage import AlreadyExists, NotFound, Storage
+
+
+class LedgerError(ValueError):
+    """A ledger record that disagrees with where it is stored."""
+
+
+def _bytes(record: BaseModel) -> bytes:
+    return json.dumps(record.model_dump(mode="json"), ensure_ascii=False, indent=2,
+                      ).encode("utf-8")
+
+
+def _ref_of_key(key: str, prefix: str) -> tuple[str, str, str] | None:
+    """(dataset, region, batch id) of a ``{prefix}{dataset}/{region}/{batch_id}.json`` key."""
+    parts = key[len(prefix):].removesuffix(".json").split("/")
+    return (parts[0], parts[1], parts[2]) if key.endswith(".json") and len(parts) == 3 else None
+
+
+# --- claims ------------------------------------------------------------------------------------
+
+
+def read_claim(storage: Storage, dataset: str, region: str, batch_id: str
+               ) -> tuple[IngestClaim, str] | None:
+    """The claim on an upload and its etag (for :func:`replace_claim`), or None."""
+    key = layout.claim_key(dataset, region, batch_id)
+    try:
+        etag = storage.head(key).etag
+        return IngestClaim.model_validate_json(storage.read_bytes(key)), etag
+    except NotFound:
+        return None
+
+
+def create_claim(storage: Storage, claim: IngestClaim) -> str | None:
+    """Create the claim if nobody has; its etag, or None when a claim exists already."""
+    try:
+        return storage.put_if_absent(layout.claim_key(claim.dataset, claim.region,
+                                                      claim.batch_id), _bytes(claim))
+    except AlreadyExists:
+        return None
+
+
+def replace_claim(storage: Storage, claim: IngestClaim, etag: str) -> str:
+    """Replace the claim read with ``etag``; raises ``PreconditionFailed`` when another worker
+    replaced it first."""
+    return storage.replace_if_match(
+        layout.claim_key(claim.dataset, claim.region, claim.batch_id), _bytes(claim), etag)
+
+
+def claim_is_live(storage: Storage, dataset: str, region: str, batch_id: str, *,
+                  now: datetime, lease_s: float) -> bool:
+    """Whether a worker holds an unfinished claim on the batch younger than ``lease_s``."""
+    found = read_claim(storage, dataset, region, batch_id)
+    if found is None or found[0].state != "claimed":
+        return False
+    return now - found[0].claimed_at <= timedelta(seconds=lease_s)
+
+
+# --- batch records -----------------------------------------------------------------------------
+
+
+def committed_refs(storage: Storage) -> set[tuple[str, str, str]]:
+    """(dataset, region, batch id) of every committed batch, from one listing."""
+    return {ref for info in storage.list(layout.BATCHES_PREFIX)
+            if (ref := _ref_of_key(info.key, layout.BATCHES_PREFIX)) is not None}
+
+
+def _record_at(storage: Storage, key: str) -> BatchRecord:
+    record = BatchRecord.model_validate_json(storage.read_bytes(key))
+    expected = layout.batch_record_key(record.dataset, record.region, record.batch_id)
+    if key != expected:
+        raise LedgerError(f"batch record {key} describes {expected}")
+    return record
+
+
+def batch_records(storage: Storage, *, dataset: str | None = None, region: str | None = None
+                  ) -> list[BatchRecord]:
+    """Every committed batch (of ``dataset``, and of ``region`` when both are given), sorted by
+    dataset, region and ledger order. Raises :class:`LedgerError` for a record stored under
+    another batch's key and ``pydantic.ValidationError`` for a malformed one."""
+    prefix = layout.BATCHES_PREFIX
+    if dataset:
+        prefix += f"{dataset}/" + (f"{region}/" if region else "")
+    return ordered(_record_at(storage, info.key) for info in storage.list(prefix)
+                   if info.key.endswith(".json"))
+
+
+def read_batch_record(storage: Storage, dataset: str, region: str, batch_id: str
+                      ) -> BatchRecord | None:
+    try:
+        return _record_at(storage, layout.batch_record_key(dataset, region, batch_id))
+    except NotFound:
+        return None
+
+
+def find_batch(storage: Storage, batch_id: str) -> list[BatchRecord]:
+    """The committed batches with id ``batch_id`` (one, unless two regions or datasets
+    received the same bytes in the same second)."""
+    return [_record_at(storage, info.key) for info in storage.list(layout.BATCHES_PREFIX)
+            if info.key.endswith(f"/{batch_id}.json")]
+
+
+def commit_batch(storage: Storage, record: BatchRecord) -> BatchRecord:
+    """Write the record that commits a batch, create-if-absent, and return the committed one:
+    ours, or the identical batch a worker that took over our claim committed first."""
+    key = layout.batch_record_key(record.dataset, record.region, record.batch_id)
+    try:
+        storage.put_if_absent(key, _bytes(record))
+        return record
+    except AlreadyExists:
+        return _record_at(storage, key)
+
+
+# --- releases ----------------------------------------------------------------------------------
+
+
+def released_ids(storage: Storage) -> set[str]:
+    """Ids of every released batch, from one listing."""
+    return {ref[2] for info in storage.list(layout.RELEASES_PREFIX)
+            if (ref := _ref_of_key(info.key, layout.RELEASES_PREFIX)) is not None}
+
+
+def read_release(storage: Storage, record: BatchRecord) -> Release | None:
+    try:
+        return Release.model_validate_json(storage.read_bytes(
+            layout.release_key(record.dataset, record.region, record.batch_id)))
+    except NotFound:
+        return None
+
+
+def write_release(storage: Storage, release: Release) -> Release:
+    """Record a release, create-if-absent; raises ``AlreadyExists`` when one exists."""
+    storage.put_if_absent(layout.release_key(release.dataset, release.region, release.batch_id),
+                          _bytes(release))
+    return release
+
+
+# --- the selections, over what is stored -------------------------------------------------------
+
+
+def publishable_batches(storage: Storage) -> list[BatchRecord]:
+    """Every committed batch that may be published (:func:`records.publishable`)."""
+    return publishable(batch_records(storage), released_ids(storage))
+
+
+def held_batches(storage: Storage) -> list[BatchRecord]:
+    """Every batch held by the gate and not released (:func:`records.held_unreleased`)."""
+    return held_unreleased(batch_records(storage), released_ids(storage))
+
+
+def batches_in_effect(storage: Storage) -> list[InEffect]:
+    """The batches whose rows the next publication reads (:func:`records.in_effect`)."""
+    return in_effect(publishable_batches(storage))
+
+
+# --- seen markers ------------------------------------------------------------------------------
+
+
+def seen_keys(storage: Storage) -> set[str]:
+    """Keys of every seen marker, from one listing (compare with :func:`seen_marker_key`)."""
+    return {info.key for info in storage.list(layout.SEEN_PREFIX)}
+
+
+def seen_marker_key(landing_key: str, version: str) -> str:
+    return layout.seen_key(landing_key, version)
+
+
+def mark_seen(storage: Storage, marker: SeenMarker) -> None:
+    storage.write_bytes(layout.seen_key(marker.key, marker.version), _bytes(marker))
+
+
+def forget_seen(storage: Storage) -> int:
+    """Delete every seen marker, so the next run looks at every landing object again (their
+    claims still make each processed once); returns how many were deleted."""
+    keys = list(seen_keys(storage))
+    for key in keys:
+        storage.delete(key)
+    return len(keys)

@@ -1,0 +1,161 @@
+"""Stories of the batch gate's scope (DESIGN.md §5.9): whole-list plausibility checks judge
+complete (replace-mode) lists only, so a council's short upsert upload of bad news is
+published; a complete list that cannot be true is still held; and a held batch is shown where
+ingest results are shown."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from council_world import (
+    AS_OF,
+    CouncilWorld,
+    complaint,
+    filing,
+    inspection,
+    merchant_code,
+)
+from typer.testing import CliRunner
+
+from registry.cli import app
+from registry.scores import DISQUALIFIER_SERIOUS_FAILURE, status_disqualifier
+from registry.storage import LocalStorage
+
+
+def _sh_list(n: int, *, suspended: int = 0, start: int = 1) -> list[dict[str, str]]:
+    """Shanghai's complete list of ``n`` filings, the first ``suspended`` of them suspended."""
+    return [filing("SH", f"SH-{i}", merchant_code("SH", i), District="静安区",
+                   Address=f"南京西路{i}号",
+                   Status="suspended" if i - start < suspended else "active")
+            for i in range(start, start + n)]
+
+
+def test_a_one_row_revocation_from_jiangsu_is_published(tmp_path) -> None:
+    """Jiangsu files merchant X, which Shanghai also lists, and X is published as trusted. Then
+    Jiangsu uploads a one-row file (upsert) revoking X's filing: consumers must see X is no
+    longer trusted, for a revocation reported by any region."""
+    w = CouncilWorld(tmp_path)
+    x = merchant_code("JS", 1)
+    w.upload("SH", "merchants", [
+        filing("SH", "SH-X", x, District="静安区", Address="南京西路100号"), *_sh_list(3)])
+    w.upload("JS", "merchants", [filing("JS", "JS-1", x),
+                                 filing("JS", "JS-2", merchant_code("JS", 2))])
+    w.ingest()
+    w.publish()
+    assert w.merchant(x)["trusted"] is True
+
+    w.upload("JS", "merchants", [filing("JS", "JS-1", x, Status="revoked")])
+    (result,) = w.ingest().values()
+    w.publish()
+
+    published = w.merchant(x)
+    assert status_disqualifier("revoked") in published["disqualifications"]
+    assert published["trusted"] is False
+    assert not result.held
+
+
+def test_a_one_row_serious_inspection_failure_from_anhui_is_published(tmp_path) -> None:
+    """Anhui lists merchant X, which is published as trusted. Its market-supervision lab then
+    uploads a single inspection (upsert): X's milk powder failed, seriously. Consumers must
+    see X disqualified for the serious failure."""
+    w = CouncilWorld(tmp_path)
+    x = merchant_code("AH", 1)
+    w.upload("AH", "merchants", [filing("AH", "AH-1", x)])
+    w.ingest()
+    w.publish()
+    assert w.merchant(x)["trusted"] is True
+
+    w.upload("AH", "inspections", [inspection("AH-T-1", x, 检测结论="fail", 严重程度="严重")])
+    (result,) = w.ingest().values()
+    w.publish()
+
+    published = w.merchant(x)
+    assert DISQUALIFIER_SERIOUS_FAILURE in published["disqualifications"]
+    assert published["trusted"] is False
+    assert published["failed_inspections_12m"] == 1
+    assert not result.held
+
+
+def test_complaints_none_of_them_resolved_yet_are_counted(tmp_path) -> None:
+    """Zhejiang uploads this month's complaints against merchant X; the council is still
+    handling every one, so the optional "resolved on" column is empty throughout. The receipt
+    must not say the batch is held, and X's complaints must count in the registry."""
+    w = CouncilWorld(tmp_path)
+    x = merchant_code("ZJ", 1)
+    w.upload("ZJ", "merchants", [filing("ZJ", "ZJ-1", x)])
+    w.upload("ZJ", "complaints", [complaint("ZJ-C-1", x), complaint("ZJ-C-2", x),
+                                  complaint("ZJ-C-3", x, Status="unresolved")])
+    results = w.ingest()
+    w.publish()
+
+    published = w.merchant(x)
+    assert (published["complaints_12m"], published["unresolved_12m"]) == (3, 3)
+    complaints = next(r for r in results.values() if r.dataset == "complaints")
+    assert w.receipt(complaints)["batch_status"] == "released"
+
+
+def test_a_mostly_suspended_complete_list_from_shanghai_is_still_held(tmp_path) -> None:
+    """Shanghai sends its complete list (replace mode) of four active filings, published as
+    trusted. Its next complete list, as long, has three of the four suspended: the wrong export,
+    not news. It is held for that reason alone, and the previous list stays published."""
+    w = CouncilWorld(tmp_path)
+    w.upload("SH", "merchants", _sh_list(4))
+    w.ingest()
+    w.publish()
+
+    w.upload("SH", "merchants", _sh_list(4, suspended=3))
+    (result,) = w.ingest().values()
+    w.publish()
+
+    assert result.held
+    receipt = w.receipt(result)
+    assert [r["code"] for r in receipt["held_reasons"]] == ["batch_implausible_distribution"]
+    assert "25% of filings are active" in receipt["held_reasons"][0]["message_en"]
+    merchants = w.merchants()
+    assert all(merchants[merchant_code("SH", i)]["trusted"] for i in range(1, 5))
+
+
+@pytest.fixture
+def prefect_home(tmp_path, monkeypatch):
+    """An ephemeral Prefect API with its own database, nothing shared with the developer's."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("PREFECT_API_URL", "")
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+    return tmp_path
+
+
+def _table_rows(output: str, first_cell: str) -> dict[str, str]:
+    """The row of a printed table whose first cell is ``first_cell``, by column heading."""
+    rows = [[cell.strip() for cell in re.split("[│┃]", line)[1:-1]]
+            for line in output.splitlines() if line.startswith(("│", "┃"))]
+    header = next(r for r in rows if r[:1] == ["region"])
+    row = next(r for r in rows if r[:1] == [first_cell])
+    return dict(zip(header, row, strict=True))
+
+
+def test_registry_ingest_and_run_show_the_held_batch_and_why(prefect_home, tmp_path,
+                                                             monkeypatch) -> None:
+    """Shanghai sends a complete list that is mostly suspended, and a data engineer runs
+    `registry ingest`, later `registry run`. Both must count the batch as held, not as staged,
+    and say why, so that nobody takes it for published."""
+    root = tmp_path / "registry"
+    monkeypatch.setenv("REGISTRY_STORAGE_URI", root.as_uri())
+    w = CouncilWorld(tmp_path, storage=LocalStorage(root))
+    w.upload("SH", "merchants", _sh_list(4, suspended=3))
+
+    ingested = CliRunner().invoke(app, ["ingest"])
+
+    assert ingested.exit_code == 0, ingested.output
+    sh = _table_rows(ingested.stdout, "SH")
+    assert (sh.get("uploads"), sh.get("staged"), sh.get("held")) == ("1", "0", "1")
+    assert "batch_implausible_distribution" in ingested.stdout
+
+    w.upload("JS", "merchants", [filing("JS", "JS-1", merchant_code("JS", 1))])
+    ran = CliRunner().invoke(app, ["run", "--as-of", AS_OF.isoformat()])
+
+    assert ran.exit_code == 0, ran.output
+    assert _table_rows(ran.stdout, "JS")["staged"] == "1"
+    assert "1 held batch(es)" in ran.stdout
+    assert "batch_implausible_distribution" in ran.stdout
+    assert "published snapshot" in ran.stdout
