@@ -60,7 +60,7 @@ def upload_demo_samples(
 class RegionSummary:
     uploads: int = 0
     staged: int = 0
-    held: int = 0  # staged, but held out of publication by the batch gate
+    held: int = 0  # staged but held out of publication by the batch gate (not in ``staged``)
     duplicate: int = 0
     rejected_files: int = 0
     rows_in: int = 0
@@ -83,9 +83,10 @@ def demo_summary(uploads: list[DemoUpload], ingested: IngestSummary
             continue
         counts = totals.setdefault(result.region or "?", Counter())
         counts["uploads"] += 1
-        if result.status in _STATUS_COUNTS:
+        if result.held:
+            counts["held"] += 1
+        elif result.status in _STATUS_COUNTS:
             counts[_STATUS_COUNTS[result.status]] += 1
-        counts["held"] += result.held
         counts["rows_in"] += result.rows_in
         counts["accepted"] += result.accepted
         counts["quarantined"] += result.quarantined

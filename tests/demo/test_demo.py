@@ -137,3 +137,24 @@ def test_the_cli_waits_for_a_first_temporary_prefect_server_unless_told_otherwis
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True,
         env={**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "33"})
     assert float(chosen.stdout) == 33
+
+
+def test_the_demo_table_counts_a_held_batch_as_held_not_staged():
+    from pathlib import Path
+
+    from registry.demo import DemoUpload, demo_summary
+    from registry.ingest import IngestSummary, UploadResult
+    from registry.samples import SampleFile
+
+    def upload(key: str) -> DemoUpload:
+        return DemoUpload(key, SampleFile("SH", "merchants", Path(key), "csv", 10, 1))
+
+    uploads = [upload("landing/SH/merchants/a.csv"), upload("landing/SH/merchants/b.csv")]
+    ingested = IngestSummary([
+        UploadResult(uploads[0].key, "SH", "merchants", "staged", rows_in=10, accepted=9,
+                     quarantined=1),
+        UploadResult(uploads[1].key, "SH", "merchants", "staged", rows_in=10, accepted=9,
+                     quarantined=1, held=True),
+    ])
+    sh = demo_summary(uploads, ingested)["SH"]
+    assert (sh.uploads, sh.staged, sh.held) == (2, 1, 1)
