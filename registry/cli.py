@@ -279,8 +279,8 @@ def demo(
 
     The uploads (CSV in UTF-8 and GB18030, XLSX; about 3% bad rows) go into landing/ of
     REGISTRY_STORAGE_URI, then `registry run` takes them. Running it again with the same seed
-    on the same day sends the same bytes, which are recognised as duplicates; another seed
-    sends new content."""
+    on the same day sends the same bytes: a file equal to its region's latest batch is a
+    duplicate, files sent in parts restate the same rows; another seed sends new content."""
     from datetime import UTC, datetime
 
     from rich.console import Console

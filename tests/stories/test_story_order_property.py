@@ -95,7 +95,7 @@ def _published_files(world: CouncilWorld, history, names, order, threads) -> dic
     return {entry.path: entry.sha256 for entry in manifest.files}
 
 
-@settings(max_examples=5, deadline=None, derandomize=True,
+@settings(max_examples=4, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(history=_histories(), seed=st.integers(0, 2**32 - 1), threads=st.sampled_from([1, 2]))
