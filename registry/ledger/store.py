@@ -55,6 +55,13 @@ def read_claim(storage: Storage, dataset: str, region: str, batch_id: str
         return None
 
 
+def claims(storage: Storage) -> list[IngestClaim]:
+    """Every claim, finished or not, sorted by dataset, region and batch id."""
+    found = [IngestClaim.model_validate_json(storage.read_bytes(info.key))
+             for info in storage.list(layout.CLAIMS_PREFIX) if info.key.endswith(".json")]
+    return sorted(found, key=lambda c: (c.dataset, c.region, c.batch_id))
+
+
 def create_claim(storage: Storage, claim: IngestClaim) -> str | None:
     """Create the claim if nobody has; its etag, or None when a claim exists already."""
     try:
