@@ -79,7 +79,7 @@ class ColumnSpec(BaseModel):
     required: bool = False
     # Personal data by design (a consumer's or contact's name or phone): validated, hidden in
     # receipts, never staged, quarantined or published; only the raw upload's archive keeps it
-    # (DESIGN.md §5.10).
+    # (docs/architecture.md, Personal data).
     pii: bool = False
     aliases: list[str] = Field(default_factory=list)
     # enum: canonical English value -> the other ways councils write it

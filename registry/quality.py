@@ -13,7 +13,8 @@ Layers:
 - suites are data: JSON loaded at run time (:func:`load_suite`), their numbers that depend
   on the deployment in ``config/quality.yaml`` (:func:`load_quality_config`), passed as suite
   parameters (:func:`staged_suite_parameters`, :func:`registry_suite_parameters`);
-- the gate's scope (DESIGN.md §5.9, :func:`suite_in_scope`): an expectation whose meta says
+- the gate's scope (:func:`suite_in_scope`; docs/architecture.md, What a batch gate may
+  hold): an expectation whose meta says
   ``"scope": "complete_list"`` judges a council's whole list (share of active filings, pass
   rate, category mix, score means) and runs on replace batches only, so an upsert batch is
   never held for carrying bad news; a range or date-window check on an optional column that is
@@ -577,7 +578,8 @@ def empty_optional_columns(frame: pl.DataFrame, required: Iterable[str]) -> froz
 def suite_in_scope(suite: Suite, *, mode: str, empty_optional: Iterable[str]
                    ) -> tuple[Suite, tuple[SkippedCheck, ...]]:
     """``suite`` as the gate runs it on one staged batch uploaded in ``mode`` (``replace`` or
-    ``upsert``), and the expectations it leaves out, in suite order (DESIGN.md §5.9):
+    ``upsert``), and the expectations it leaves out, in suite order (docs/architecture.md,
+    What a batch gate may hold):
 
     - ``complete_list_only``: an expectation whose meta says ``"scope": "complete_list"``
       judges a council's whole list, so it runs on replace batches only;

@@ -1,5 +1,6 @@
-"""Stories of the build rules (DESIGN.md §6): which filings list a merchant, which only
-disqualify it, and how gift scores are rounded. Each runs the real ingest and publication."""
+"""Stories of the build rules (docs/architecture.md, Which filings list a merchant): which
+filings list a merchant, which only disqualify it, and how gift scores are rounded. Each runs
+the real ingest and publication."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Stories of the batch gate's scope (DESIGN.md §5.9): whole-list plausibility checks judge
-complete (replace-mode) lists only, so a council's short upsert upload of bad news is
-published; a complete list that cannot be true is still held; and a held batch is shown where
-ingest results are shown."""
+"""Stories of the batch gate's scope (docs/architecture.md, What a batch gate may hold):
+whole-list plausibility checks judge complete (replace-mode) lists only, so a council's short
+upsert upload of bad news is published; a complete list that cannot be true is still held; and
+a held batch is shown where ingest results are shown."""
 
 from __future__ import annotations
 

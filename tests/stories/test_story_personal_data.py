@@ -1,5 +1,5 @@
-"""Stories of personal data sent where it does not belong (DESIGN.md §5, rule 10): it is
-stopped at the row that carries it, never kept in plain by the pipeline, and a refused
+"""Stories of personal data sent where it does not belong (docs/architecture.md, Personal
+data): it is stopped at the row that carries it, never kept in plain by the pipeline, and a refused
 publication is reported to the operator, not thrown at them."""
 
 from __future__ import annotations
