@@ -7,6 +7,7 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -100,6 +101,16 @@ def _no_prefect_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
     to the ephemeral SQLite database while it starts (a "database is locked" there once
     failed the demo's server start)."""
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture
+def prefect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An ephemeral Prefect API with its own database, nothing shared with the developer's
+    (for tests that run a flow or a CLI command in process)."""
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("PREFECT_API_URL", "")
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+    return tmp_path
 
 
 # Ceph RGW, a production S3 server on loopback: tests/rgw_fixtures.py.

@@ -13,15 +13,6 @@ from registry.storage import LocalStorage
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def prefect_home(tmp_path, monkeypatch):
-    """An ephemeral Prefect API with its own database, nothing shared with the developer's."""
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    monkeypatch.setenv("PREFECT_API_URL", "")
-    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
-    return tmp_path
-
-
 def test_upload_then_ingest_through_the_flow(prefect_home, tmp_path, monkeypatch) -> None:
     root = tmp_path / "registry-data"
     monkeypatch.setenv("REGISTRY_STORAGE_URI", root.as_uri())

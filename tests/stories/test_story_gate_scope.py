@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from council_world import (
     AS_OF,
     CouncilWorld,
@@ -114,15 +113,6 @@ def test_a_mostly_suspended_complete_list_from_shanghai_is_still_held(tmp_path) 
     assert "25% of filings are active" in receipt["held_reasons"][0]["message_en"]
     merchants = w.merchants()
     assert all(merchants[merchant_code("SH", i)]["trusted"] for i in range(1, 5))
-
-
-@pytest.fixture
-def prefect_home(tmp_path, monkeypatch):
-    """An ephemeral Prefect API with its own database, nothing shared with the developer's."""
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    monkeypatch.setenv("PREFECT_API_URL", "")
-    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
-    return tmp_path
 
 
 def _table_rows(output: str, first_cell: str) -> dict[str, str]:

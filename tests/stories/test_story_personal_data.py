@@ -100,14 +100,6 @@ def test_a_complaint_with_the_consumers_name_and_phone_is_not_kept_in_plain(tmp_
     assert (counted["complaints_12m"], counted["unresolved_12m"]) == (2, 1)
 
 
-@pytest.fixture
-def prefect_home(tmp_path, monkeypatch):
-    """An ephemeral Prefect API with its own database, nothing shared with the developer's."""
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    monkeypatch.setenv("PREFECT_API_URL", "")
-    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
-
-
 @pytest.mark.slow
 def test_registry_run_reports_a_refused_publication_without_a_traceback(
     tmp_path, monkeypatch, prefect_home
