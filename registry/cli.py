@@ -3,7 +3,9 @@ library function, and print its result for people (or as JSON with --json)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -226,6 +228,18 @@ def _storage() -> Storage:
     return open_storage(load_settings())
 
 
+@contextlib.contextmanager
+def _refusal_exits() -> Iterator[None]:
+    """A refused publication is a verdict on the data: say why, exit 1, no traceback."""
+    from registry.publish import PublishRefused
+
+    try:
+        yield
+    except PublishRefused as err:
+        typer.echo(f"publication refused: {err}", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def publish(
     as_of: Annotated[
@@ -234,14 +248,9 @@ def publish(
 ) -> None:
     """Run the publish flow: build the registry and publish a new snapshot."""
     from flows.publish import publish_flow
-    from registry.publish import PublishRefused
 
-    try:
-        with _progress() as progress:
-            result = publish_flow(as_of=_date_option(as_of), progress=progress)
-    except PublishRefused as err:
-        typer.echo(f"publication refused: {err}", err=True)
-        raise typer.Exit(1) from None
+    with _refusal_exits(), _progress() as progress:
+        result = publish_flow(as_of=_date_option(as_of), progress=progress)
     _print_publish_result(result)
 
 
@@ -254,17 +263,12 @@ def run(
     """Ingest every pending upload, then publish. Prints the ingest summary, the held batches
     and the published snapshot."""
     from flows.pipeline import pipeline_flow
-    from registry.publish import PublishRefused
     from registry.run_summary import held_batches
 
     # The publish subflow's exception reaches here as itself (Prefect re-raises it from the
     # pipeline flow): a refusal is a verdict on the data, told like `registry publish` does.
-    try:
-        with _progress() as progress:
-            outcome = pipeline_flow(as_of=_date_option(as_of), progress=progress)
-    except PublishRefused as err:
-        typer.echo(f"publication refused: {err}", err=True)
-        raise typer.Exit(1) from None
+    with _refusal_exits(), _progress() as progress:
+        outcome = pipeline_flow(as_of=_date_option(as_of), progress=progress)
     _print_ingest_summary(outcome["ingest"], held_batches(_storage()))
     _print_publish_result(outcome["publish"])
 

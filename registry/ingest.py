@@ -274,7 +274,7 @@ def _upload_id(info: ObjectInfo) -> str:
     """One version of a landing object, sorting by when it landed:
     ``20261130T071512Z-<12 hex digits of its key and version>``."""
     digest = hashlib.sha256(f"{info.key}\n{_version(info)}".encode()).hexdigest()[:12]
-    return f"{ledger.landed_time(info.last_modified).strftime('%Y%m%dT%H%M%SZ')}-{digest}"
+    return f"{ledger.landed_stamp(info.last_modified)}-{digest}"
 
 
 def _extension(file: str) -> str:

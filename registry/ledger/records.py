@@ -45,15 +45,16 @@ def landed_time(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(microsecond=0)
 
 
-def _stamp(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+def landed_stamp(at: datetime) -> str:
+    """``at``'s landing second as ids spell it: ``20261130T071512Z``."""
+    return landed_time(at).strftime("%Y%m%dT%H%M%SZ")
 
 
 def batch_id_for(landed_at: datetime, sha256: str) -> str:
     """``{landed second}-{sha256[:12]}``: the same upload always gets the same id, whoever
     ingests it and whenever. Within a region and dataset, two uploads share an id only when
     they landed in the same second with the same bytes, which makes them one batch."""
-    return f"{_stamp(landed_time(landed_at))}-{sha256[:12]}"
+    return f"{landed_stamp(landed_at)}-{sha256[:12]}"
 
 
 class ClaimOutcome(_Record):
