@@ -1,4 +1,4 @@
-"""Benchmark inputs per tier: council CSV uploads from :mod:`registry.samples`, cached.
+"""Benchmark inputs per tier: council CSV uploads from :mod:`registry.demo.samples`, cached.
 
     .venv/bin/python -m bench.generate --tier S|M|L
 
@@ -22,16 +22,16 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-from registry.contracts import load_contracts
-from registry.regions import load_regions
-from registry.samples import (
+from registry.config.contracts import load_contracts
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
+from registry.demo.samples import (
     DEFAULT_SEED,
     SAMPLES_VERSION,
     SampleFile,
     SampleSizes,
     write_sample_uploads,
 )
-from registry.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"

@@ -6,10 +6,10 @@
 - floor: polars ``read_csv`` + ``write_parquet`` of the same file (no validation at all);
 - stage: parse, normalise and validate every row, check the staged schema, write staged and
   quarantined Parquet (local storage in a temporary folder): the target is <= 3x the floor;
-- ingest: all of ``registry.ingest.ingest_object``: also hash and archive the raw bytes, the
-  ledger claim, the batch gate, the batch record and the receipt. The rows are checked while
-  the bytes are hashed, archived and claimed, and the gate runs while the Parquet files are
-  written, so the gate's own wall time overlaps the rest and is not a share of the total;
+- ingest: all of ``registry.ingest.pipeline.ingest_object``: also hash and archive the raw
+  bytes, the ledger claim, the batch gate, the batch record and the receipt. The rows are
+  checked while the bytes are hashed, archived and claimed, and the gate runs while the Parquet
+  files are written, so the gate's own wall time overlaps the rest and is not a share of the total;
 - ingest_read_in_process: the same with ``REGISTRY_READ_IN_WORKER=false``, the upload read
   once in the ingest process instead of first in a worker held to the time and memory limits.
 
@@ -47,15 +47,15 @@ import numpy as np
 import polars as pl
 import psutil
 
-from registry import layout, ledger
-from registry.contracts import load_contracts, load_vocabulary
-from registry.ingest import ingest_object, staged_frame
-from registry.readers import Limits
-from registry.regions import load_regions
-from registry.settings import Settings
-from registry.storage import LocalStorage
-from registry.uscc import USCC_ALPHABET, mod31_check_characters, org_check_characters
-from registry.validation import checked_upload, staged_schema
+from registry import ledger
+from registry.config.contracts import load_contracts, load_vocabulary
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
+from registry.ingest.pipeline import ingest_object, staged_frame
+from registry.ingest.readers import Limits
+from registry.ingest.uscc import USCC_ALPHABET, mod31_check_characters, org_check_characters
+from registry.ingest.validation import checked_upload, staged_schema
+from registry.storage import LocalStorage, layout
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"

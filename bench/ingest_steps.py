@@ -35,15 +35,16 @@ from pathlib import Path
 import polars as pl
 
 from bench.ingest_1m import LANDING_KEY, RESULTS, _timed, merchants_csv
-from registry import layout, ledger, validation
-from registry.contracts import load_contracts, load_vocabulary
-from registry.ingest import ingest_object, staged_frame
+from registry import ledger
+from registry.config.contracts import load_contracts, load_vocabulary
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
+from registry.ingest import validation
+from registry.ingest.pipeline import ingest_object, staged_frame
+from registry.ingest.readers import Limits, upload_table
+from registry.ingest.validation import checked_upload, staged_schema
 from registry.quality import staged_batch_gate
-from registry.readers import Limits, upload_table
-from registry.regions import load_regions
-from registry.settings import Settings
-from registry.storage import LocalStorage
-from registry.validation import checked_upload, staged_schema
+from registry.storage import LocalStorage, layout
 
 # Steps every ingest of new bytes does, in order. "read_table" is either the in-process read or
 # the worker's. The in-process read, the normalising and the rules and split are timed inside

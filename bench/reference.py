@@ -23,10 +23,16 @@ from typing import Any
 import pandas as pd
 from stdnum.cn import uscc as stdnum_uscc
 
-from registry.contracts import Contract, header_key, load_contracts, load_vocabulary, value_key
-from registry.regions import RegionConfig, city_key, load_regions
-from registry.samples import SampleFile
-from registry.settings import Settings
+from registry.config.contracts import (
+    Contract,
+    header_key,
+    load_contracts,
+    load_vocabulary,
+    value_key,
+)
+from registry.config.regions import RegionConfig, city_key, load_regions
+from registry.config.settings import Settings
+from registry.demo.samples import SampleFile
 
 _DATE = r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$"
 _SERIAL = r"^\d{5}$"

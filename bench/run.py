@@ -11,7 +11,8 @@ as it does for a user), on the tier's cached uploads (:mod:`bench.generate`):
   runs it (Prefect's ephemeral API started in the process, the thread-pool task runner): this
   is the pipeline that is measured, split into ingest and publish where publication starts;
 - ``ingest-lib`` / ``publish-lib``: the same library functions without Prefect
-  (``registry.ingest.ingest_pending``, ``registry.publish.publish_snapshot``) on another root,
+  (``registry.ingest.pipeline.ingest_pending``, ``registry.publish.publish_snapshot``) on
+  another root,
   in two processes; the difference to the flow run is the share taken by Prefect;
 - ``reference`` (tier S only, unless ``--reference``): :mod:`bench.reference`.
 
@@ -49,7 +50,7 @@ import polars as pl
 import psutil
 
 from bench.generate import BENCH_TODAY, TIERS, tier_files, upload_limit_bytes
-from registry.samples import DEFAULT_SEED, SampleFile
+from registry.demo.samples import DEFAULT_SEED, SampleFile
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -147,15 +148,15 @@ def _stage(name: str, tier: str, seed: int, work: Path) -> dict[str, Any]:
         out = {**_ingested(outcome["ingest"]), **_published(outcome["publish"]),
                "ingest_s": publish_started[0] - started, "publish_s": ended - publish_started[0]}
     elif name == "ingest-lib":
-        from registry.ingest import ingest_pending
-        from registry.settings import load_settings
+        from registry.config.settings import load_settings
+        from registry.ingest.pipeline import ingest_pending
         from registry.storage import open_storage
 
         settings = load_settings()
         out = _ingested(ingest_pending(open_storage(settings), settings))
     elif name == "publish-lib":
+        from registry.config.settings import load_settings
         from registry.publish import publish_snapshot
-        from registry.settings import load_settings
         from registry.storage import open_storage
 
         settings = load_settings()

@@ -1,8 +1,8 @@
 """The ingest flow (DESIGN.md §5, §9): one mapped task per pending landing object.
 
-Each task calls :func:`registry.ingest.ingest_object`, which is idempotent at every step, so a
-retried or re-run task never duplicates a batch. Storage failures are retried with exponential
-backoff; anything else fails the task at once (a bug does not heal by waiting).
+Each task calls :func:`registry.ingest.pipeline.ingest_object`, which is idempotent at every
+step, so a retried or re-run task never duplicates a batch. Storage failures are retried with
+exponential backoff; anything else fails the task at once (a bug does not heal by waiting).
 
 Tasks are tagged ``region:{R}``: the tag concurrency limits that ``registry orchestration
 setup`` creates cap how many uploads of one council are ingested at once, so one council's
@@ -26,13 +26,19 @@ from prefect.futures import as_completed, wait
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from registry.ingest import IngestSummary, UploadResult, ingest_object, list_pending, region_of_key
+from registry.config.settings import Settings, load_settings
+from registry.ingest.pipeline import (
+    IngestSummary,
+    UploadResult,
+    ingest_object,
+    list_pending,
+    region_of_key,
+)
+from registry.ingest.read_worker import close_idle_workers
 from registry.orchestration import region_tag
 from registry.progress import ProgressCallback
 from registry.quality import write_scorecards
-from registry.read_worker import close_idle_workers
-from registry.run_summary import HeldBatch, held_batches, run_summary_markdown
-from registry.settings import Settings, load_settings
+from registry.report.run_summary import HeldBatch, held_batches, run_summary_markdown
 from registry.storage import StorageError, open_storage
 
 ARTIFACT_KEY = "registry-ingest"

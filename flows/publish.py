@@ -18,11 +18,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
 from flows.ingest import held_batches_now
+from registry.config.settings import load_settings
 from registry.orchestration import PUBLISH_LIMIT
 from registry.progress import ProgressCallback
 from registry.publish import PublishResult, publish_snapshot
-from registry.run_summary import run_summary_markdown
-from registry.settings import load_settings
+from registry.report.run_summary import run_summary_markdown
 from registry.storage import open_storage
 
 ARTIFACT_KEY = "registry-publish"

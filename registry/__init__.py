@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from registry.reader import (
+    from registry.snapshot.reader import (
         Snapshot,
         SnapshotError,
         SnapshotIntegrityError,
@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     # The reader (and with it boto3 and pyarrow) loads on first use, not with every submodule:
-    # the upload-reading worker process imports registry.readers alone, once per worker.
+    # the upload-reading worker process imports registry.ingest.readers alone, once per worker.
     if name in __all__:
-        from registry import reader
+        from registry.snapshot import reader
 
         return getattr(reader, name)
     raise AttributeError(f"module 'registry' has no attribute {name!r}")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from registry.settings import Settings
+    from registry.config.settings import Settings
 
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(description, done, total)``: ``done`` of ``total`` steps are finished and the

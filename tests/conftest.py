@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto_credentials import MOTO_KEY_ID, MOTO_SECRET
 
-from registry.settings import Settings
+from registry.config.settings import Settings
 from registry.storage import LocalStorage, S3Storage, Storage
 
 

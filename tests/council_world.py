@@ -20,13 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from registry import layout
-from registry.ingest import UploadResult, ingest_object, ingest_pending, list_pending
+from registry.config.settings import Settings
+from registry.ingest.pipeline import UploadResult, ingest_object, ingest_pending, list_pending
+from registry.ingest.uscc import USCC_ALPHABET, mod31_check_characters, org_check_characters
 from registry.publish import PublishResult, publish_snapshot
-from registry.reader import open_snapshot
-from registry.settings import Settings
-from registry.storage import LocalStorage, Storage
-from registry.uscc import USCC_ALPHABET, mod31_check_characters, org_check_characters
+from registry.snapshot.reader import open_snapshot
+from registry.storage import LocalStorage, Storage, layout
 
 # The day the stories' snapshots are scored on; filings run from 2024 to 2027.
 AS_OF = date(2026, 11, 30)

@@ -42,8 +42,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from registry.regions import load_regions
-from registry.settings import PROJECT_ROOT, Settings
+from registry.config.regions import load_regions
+from registry.config.settings import PROJECT_ROOT, Settings
 from registry.storage import S3Storage
 
 SCRIPTS = PROJECT_ROOT / "infra" / "ceph-rgw"

@@ -12,10 +12,10 @@ import pytest
 
 from registry import ledger
 from registry.build import ORDER_COLUMN, STAGED_COLUMNS, StagedInputs
-from registry.layout import quarantine_prefix, staged_prefix
+from registry.config.settings import PROJECT_ROOT, Settings
 from registry.ledger import BatchRecord
-from registry.settings import PROJECT_ROOT, Settings
 from registry.storage import Storage
+from registry.storage.layout import quarantine_prefix, staged_prefix
 
 AS_OF = date(2026, 11, 30)
 

@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from registry.regions import load_regions
+from registry.config.regions import load_regions
 
 HERE = Path(__file__).resolve().parent
 PROJECT_ROOT = HERE.parent.parent

@@ -1,9 +1,9 @@
 """The ledger's records as typed models, and the rules that pick batches from them (pure).
 
-Four kinds of record live under ``ledger/`` (keys spelled in :mod:`registry.layout`):
+Four kinds of record live under ``ledger/`` (keys spelled in :mod:`registry.storage.layout`):
 
 - :class:`IngestClaim`: one per batch id, created by the worker that processes the upload and
-  finished with its outcome; a crashed worker's claim is taken over (``registry.ingest``);
+  finished with its outcome; a crashed worker's claim is taken over (``registry.ingest.pipeline``);
 - :class:`BatchRecord`: the record whose presence commits a batch's staged and quarantined
   files, with the batch gate's verdict;
 - :class:`Release`: who released a held batch, when and why;

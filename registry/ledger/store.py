@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
-from registry import layout
 from registry.ledger.records import (
     BatchRecord,
     InEffect,
@@ -23,7 +22,7 @@ from registry.ledger.records import (
     ordered,
     publishable,
 )
-from registry.storage import AlreadyExists, NotFound, Storage
+from registry.storage import AlreadyExists, NotFound, Storage, layout
 
 
 class LedgerError(ValueError):

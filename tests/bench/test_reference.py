@@ -9,10 +9,10 @@ from datetime import date
 import polars as pl
 
 from bench.reference import reference_ingest
-from registry.contracts import load_contracts
-from registry.regions import load_regions
-from registry.samples import SampleSizes, write_sample_uploads
-from registry.settings import Settings
+from registry.config.contracts import load_contracts
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
+from registry.demo.samples import SampleSizes, write_sample_uploads
 
 TODAY = date(2026, 6, 30)
 

@@ -27,9 +27,9 @@ from registry.build import (
     registry_tables,
     staged_inputs,
 )
+from registry.build.scores import load_score_model
+from registry.config.settings import PROJECT_ROOT
 from registry.ledger import batches_in_effect
-from registry.scores import load_score_model
-from registry.settings import PROJECT_ROOT
 
 MODEL = load_score_model(PROJECT_ROOT / "config", 1).model
 DIVISIONS = {"31": "SH", "32": "JS", "33": "ZJ", "34": "AH"}
@@ -344,7 +344,7 @@ def test_a_staged_batch_with_the_wrong_types_is_refused_by_name(tmp_path):
 
 def test_the_build_reads_exactly_what_the_ingest_contracts_stage():
     from registry.build import STAGED_COLUMNS
-    from registry.contracts import load_contracts
+    from registry.config.contracts import load_contracts
 
     contracts = load_contracts(PROJECT_ROOT / "schemas")
     for dataset, columns in STAGED_COLUMNS.items():

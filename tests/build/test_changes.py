@@ -6,7 +6,7 @@ from datetime import date
 
 import polars as pl
 
-from registry.changes import CHANGE_COLUMNS, merchant_changes, merchants_dated
+from registry.build.changes import CHANGE_COLUMNS, merchant_changes, merchants_dated
 
 DAY1, DAY2 = date(2026, 11, 1), date(2026, 12, 1)
 

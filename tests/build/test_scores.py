@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from registry.scores import (
+from registry.build.scores import (
     ScoreModel,
     disqualifications,
     grade,
@@ -19,7 +19,7 @@ from registry.scores import (
     scores_explained,
     trusted,
 )
-from registry.settings import PROJECT_ROOT
+from registry.config.settings import PROJECT_ROOT
 
 MODEL = load_score_model(PROJECT_ROOT / "config", 1).model
 FLAGS = ["chinese_label", "traceable", "no_reason_return_7d", "offline_no_reason_return",

@@ -14,11 +14,11 @@ import pytest
 from moto_credentials import MOTO_KEY_ID, MOTO_SECRET
 
 from registry import ledger
-from registry.layout import landing_prefix
-from registry.reader import open_snapshot, verify_snapshot
-from registry.regions import load_regions
-from registry.settings import PROJECT_ROOT
+from registry.config.regions import load_regions
+from registry.config.settings import PROJECT_ROOT
+from registry.snapshot.reader import open_snapshot, verify_snapshot
 from registry.storage import LocalStorage, S3Storage, Storage
+from registry.storage.layout import landing_prefix
 
 pytestmark = pytest.mark.slow
 REGIONS = set(load_regions(PROJECT_ROOT / "config").regions)
@@ -143,8 +143,8 @@ def test_the_demo_table_counts_a_held_batch_as_held_not_staged():
     from pathlib import Path
 
     from registry.demo import DemoUpload, demo_summary
-    from registry.ingest import IngestSummary, UploadResult
-    from registry.samples import SampleFile
+    from registry.demo.samples import SampleFile
+    from registry.ingest.pipeline import IngestSummary, UploadResult
 
     def upload(key: str) -> DemoUpload:
         return DemoUpload(key, SampleFile("SH", "merchants", Path(key), "csv", 10, 1))

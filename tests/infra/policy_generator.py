@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from registry.settings import PROJECT_ROOT
+from registry.config.settings import PROJECT_ROOT
 
 POLICY_DIR = PROJECT_ROOT / "infra" / "policies"
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from policy_generator import POLICY_DIR, generate
 
-from registry.regions import load_regions
-from registry.settings import PROJECT_ROOT
+from registry.config.regions import load_regions
+from registry.config.settings import PROJECT_ROOT
 
 BUCKET_ARN = f"arn:aws:s3:::{generate.DEFAULT_BUCKET}"
 REGIONS = list(load_regions(PROJECT_ROOT / "config").regions)

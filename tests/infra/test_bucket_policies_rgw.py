@@ -12,17 +12,16 @@ from botocore.exceptions import ClientError
 from policy_generator import generate
 from rgw_fixtures import RgwCluster
 
-from registry import layout
-from registry.regions import load_regions
-from registry.settings import PROJECT_ROOT
-from registry.storage import PermissionDenied, S3Storage, Storage
+from registry.config.regions import load_regions
+from registry.config.settings import PROJECT_ROOT
+from registry.storage import PermissionDenied, S3Storage, Storage, layout
 
 pytestmark = pytest.mark.rgw
 
 REGIONS = list(load_regions(PROJECT_ROOT / "config").regions)
 ROOT = "root"
 # Everything outside landing/ that the pipeline owns (opaque bytes: the policy is what is
-# tested, not the records; the ledger's key is spelled by registry.layout).
+# tested, not the records; the ledger's key is spelled by registry.storage.layout).
 CLAIM = layout.claim_key("merchants", "SH", "20261130T000000Z-0a0a0a0a0a0a")
 PIPELINE_AREAS = (
     "raw/SH/merchants/0a.csv", CLAIM, "staged/merchants/region=SH/x.parquet",

@@ -11,9 +11,9 @@ import yaml
 from prefect.server.schemas.actions import validate_base_job_template
 from prefect.utilities.templating import apply_values, find_placeholders
 
-from registry import layout
+from registry.config.settings import PROJECT_ROOT
 from registry.orchestration import WORK_POOL
-from registry.settings import PROJECT_ROOT
+from registry.storage import layout
 
 INFRA = PROJECT_ROOT / "infra"
 COMPOSE = yaml.safe_load((INFRA / "compose.yaml").read_text(encoding="utf-8"))

@@ -15,12 +15,12 @@ from fixtures.council_files import FIXTURES, check_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry import layout, ledger
-from registry import rejections as rj
-from registry.ingest import ingest_pending
-from registry.readers import Limits
-from registry.settings import Settings
-from registry.storage import LocalStorage
+from registry import ledger
+from registry.config.settings import Settings
+from registry.ingest import rejections as rj
+from registry.ingest.pipeline import ingest_pending
+from registry.ingest.readers import Limits
+from registry.storage import LocalStorage, layout
 
 # The product's own limits for this test (Settings.read_time_limit_s, read_memory_limit_mb):
 # every upload is read in a worker held to them. A file refused for its own reason,

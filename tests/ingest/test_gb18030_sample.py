@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fixtures.council_files import check_bytes
 
-from registry.readers import _SAMPLE_BYTES
+from registry.ingest.readers import _SAMPLE_BYTES
 
 HEADER = "备案编号,统一社会信用代码,经营者名称,备案类别,所在城市,经营品类,原产国,中文标签,可追溯," \
          "七日无理由退货,线下无理由退货,先行赔付,备案日期,有效期至,状态\r\n"

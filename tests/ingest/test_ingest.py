@@ -13,11 +13,11 @@ import polars as pl
 import pytest
 from fixtures.council_files import FIXTURES
 
-from registry import layout, ledger
-from registry.contracts import load_contracts
-from registry.ingest import council_time, ingest_object, ingest_pending, list_pending
-from registry.settings import Settings
-from registry.storage import LocalStorage, Storage
+from registry import ledger
+from registry.config.contracts import load_contracts
+from registry.config.settings import Settings
+from registry.ingest.pipeline import council_time, ingest_object, ingest_pending, list_pending
+from registry.storage import LocalStorage, Storage, layout
 
 SETTINGS = Settings(_env_file=None)
 CONTRACTS = load_contracts(SETTINGS.schemas_dir)
@@ -187,7 +187,7 @@ def test_an_upload_processed_before_is_recognised_without_reading_its_rows(
 ) -> None:
     """The same upload under a second name in the same second, or met again by a run that
     lost its seen marker, costs a hash and a claim lookup, not a parse of every row."""
-    import registry.ingest as ingest
+    import registry.ingest.pipeline as ingest
 
     checked: list[str] = []
     real = ingest._upload_checked
@@ -296,7 +296,7 @@ def _crashed_claim(storage: Storage, key: str, data: bytes, *, age_s: float
     """What a worker that died right after claiming leaves behind."""
     import hashlib
 
-    import registry.ingest as ingest
+    import registry.ingest.pipeline as ingest
 
     info = storage.head(key)
     sha = hashlib.sha256(data).hexdigest()
@@ -512,7 +512,7 @@ def test_rows_that_break_the_staged_schema_stop_the_batch_before_it_is_written(
     import pandera.errors
     import pandera.polars as pa
 
-    import registry.ingest as ingest
+    import registry.ingest.pipeline as ingest
 
     def impossible(contract):
         return pa.DataFrameSchema({"filing_id": pa.Column(str, pa.Check.str_length(99, 99))})

@@ -1,4 +1,5 @@
-"""An ingest worker killed with SIGKILL at every step of its protocol (registry.ingest.CRASH_STEPS),
+"""An ingest worker killed with SIGKILL at every step of its protocol
+(registry.config.crashpoints.INGEST_CRASH_STEPS),
 in a subprocess. Afterwards the next run, once the dead worker's claim has lapsed, finishes the
 upload exactly once (one batch, its rows staged and quarantined once, one receipt), a publish
 verifies, and `registry gc --grace 0` leaves no orphan. gc leaves a live claim's files alone."""
@@ -17,19 +18,20 @@ import pytest
 from fixtures.council_files import FIXTURES
 from typer.testing import CliRunner
 
-from registry import layout, ledger
+from registry import ledger
 from registry.cli import app
-from registry.ingest import CRASH_STEPS, ingest_object, ingest_pending, list_pending
+from registry.config.crashpoints import INGEST_CRASH_STEPS as CRASH_STEPS
+from registry.config.settings import Settings
+from registry.ingest.pipeline import ingest_object, ingest_pending, list_pending
 from registry.publish import collect_garbage, publish_snapshot
-from registry.reader import verify_snapshot
-from registry.settings import Settings
-from registry.storage import LocalStorage, Storage
+from registry.snapshot.reader import verify_snapshot
+from registry.storage import LocalStorage, Storage, layout
 
 KEY = "landing/SH/merchants/2024Q2/备案汇总.csv"
 FIXTURE, ROWS, ACCEPTED = "merchants_sh_gb18030.csv", 10, 4
 CHILD = """
-from registry.ingest import ingest_pending
-from registry.settings import load_settings
+from registry.ingest.pipeline import ingest_pending
+from registry.config.settings import load_settings
 from registry.storage import open_storage
 settings = load_settings()
 ingest_pending(open_storage(settings), settings)

@@ -12,10 +12,9 @@ import unicodedata
 import pytest
 from fixtures.council_files import FIXTURES
 
-from registry import layout
-from registry.ingest import ingest_pending, list_pending
-from registry.settings import Settings
-from registry.storage import S3Storage
+from registry.config.settings import Settings
+from registry.ingest.pipeline import ingest_pending, list_pending
+from registry.storage import S3Storage, layout
 
 SETTINGS = Settings(_env_file=None)
 SH = "landing/SH/"

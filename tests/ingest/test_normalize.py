@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opencc import OpenCC
 
-from registry.contracts import load_contracts, load_vocabulary
-from registry.normalize import (
+from registry.config.contracts import load_contracts, load_vocabulary
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
+from registry.ingest.normalize import (
     REGION_SUFFIX,
     boolean_from_text,
     city_lookup,
@@ -23,8 +25,6 @@ from registry.normalize import (
     normalized,
     phone_from_text,
 )
-from registry.regions import load_regions
-from registry.settings import Settings
 
 VOCAB = load_vocabulary(Settings().schemas_dir)
 
@@ -110,7 +110,7 @@ def test_matching_key_equals_converting_every_name(names: list[str]) -> None:
 
 
 def test_matching_key_agrees_with_opencc_on_its_own_phrase_list() -> None:
-    from registry.normalize import _OPENCC_DATA, _ocd2_values
+    from registry.ingest.normalize import _OPENCC_DATA, _ocd2_values
 
     phrases = _ocd2_values((_OPENCC_DATA / "TSPhrases.ocd2").read_bytes())
     assert phrases and len(phrases) > 100
@@ -123,7 +123,7 @@ def test_matching_key_agrees_with_opencc_on_its_own_phrase_list() -> None:
 def test_t2s_runs_through_opencc_c_api_and_agrees_with_its_python_binding() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from registry import normalize
+    from registry.ingest import normalize
 
     # The C API is what this installation uses (the Python binding holds the GIL): a
     # silent fallback would be a slowdown nobody sees.
@@ -141,7 +141,7 @@ def test_t2s_runs_through_opencc_c_api_and_agrees_with_its_python_binding() -> N
 
 
 def test_matching_key_without_the_c_api_is_the_same(monkeypatch) -> None:
-    from registry import normalize
+    from registry.ingest import normalize
 
     names = pl.Series(["上海國際貿易中心", "瞭解藉口\n公司", "ABC 公司", None, "夥伴\x00商行"])
     with_c_api = name_matching_key(names).to_list()

@@ -15,13 +15,13 @@ import pytest
 from fixtures.bad import make_bad
 from fixtures.council_files import COUNCIL_UPLOADS, FIXTURES
 
-from registry import layout, read_worker
-from registry import rejections as rj
-from registry.contracts import load_contracts
-from registry.ingest import ingest_object, ingest_pending
-from registry.readers import Limits, upload_table
-from registry.settings import Settings
-from registry.storage import LocalStorage
+from registry.config.contracts import load_contracts
+from registry.config.settings import Settings
+from registry.ingest import read_worker
+from registry.ingest import rejections as rj
+from registry.ingest.pipeline import ingest_object, ingest_pending
+from registry.ingest.readers import Limits, upload_table
+from registry.storage import LocalStorage, layout
 
 SETTINGS = Settings(_env_file=None)
 CONTRACTS = load_contracts(SETTINGS.schemas_dir)
@@ -137,7 +137,7 @@ def test_a_table_read_in_the_worker_outlives_the_worker() -> None:
 
 def _reading_workers() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True)
-            if "registry.read_worker" in " ".join(p.cmdline())]
+            if "registry.ingest.read_worker" in " ".join(p.cmdline())]
 
 
 def test_an_ingest_run_ends_its_idle_workers(tmp_path) -> None:

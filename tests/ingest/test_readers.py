@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from registry import rejections as rj
-from registry.contracts import load_contracts
-from registry.readers import SOURCE_ROW, Limits, upload_table
-from registry.settings import Settings
+from registry.config.contracts import load_contracts
+from registry.config.settings import Settings
+from registry.ingest import rejections as rj
+from registry.ingest.readers import SOURCE_ROW, Limits, upload_table
 
 SETTINGS = Settings(_env_file=None)
 KNOWN = set(load_contracts(SETTINGS.schemas_dir)["inspections"].header_index())

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.cn import uscc as stdnum_uscc
 
-from registry.uscc import USCC_ALPHABET, uscc_is_valid
+from registry.ingest.uscc import USCC_ALPHABET, uscc_is_valid
 
 ORG_WEIGHTS = [3, 7, 9, 10, 5, 8, 4, 2]
 

@@ -12,10 +12,10 @@ from fixtures.make_fixtures import uscc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry import rejections as rj
-from registry.contracts import load_contracts
-from registry.settings import Settings
-from registry.validation import HIDDEN_VALUE, staged_schema
+from registry.config.contracts import load_contracts
+from registry.config.settings import Settings
+from registry.ingest import rejections as rj
+from registry.ingest.validation import HIDDEN_VALUE, staged_schema
 
 CONTRACTS = load_contracts(Settings(_env_file=None).schemas_dir)
 GOOD = uscc("310115", "MA1K3Y4P")

@@ -66,7 +66,7 @@ def test_publishable_and_held_batches_read_from_storage(storage):
 def test_a_record_stored_under_another_batchs_key_is_refused(storage):
     import pytest
 
-    from registry import layout
+    from registry.storage import layout
 
     record = batch_record("B1")
     storage.write_bytes(layout.batch_record_key("merchants", "SH", "B2"),

@@ -12,12 +12,12 @@ import pytest
 from fixtures.council_files import FIXTURES
 
 from flows.ingest import ingest_flow, ingest_task_runner
-from registry.ingest import IngestSummary, upload_file
-from registry.layout import DATASETS
+from registry.config.settings import Settings
+from registry.ingest.pipeline import IngestSummary, upload_file
 from registry.publish import publish_snapshot
-from registry.reader import open_snapshot
-from registry.settings import Settings
+from registry.snapshot.reader import open_snapshot
 from registry.storage import LocalStorage
+from registry.storage.layout import DATASETS
 
 AS_OF = date(2025, 3, 1)
 # Eight uploads with distinct bytes: the five council fixtures, one of them again with a

@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.ingest import ingest_task_runner
-from registry.settings import Settings
+from registry.config.settings import Settings
 
 
 def test_the_thread_pool_is_bounded_by_the_setting() -> None:

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from flows.ingest import ingest_task_runner
 from registry.cli import app
-from registry.layout import DATASETS
+from registry.config.regions import load_regions
+from registry.config.settings import PROJECT_ROOT, Settings
 from registry.orchestration import (
     UPLOAD_EVENT,
     WORK_POOL,
@@ -29,9 +30,8 @@ from registry.orchestration import (
     upload_event_payload,
     upload_resource_id,
 )
-from registry.regions import load_regions
-from registry.settings import PROJECT_ROOT, Settings
 from registry.storage import LocalStorage
+from registry.storage.layout import DATASETS
 
 PREFECT_YAML = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text(encoding="utf-8"))
 DEPLOYMENTS = {d["name"]: d for d in PREFECT_YAML["deployments"]}

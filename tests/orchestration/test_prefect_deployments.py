@@ -28,10 +28,10 @@ import pytest
 from fixtures.council_files import COUNCIL_UPLOADS, FIXTURES
 from moto_credentials import MOTO_KEY_ID, MOTO_SECRET
 
+from registry.config.settings import PROJECT_ROOT, Settings
 from registry.orchestration import PUBLISH_LIMIT, WORK_POOL, region_tag
-from registry.reader import open_snapshot, verify_snapshot
 from registry.report import report_key
-from registry.settings import PROJECT_ROOT, Settings
+from registry.snapshot.reader import open_snapshot, verify_snapshot
 from registry.storage import S3Storage
 
 pytestmark = pytest.mark.slow

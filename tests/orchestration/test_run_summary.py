@@ -8,10 +8,10 @@ from datetime import date
 
 from staged_rows import merchant, stage_batch
 
-from registry.ingest import IngestSummary, UploadResult
+from registry.ingest.pipeline import IngestSummary, UploadResult
 from registry.publish import PublishResult
 from registry.report import report_key
-from registry.run_summary import HeldBatch, held_batches, run_summary_markdown
+from registry.report.run_summary import HeldBatch, held_batches, run_summary_markdown
 from registry.storage import Storage
 
 INGESTED = IngestSummary([

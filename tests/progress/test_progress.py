@@ -11,9 +11,9 @@ from staged_rows import stage_three_regions
 from typer.testing import CliRunner
 
 from registry.cli import app
+from registry.config.settings import PROJECT_ROOT, Settings
 from registry.progress import PLAIN_LINES, cli_progress, wants_bars
 from registry.publish import publish_snapshot
-from registry.settings import PROJECT_ROOT, Settings
 from registry.storage import LocalStorage
 
 runner = CliRunner()

@@ -28,12 +28,12 @@ from botocore.exceptions import ConnectionClosedError, ConnectTimeoutError, Read
 from fault_proxy import KINDS, FaultProxy, from_polars
 from fixtures.council_files import FIXTURES
 
-from registry import layout, ledger
-from registry.ingest import ingest_pending
+from registry import ledger
+from registry.config.settings import Settings
+from registry.ingest.pipeline import ingest_pending
 from registry.publish import collect_garbage, publish_snapshot
-from registry.reader import read_latest, read_log, verify_snapshot
-from registry.settings import Settings
-from registry.storage import PermissionDenied, S3Storage, StorageUnavailable
+from registry.snapshot.reader import read_latest, read_log, verify_snapshot
+from registry.storage import PermissionDenied, S3Storage, StorageUnavailable, layout
 
 UPLOADS = {
     "landing/SH/merchants/2024Q2/备案汇总.csv": ("merchants_sh_gb18030.csv", 10),

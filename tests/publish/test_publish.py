@@ -16,7 +16,6 @@ import pytest
 from staged_rows import AS_OF, merchant, stage_batch, stage_three_regions, uscc
 
 from registry import ledger
-from registry.layout import LATEST_KEY, SNAPSHOTS_PREFIX, log_key, manifest_key
 from registry.publish import (
     ConcurrentPublish,
     PIIRefused,
@@ -26,13 +25,14 @@ from registry.publish import (
     recover_latest,
     rollback_snapshot,
 )
-from registry.reader import (
+from registry.snapshot.reader import (
     open_snapshot,
     read_latest,
     read_log,
     verify_snapshot,
 )
 from registry.storage import LocalStorage, Storage
+from registry.storage.layout import LATEST_KEY, SNAPSHOTS_PREFIX, log_key, manifest_key
 
 # The `storage` fixture's backends without Ceph RGW (see the module docstring).
 local_and_moto = pytest.mark.parametrize("storage", ["local", "s3"], indirect=True)
@@ -249,7 +249,7 @@ def test_gc_keeps_the_retention_count_and_always_latest_and_its_predecessor(stag
     assert snapshot_folders(staged) == {ids[0], ids[1], ids[3], ids[4]}
     assert verify_snapshot(staged) == []
     # A committed snapshot that gc removed is listed but can no longer be opened.
-    from registry.reader import SnapshotError, list_snapshots
+    from registry.snapshot.reader import SnapshotError, list_snapshots
 
     gone = [s for s in list_snapshots(staged) if s.snapshot_id == ids[2]]
     assert gone and gone[0].present is False

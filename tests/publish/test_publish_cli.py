@@ -11,9 +11,9 @@ from staged_rows import AS_OF, merchant, stage_batch, stage_three_regions, uscc
 from typer.testing import CliRunner
 
 from registry.cli import app
-from registry.layout import SNAPSHOTS_PREFIX
 from registry.publish import publish_snapshot
 from registry.storage import LocalStorage
+from registry.storage.layout import SNAPSHOTS_PREFIX
 
 runner = CliRunner()
 

@@ -14,16 +14,17 @@ from staged_rows import AS_OF, merchant, stage_batch, stage_three_regions, uscc
 from typer.testing import CliRunner
 
 from registry.cli import app
-from registry.layout import SNAPSHOTS_PREFIX
-from registry.publish import CRASH_STEPS, publish_snapshot
-from registry.reader import read_latest, read_log, verify_snapshot
+from registry.config.crashpoints import PUBLISH_CRASH_STEPS as CRASH_STEPS
+from registry.publish import publish_snapshot
+from registry.snapshot.reader import read_latest, read_log, verify_snapshot
 from registry.storage import LocalStorage, S3Storage, Storage
+from registry.storage.layout import SNAPSHOTS_PREFIX
 
 CHILD = """
 import sys
 from datetime import date
 from registry.publish import publish_snapshot
-from registry.settings import load_settings
+from registry.config.settings import load_settings
 from registry.storage import open_storage
 settings = load_settings()
 publish_snapshot(open_storage(settings), settings, as_of=date.fromisoformat(sys.argv[1]))

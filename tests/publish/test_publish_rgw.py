@@ -12,11 +12,11 @@ from rgw_fixtures import RgwCluster
 from staged_rows import AS_OF, stage_three_regions
 
 from registry import publish
-from registry.layout import SNAPSHOTS_PREFIX
 from registry.publish import ConcurrentPublish, collect_garbage, publish_snapshot
 from registry.quality import registry_results
-from registry.reader import read_latest, read_log, verify_snapshot
+from registry.snapshot.reader import read_latest, read_log, verify_snapshot
 from registry.storage import S3Storage, StoreLacksGuarantees
+from registry.storage.layout import SNAPSHOTS_PREFIX
 
 pytestmark = pytest.mark.rgw
 

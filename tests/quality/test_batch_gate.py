@@ -11,13 +11,13 @@ import pytest
 import yaml
 from gate_uploads import inspections_csv, land, merchants_csv
 
-from registry import layout, ledger
-from registry.ingest import ingest_pending
+from registry import ledger
+from registry.config.settings import Settings
+from registry.ingest.pipeline import ingest_pending
 from registry.publish import publish_snapshot
 from registry.quality import batch_listings, release_batch
-from registry.reader import open_snapshot
-from registry.settings import Settings
-from registry.storage import LocalStorage, Storage
+from registry.snapshot.reader import open_snapshot
+from registry.storage import LocalStorage, Storage, layout
 
 SETTINGS = Settings(_env_file=None)
 AS_OF = date(2026, 11, 30)

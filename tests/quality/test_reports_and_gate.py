@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 from registry import ledger
 from registry import publish as publish_module
 from registry.cli import app
-from registry.ingest import ingest_pending
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
+from registry.ingest.pipeline import ingest_pending
 from registry.publish import RegistrySuiteFailed, publish_snapshot
 from registry.quality import (
     STATIC_PREFIX,
@@ -24,10 +26,8 @@ from registry.quality import (
     refused_docs_prefix,
     region_scorecards,
 )
-from registry.reader import open_snapshot, read_latest
-from registry.regions import load_regions
 from registry.report import report_data
-from registry.settings import Settings
+from registry.snapshot.reader import open_snapshot, read_latest
 from registry.storage import LocalStorage, Storage
 
 SETTINGS = Settings(_env_file=None)

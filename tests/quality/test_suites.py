@@ -13,7 +13,9 @@ import pytest
 from staged_rows import complaint, evaluation, merchant, staged_frame
 
 from registry.build import MERCHANT_COLUMNS
-from registry.contracts import load_contracts
+from registry.build.scores import load_score_model
+from registry.config.contracts import load_contracts
+from registry.config.settings import Settings
 from registry.quality import (
     empty_optional_columns,
     load_quality_config,
@@ -26,8 +28,6 @@ from registry.quality import (
     suite_result,
     suite_versions,
 )
-from registry.scores import load_score_model
-from registry.settings import Settings
 
 SETTINGS = Settings(_env_file=None)
 CONFIG = load_quality_config(SETTINGS.config_dir)

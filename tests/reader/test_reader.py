@@ -10,10 +10,15 @@ import pytest
 from staged_rows import AS_OF
 
 import registry
-from registry.layout import SNAPSHOTS_PREFIX
 from registry.publish import publish_snapshot
-from registry.reader import SnapshotError, SnapshotIntegrityError, open_snapshot, verify_snapshot
+from registry.snapshot.reader import (
+    SnapshotError,
+    SnapshotIntegrityError,
+    open_snapshot,
+    verify_snapshot,
+)
 from registry.storage import LocalStorage, Storage
+from registry.storage.layout import SNAPSHOTS_PREFIX
 
 
 def test_latest_by_id_and_by_as_of(staged: Storage, settings):

@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime
 from fixtures.council_files import COUNCIL_UPLOADS, FIXTURES
 from staged_rows import merchant, stage_batch
 
-from registry.ingest import ingest_pending, upload_file
+from registry.config.settings import Settings
+from registry.ingest.pipeline import ingest_pending, upload_file
 from registry.publish import PublishResult, publish_snapshot
-from registry.settings import Settings
 from registry.storage import LocalStorage, Storage
 
 UPLOADS = COUNCIL_UPLOADS

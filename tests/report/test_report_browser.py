@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from report_world import World
 
+from registry.config.settings import Settings
 from registry.report import GRADE_COLOURS, report_key
-from registry.settings import Settings
 
 pytestmark = pytest.mark.slow
 

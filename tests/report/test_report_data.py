@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime
 import polars as pl
 from staged_rows import batch_record
 
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
 from registry.ledger import BatchRecord
-from registry.regions import load_regions
 from registry.report import (
     ReportData,
     gift_rankings,
@@ -22,7 +23,6 @@ from registry.report import (
     trusted_by_region_and_grade,
     trusted_chart_spec,
 )
-from registry.settings import Settings
 
 REGIONS = load_regions(Settings(_env_file=None).config_dir)
 PUBLISHED = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from registry import publish as publish_module
 from registry.cli import app
-from registry.pii import MOBILE_PATTERN, RESIDENT_ID_PATTERN
+from registry.config.pii import MOBILE_PATTERN, RESIDENT_ID_PATTERN
 from registry.publish import publish_snapshot
-from registry.reader import read_latest
 from registry.report import report_key, vega_runtime, write_report
+from registry.snapshot.reader import read_latest
 from registry.storage import LocalStorage
 
 runner = CliRunner()
@@ -142,7 +142,7 @@ def test_report_shows_the_snapshot_regions_changes_quality_and_gifts(world: Worl
 def test_data_docs_found_beside_the_report_are_linked(tmp_path):
     storage = LocalStorage(tmp_path / "root")
     stage_three_regions(storage)
-    from registry.settings import Settings
+    from registry.config.settings import Settings
 
     settings = Settings(_env_file=None)
     result = publish_snapshot(storage, settings, as_of=date(2026, 11, 30))
@@ -157,7 +157,7 @@ def test_report_failure_leaves_the_snapshot_published_and_says_so(tmp_path, monk
                                                                     caplog):
     storage = LocalStorage(tmp_path / "root")
     stage_three_regions(storage)
-    from registry.settings import Settings
+    from registry.config.settings import Settings
 
     def broken(*args, **kwargs):
         raise RuntimeError("renderer exploded")

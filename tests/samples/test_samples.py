@@ -15,12 +15,12 @@ from fixtures.council_files import check_bytes
 from opencc import OpenCC
 from stdnum.cn import uscc as stdnum_uscc
 
-from registry.contracts import load_contracts
-from registry.layout import DATASETS
-from registry.regions import load_regions
-from registry.samples import DEFECTS, FORMATS, SampleSizes, _World, write_sample_uploads
-from registry.settings import Settings
-from registry.uscc import uscc_is_valid
+from registry.config.contracts import load_contracts
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
+from registry.demo.samples import DEFECTS, FORMATS, SampleSizes, _World, write_sample_uploads
+from registry.ingest.uscc import uscc_is_valid
+from registry.storage.layout import DATASETS
 
 TODAY = date(2026, 11, 30)
 SIZES = SampleSizes(merchants=2400, complaints=4000, inspections=1200, gift_evaluations=1200)

@@ -13,7 +13,7 @@ from botocore.awsrequest import AWSResponse
 from fault_proxy import KINDS, FaultProxy, from_polars
 from polars.testing import assert_frame_equal
 
-from registry.settings import Settings
+from registry.config.settings import Settings
 from registry.storage import AlreadyExists, S3Storage, StorageError, StorageUnavailable
 
 

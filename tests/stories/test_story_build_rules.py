@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from council_world import CouncilWorld, filing, merchant_code
 
-from registry.reader import open_snapshot
+from registry.snapshot.reader import open_snapshot
 
 
 def evaluations(uscc: str, product_id: str, scores: dict[str, list[float]]) -> list[dict]:

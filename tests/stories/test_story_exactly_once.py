@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from council_world import CouncilWorld, filing, merchant_code
 
-from registry.ingest import ingest_object
+from registry.ingest.pipeline import ingest_object
 
 
 def _sh_list(n: int, *, leave_out: int | None = None, **changed: dict[str, str]) -> list[dict]:

@@ -17,8 +17,8 @@ from council_world import (
 )
 from typer.testing import CliRunner
 
+from registry.build.scores import DISQUALIFIER_SERIOUS_FAILURE, status_disqualifier
 from registry.cli import app
-from registry.scores import DISQUALIFIER_SERIOUS_FAILURE, status_disqualifier
 from registry.storage import LocalStorage
 
 

@@ -20,8 +20,8 @@ from council_world import CouncilWorld, csv_bytes, filing, inspection, merchant_
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry.ingest import ingest_object
-from registry.reader import open_snapshot
+from registry.ingest.pipeline import ingest_object
+from registry.snapshot.reader import open_snapshot
 
 
 def _sh_list(left_out: int, suspended: int, typo: int) -> bytes:

@@ -12,7 +12,7 @@ from council_world import AS_OF, CouncilWorld, complaint, filing, inspection, me
 from typer.testing import CliRunner
 
 from registry.cli import app
-from registry.settings import PROJECT_ROOT
+from registry.config.settings import PROJECT_ROOT
 
 PHONE = "13912345678"
 CONSUMER = "王小明"

@@ -36,9 +36,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
-from registry.layout import LATEST_KEY, LOG_PREFIX, log_key, manifest_key, snapshot_prefix
-from registry.settings import load_settings
+from registry.config.settings import load_settings
 from registry.storage import NotFound, Storage, open_storage
+from registry.storage.layout import LATEST_KEY, LOG_PREFIX, log_key, manifest_key, snapshot_prefix
 
 MANIFEST_FORMAT = "yrd-registry-snapshot/1"
 

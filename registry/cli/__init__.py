@@ -22,11 +22,11 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from contextlib import AbstractContextManager
 
-    from registry.ingest import IngestSummary
+    from registry.ingest.pipeline import IngestSummary
     from registry.progress import ProgressCallback
     from registry.publish import PublishResult
-    from registry.reader import Snapshot
-    from registry.run_summary import HeldBatch
+    from registry.report.run_summary import HeldBatch
+    from registry.snapshot.reader import Snapshot
     from registry.storage import Storage
 
 app = typer.Typer(
@@ -44,8 +44,8 @@ def _progress() -> AbstractContextManager[ProgressCallback]:
     """Progress on stderr: a bar on a terminal, plain lines in a pipe or in CI."""
     import sys
 
+    from registry.config.settings import load_settings
     from registry.progress import cli_progress
-    from registry.settings import load_settings
 
     return cli_progress(load_settings(), sys.stderr)
 
@@ -68,9 +68,9 @@ def check(
     from rich.console import Console
     from rich.table import Table
 
-    from registry.ingest import checked_file
-    from registry.settings import load_settings
-    from registry.validation import checked_file_as_json
+    from registry.config.settings import load_settings
+    from registry.ingest.pipeline import checked_file
+    from registry.ingest.validation import checked_file_as_json
 
     try:
         result = checked_file(load_settings(), file, region=region, dataset=dataset)
@@ -112,9 +112,9 @@ def upload(
 
     Tells the Prefect server at PREFECT_API_URL, if set, with a registry.upload.created
     event."""
-    from registry.ingest import upload_file
+    from registry.config.settings import load_settings
+    from registry.ingest.pipeline import upload_file
     from registry.orchestration import emit_upload_created
-    from registry.settings import load_settings
     from registry.storage import open_storage
 
     settings = load_settings()
@@ -134,7 +134,7 @@ def ingest(
     """Run the ingest flow over every pending upload and print a summary per region, then
     every batch the quality gate held and nobody released yet, with the reasons."""
     from flows.ingest import ingest_flow
-    from registry.run_summary import held_batches
+    from registry.report.run_summary import held_batches
 
     with _progress() as progress:
         summary = ingest_flow(region=region, dataset=dataset, progress=progress)
@@ -212,7 +212,7 @@ def _print_publish_result(result: PublishResult) -> None:
 
 
 def _snapshot_or_exit(storage: Storage, snapshot_id: str | None) -> Snapshot:
-    from registry.reader import SnapshotError, open_snapshot
+    from registry.snapshot.reader import SnapshotError, open_snapshot
 
     try:
         return open_snapshot(storage, snapshot_id)
@@ -222,7 +222,7 @@ def _snapshot_or_exit(storage: Storage, snapshot_id: str | None) -> Snapshot:
 
 
 def _storage() -> Storage:
-    from registry.settings import load_settings
+    from registry.config.settings import load_settings
     from registry.storage import open_storage
 
     return open_storage(load_settings())
@@ -263,7 +263,7 @@ def run(
     """Ingest every pending upload, then publish. Prints the ingest summary, the held batches
     and the published snapshot."""
     from flows.pipeline import pipeline_flow
-    from registry.run_summary import held_batches
+    from registry.report.run_summary import held_batches
 
     # The publish subflow's exception reaches here as itself (Prefect re-raises it from the
     # pipeline flow): a refusal is a verdict on the data, told like `registry publish` does.
@@ -291,11 +291,11 @@ def demo(
     from rich.table import Table
 
     from flows.pipeline import pipeline_flow
+    from registry.config.settings import load_settings
     from registry.demo import demo_summary, rejection_codes, upload_demo_samples
-    from registry.ingest import council_time
-    from registry.layout import snapshot_prefix
-    from registry.settings import load_settings
+    from registry.ingest.pipeline import council_time
     from registry.storage import open_storage
+    from registry.storage.layout import snapshot_prefix
 
     settings = load_settings()
     storage = open_storage(settings)
@@ -351,7 +351,7 @@ def snapshots(
     from rich.console import Console
     from rich.table import Table
 
-    from registry.reader import list_snapshots
+    from registry.snapshot.reader import list_snapshots
 
     listed = list_snapshots(_storage())
     if as_json:
@@ -432,7 +432,7 @@ def diff(
     from rich.console import Console
     from rich.table import Table
 
-    from registry.changes import merchant_changes
+    from registry.build.changes import merchant_changes
 
     storage = _storage()
     before, after = (
@@ -465,7 +465,7 @@ def verify(
     """Check a snapshot's manifest and every file's size, sha256 and rows.
 
     Exit 1 on any mismatch."""
-    from registry.reader import verify_snapshot
+    from registry.snapshot.reader import verify_snapshot
 
     problems = verify_snapshot(_storage(), snapshot_id)
     for problem in problems:
@@ -503,8 +503,8 @@ def gc(
     That is: uncommitted snapshot folders older than the grace period; snapshots beyond the
     retention count, with their reports; and batches crashed ingest workers staged but never
     committed. Never removes latest or its predecessor, nor a batch still claimed."""
+    from registry.config.settings import load_settings
     from registry.publish import collect_garbage
-    from registry.settings import load_settings
     from registry.storage import open_storage
 
     settings = load_settings()
@@ -607,9 +607,9 @@ def orchestration_setup(
 
     The pool is registry-pool; the limits are registry-publish (1) and region:{R}
     (--per-region). Safe to run again."""
+    from registry.config.regions import load_regions
+    from registry.config.settings import load_settings
     from registry.orchestration import set_up_orchestration
-    from registry.regions import load_regions
-    from registry.settings import load_settings
 
     regions = load_regions(load_settings().config_dir).regions
     for line in set_up_orchestration(regions, per_region).lines():
@@ -627,9 +627,9 @@ def report(
 
     Publication writes reports/{ID}/index.html; this rebuilds it, for example after Data
     Docs were added or after a publication whose report failed."""
-    from registry.reader import SnapshotError
+    from registry.config.settings import load_settings
     from registry.report import write_report
-    from registry.settings import load_settings
+    from registry.snapshot.reader import SnapshotError
     from registry.storage import open_storage
 
     settings = load_settings()

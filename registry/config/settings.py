@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseSettings):
@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     )
     crash_at: str | None = Field(
         default=None,
-        description="Test hook: SIGKILL the process at this step of registry.publish.CRASH_STEPS "
-        "or registry.ingest.CRASH_STEPS.",
+        description="Test hook: SIGKILL the process at a step named in "
+        "registry.config.crashpoints.",
     )
 
     # Orchestration (DESIGN.md §9): how the ingest flow fans out over the pending uploads.

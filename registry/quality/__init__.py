@@ -61,13 +61,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from registry import ledger
-from registry.contracts import load_contracts
-from registry.layout import report_prefix
-from registry.pii import MOBILE_PATTERN, RESIDENT_ID_PATTERN
-from registry.regions import RegionConfig
-from registry.scores import ScoreModel
-from registry.settings import Settings
+from registry.build.scores import ScoreModel
+from registry.config.contracts import load_contracts
+from registry.config.pii import MOBILE_PATTERN, RESIDENT_ID_PATTERN
+from registry.config.regions import RegionConfig
+from registry.config.settings import Settings
 from registry.storage import AlreadyExists, NotFound, Storage
+from registry.storage.layout import report_prefix
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ def staged_suite_parameters(
 
 def registry_suite_parameters(model: ScoreModel) -> dict[str, Any]:
     """Grade thresholds and trusted grades from the score model, and the PII patterns
-    (:mod:`registry.pii`), as suite parameters of the registry suites."""
+    (:mod:`registry.config.pii`), as suite parameters of the registry suites."""
     params: dict[str, Any] = {f"grade_{g.grade}_min": g.min_score for g in model.grades}
     params["trusted_grades"] = list(model.trusted_grades)
     params["mobile_pattern"] = MOBILE_PATTERN
@@ -943,7 +943,7 @@ def write_scorecards(storage: Storage, settings: Settings, run_batches: Sequence
     """Write each region's scorecard of the ingest run that staged ``run_batches`` to
     ``reports/scorecards/{region}/{run_id}.json`` and ``.../latest.json``; return region ->
     key. The trend is against each region's previous ``latest.json``."""
-    from registry.regions import load_regions
+    from registry.config.regions import load_regions
 
     now = now or datetime.now(UTC)
     config = load_quality_config(settings.config_dir)

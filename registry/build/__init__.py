@@ -18,10 +18,10 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from registry.layout import DATASETS, quarantine_prefix, staged_prefix
+from registry.build.scores import DECIMALS, ScoreModel, scores_explained
 from registry.ledger import BatchRecord, InEffect
-from registry.scores import DECIMALS, ScoreModel, scores_explained
 from registry.storage import Storage
+from registry.storage.layout import DATASETS, quarantine_prefix, staged_prefix
 
 # The published merchants table, contract v1, in its fixed column order.
 MERCHANTS_CONTRACT_VERSION = 1
@@ -61,7 +61,7 @@ MERCHANT_COLUMNS = (
     "last_changed_on",
     "source_batches",
 )
-# Carried forward from the previous snapshot (registry.changes), not built from staged rows.
+# Carried forward from the previous snapshot (registry.build.changes), not built from staged rows.
 LISTING_DATE_COLUMNS = ("first_listed_on", "last_changed_on")
 GIFT_DIMENSIONS = ("quality", "culture", "packaging", "value")
 PRODUCT_KEY = ("region", "product_id", "evaluation_round")
@@ -291,7 +291,7 @@ def gift_products(evaluations: pl.LazyFrame, model: ScoreModel) -> pl.LazyFrame:
 
     ``rank_in_category`` ranks products within their category and round across all regions
     (1 = best; ties share the better rank) by the *published* overall, rounded to
-    :data:`~registry.scores.DECIMALS`: a consumer can check every rank against the overall
+    :data:`~registry.build.scores.DECIMALS`: a consumer can check every rank against the overall
     it reads, two products showing the same overall share a rank, and neither a difference
     in a decimal nobody sees nor floating-point noise from the order of summation decides a
     place. Descriptive columns come from the latest evaluation row of the product.
@@ -367,7 +367,7 @@ def registry_tables(
 
     Everything is computed from unrounded inputs, and every published score is rounded once,
     here: the products' dimensions and ``overall``, the merchants' ``gift_score``, and the
-    score columns (in :func:`~registry.scores.scores_explained`)."""
+    score columns (in :func:`~registry.build.scores.scores_explained`)."""
     filings = latest_rows(inputs.merchants, NATURAL_KEYS["merchants"])
     complaints = latest_rows(inputs.complaints, NATURAL_KEYS["complaints"])
     inspections = latest_rows(inputs.inspections, NATURAL_KEYS["inspections"])

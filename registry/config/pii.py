@@ -2,7 +2,7 @@
 (docs/architecture.md, "Personal data").
 
 The one owner of the patterns. Ingestion rejects a row whose ordinary text matches one
-(``PII_IN_TEXT``, :mod:`registry.validation`), the publication guard refuses a snapshot that
+(``PII_IN_TEXT``, :mod:`registry.ingest.validation`), the publication guard refuses a snapshot that
 still carries one (:func:`registry.publish.pii_findings`), and the registry suites receive them
 as suite parameters (:func:`registry.quality.registry_suite_parameters`).
 

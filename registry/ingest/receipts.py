@@ -12,8 +12,8 @@ from typing import Any
 
 import polars as pl
 
-from registry import rejections as rj
-from registry.validation import UploadCheck
+from registry.ingest import rejections as rj
+from registry.ingest.validation import UploadCheck
 
 RECEIPT_VERSION = 1
 # A file with every row broken would otherwise produce a receipt as large as the file; the
@@ -106,7 +106,7 @@ def receipt_document(
         "sha256": sha256,
         "received_at": received_at,
         "status": status,
-        # Which case of exactly-once applied (registry.ingest's module docstring).
+        # Which case of exactly-once applied (registry.ingest.pipeline's module docstring).
         "case": ("duplicate" if duplicate_of is not None else "rejected" if error is not None
                  else "new"),
         "summary_zh": summary_zh,

@@ -39,13 +39,13 @@ import jinja2
 import polars as pl
 
 from registry import ledger
-from registry.layout import manifest_key, report_prefix, snapshot_prefix
+from registry.config.regions import RegionConfig, load_regions
+from registry.config.settings import Settings
 from registry.ledger import BatchRecord
 from registry.progress import ProgressCallback
-from registry.reader import Snapshot, SnapshotError, open_snapshot
-from registry.regions import RegionConfig, load_regions
-from registry.settings import Settings
+from registry.snapshot.reader import Snapshot, SnapshotError, open_snapshot
 from registry.storage import Storage
+from registry.storage.layout import manifest_key, report_prefix, snapshot_prefix
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ def _script_json(value: Any) -> str:
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("registry", "templates"),
+        loader=jinja2.PackageLoader("registry.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -402,7 +402,7 @@ def _data_docs_links(storage: Storage, snapshot_id: str) -> list[str]:
 def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = None
                 ) -> ReportData:
     """Read snapshot ``snapshot_id`` (latest by default; checksums verified) and the batch
-    ledger, and compute the report. Raises :class:`~registry.reader.SnapshotError` when the
+    ledger, and compute the report. Raises :class:`~registry.snapshot.reader.SnapshotError` when the
     snapshot cannot be opened."""
     snapshot = open_snapshot(storage, snapshot_id)
     manifest = snapshot.manifest

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from registry import layout, ledger
-from registry.contracts import load_contracts
-from registry.ingest import IngestSummary
-from registry.regions import load_regions
-from registry.samples import SampleFile, SampleSizes, write_sample_uploads
-from registry.settings import Settings
-from registry.storage import Storage
+from registry import ledger
+from registry.config.contracts import load_contracts
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
+from registry.demo.samples import SampleFile, SampleSizes, write_sample_uploads
+from registry.ingest.pipeline import IngestSummary
+from registry.storage import Storage, layout
 
 # "A few thousand rows per dataset": enough for every kind of bad row to show up in every
 # region, small enough that the demo runs in well under a minute after Prefect has started.

@@ -42,7 +42,7 @@ from botocore.exceptions import (
 )
 from urllib3.exceptions import ProtocolError
 
-from registry.settings import Settings
+from registry.config.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from datetime import date
 import pandera.polars as pa
 import polars as pl
 
-from registry import pii
-from registry import rejections as rj
-from registry.contracts import LINEAGE_SCHEMA, ColumnSpec, Contract, Vocabulary, header_key
-from registry.normalize import REGION_SUFFIX, city_lookup, normalized
-from registry.readers import SOURCE_ROW, Limits, SkippedNote, UploadTable, upload_table
-from registry.regions import RegionConfig
-from registry.uscc import uscc_is_valid
+from registry.config import pii
+from registry.config.contracts import LINEAGE_SCHEMA, ColumnSpec, Contract, Vocabulary, header_key
+from registry.config.regions import RegionConfig
+from registry.ingest import rejections as rj
+from registry.ingest.normalize import REGION_SUFFIX, city_lookup, normalized
+from registry.ingest.readers import SOURCE_ROW, Limits, SkippedNote, UploadTable, upload_table
+from registry.ingest.uscc import uscc_is_valid
 
 TEXT_SUFFIX = "__text"
 HIDDEN_VALUE = "(已隐藏 hidden)"

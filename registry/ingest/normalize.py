@@ -1,8 +1,8 @@
 """Text to typed values, whole columns at a time.
 
 Each function takes and returns polars expressions or frames; none reads settings or storage.
-A value that cannot be interpreted becomes null here, and :mod:`registry.validation` reports it
-(it still has the text): nothing is coerced into something plausible.
+A value that cannot be interpreted becomes null here, and :mod:`registry.ingest.validation`
+reports it (it still has the text): nothing is coerced into something plausible.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import opencc
 import polars as pl
 from opencc import OpenCC
 
-from registry.contracts import ColumnSpec, Contract, Vocabulary
+from registry.config.contracts import ColumnSpec, Contract, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def cleaned_text(text: pl.Series) -> pl.Series:
 
 
 def _matching_text(text: pl.Expr) -> pl.Expr:
-    """What :func:`registry.contracts.value_key` does, for a whole column of NFKC text."""
+    """What :func:`registry.config.contracts.value_key` does, for a whole column of NFKC text."""
     return text.str.to_lowercase().str.replace_all(r"\s+", "")
 
 
@@ -146,7 +146,7 @@ def phone_from_text(text: pl.Expr) -> pl.Expr:
 
 def uscc_from_text(text: pl.Expr) -> pl.Expr:
     """Upper-case, spaces removed (cells are already trimmed NFKC). Validity is checked by
-    :func:`registry.uscc.uscc_is_valid`."""
+    :func:`registry.ingest.uscc.uscc_is_valid`."""
     return text.str.replace_all(" ", "", literal=True).str.to_uppercase()
 
 

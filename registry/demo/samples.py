@@ -9,7 +9,7 @@ What the files look like, and why:
   headers in Chinese, or in English for some files, in the contract's order or shuffled;
 - Chinese merchant names built from city, brand, trade and legal form, some written in
   Traditional characters, and merchants filed in a second region under a name variant;
-- valid USCCs (GB 32100 MOD 31 and GB 11714 check characters, from :mod:`registry.uscc`),
+- valid USCCs (GB 32100 MOD 31 and GB 11714 check characters, from :mod:`registry.ingest.uscc`),
   unique per merchant; the division code is the region's, except for about 3% of merchants
   registered in another region of the alliance;
 - dates in the four accepted spellings, booleans as 是/否, Y/N, 1/0, true/false or √/×,
@@ -43,10 +43,10 @@ import polars as pl
 import xlsxwriter
 from opencc import OpenCC
 
-from registry.contracts import Contract
-from registry.layout import DATASETS
-from registry.regions import Region, RegionConfig
-from registry.uscc import USCC_ALPHABET, mod31_check_characters, org_check_characters
+from registry.config.contracts import Contract
+from registry.config.regions import Region, RegionConfig
+from registry.ingest.uscc import USCC_ALPHABET, mod31_check_characters, org_check_characters
+from registry.storage.layout import DATASETS
 
 DEFAULT_SEED = 20241130
 # Bumped whenever the same arguments would give different files (the benchmark caches by it).

@@ -16,7 +16,8 @@ If a publisher dies between 3 and 4, the next publish, rollback or gc first move
 to the committed log head (:func:`recover_latest`). Snapshot folders that no log entry names
 are orphans: ``registry gc`` removes them once they are older than the grace period.
 
-``REGISTRY_CRASH_AT`` (tests only) kills the process with SIGKILL at one of :data:`CRASH_STEPS`.
+``REGISTRY_CRASH_AT`` (tests only) kills the process with SIGKILL at one of
+:data:`registry.config.crashpoints.PUBLISH_CRASH_STEPS`.
 """
 
 from __future__ import annotations
@@ -40,23 +41,19 @@ from registry.build import (
     registry_tables,
     staged_inputs,
 )
-from registry.changes import CHANGES_CONTRACT_VERSION, merchant_changes, merchants_dated
-from registry.contracts import load_contracts
-from registry.crashpoints import check_crash_setting, crash_point
-from registry.ingest import remove_uncommitted_batches
-from registry.layout import (
-    LATEST_KEY,
-    SNAPSHOTS_PREFIX,
-    log_key,
-    manifest_key,
-    report_prefix,
-    snapshot_prefix,
-)
+from registry.build.changes import CHANGES_CONTRACT_VERSION, merchant_changes, merchants_dated
+from registry.build.scores import load_score_model
+from registry.config.contracts import load_contracts
+from registry.config.crashpoints import check_crash_setting, crash_point
+from registry.config.pii import PATTERNS, masked
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
+from registry.ingest.pipeline import remove_uncommitted_batches
 from registry.ledger import batches_in_effect
-from registry.pii import PATTERNS, masked
 from registry.progress import ProgressCallback
 from registry.quality import SuiteResult, registry_results, suite_versions
-from registry.reader import (
+from registry.report import write_report
+from registry.snapshot.reader import (
     FileEntry,
     LatestPointer,
     LogEntry,
@@ -70,23 +67,18 @@ from registry.reader import (
     read_manifest,
     sha256_hex,
 )
-from registry.regions import load_regions
-from registry.report import write_report
-from registry.scores import load_score_model
-from registry.settings import Settings
 from registry.storage import AlreadyExists, PreconditionFailed, Storage, probe_capabilities
+from registry.storage.layout import (
+    LATEST_KEY,
+    SNAPSHOTS_PREFIX,
+    log_key,
+    manifest_key,
+    report_prefix,
+    snapshot_prefix,
+)
 
 log = logging.getLogger(__name__)
 
-# The named steps of the protocol where REGISTRY_CRASH_AT can kill the publisher, in order.
-# Reliability tests kill at every one of them; keep the names stable.
-CRASH_STEPS = (
-    "after_first_data_file",
-    "after_data_files",
-    "after_manifest",
-    "after_log_entry",
-    "after_latest",
-)
 # Council staff work in Asia/Shanghai: "today" for a default as_of is their today.
 COUNCIL_TIMEZONE = ZoneInfo("Asia/Shanghai")
 TABLE_ORDER = ("merchants", "products", "changes")
@@ -170,7 +162,7 @@ class GcReport:
     expired_removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     objects_deleted: int = 0
-    # Batches a crashed ingest worker staged but never committed (registry.ingest).
+    # Batches a crashed ingest worker staged but never committed (registry.ingest.pipeline).
     batches_removed: list[str] = field(default_factory=list)
 
 
@@ -182,7 +174,8 @@ def pii_findings(
     tables: Mapping[str, pl.DataFrame], pii_columns: Iterable[str]
 ) -> list[PIIFinding]:
     """Every PII column (by name, from the input contracts) and every string value that looks
-    like a mainland mobile number or resident ID number (:mod:`registry.pii`), in every table.
+    like a mainland mobile number or resident ID number (:mod:`registry.config.pii`), in every
+    table.
     String and list-of-string columns are scanned; examples are masked."""
     pii = set(pii_columns)
     findings: list[PIIFinding] = []
@@ -535,8 +528,8 @@ def collect_garbage(
     ``grace_seconds`` (a publisher may still be writing a younger one), and committed snapshots
     beyond the ``snapshot_retention`` most recent, each with its ``reports/{id}/`` folder; and
     what crashed ingest workers left of batches never committed
-    (:func:`registry.ingest.remove_uncommitted_batches`). Latest and its predecessor are never
-    removed.
+    (:func:`registry.ingest.pipeline.remove_uncommitted_batches`). Latest and its predecessor
+    are never removed.
     """
     now = now or datetime.now(UTC)
     latest = recover_latest(storage)
@@ -595,7 +588,6 @@ def collect_garbage(
 
 
 __all__ = [
-    "CRASH_STEPS",
     "ConcurrentPublish",
     "GcReport",
     "PIIFinding",

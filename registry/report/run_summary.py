@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from registry import ledger
-from registry.ingest import IngestSummary
+from registry.ingest.pipeline import IngestSummary
 from registry.publish import PublishResult
 from registry.storage import Storage
 

@@ -2,7 +2,7 @@
 
 Contracts are data. This module only parses and validates them, and answers questions about
 them (which header names which column, what a staged frame's schema is). The checks a contract
-declares are turned into row rules in :mod:`registry.validation`.
+declares are turned into row rules in :mod:`registry.ingest.validation`.
 """
 
 from __future__ import annotations

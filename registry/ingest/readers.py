@@ -6,7 +6,7 @@ separated by commas, semicolons or tabs. Spreadsheets and CSVs may carry title r
 header, blank rows, and a footer of notes (填表说明, 备注, 填表人...): the header is found by
 itself, blank rows are dropped and the footer is skipped and reported.
 
-Everything is read as text. Interpreting values is :mod:`registry.normalize`'s job, so that a
+Everything is read as text. Interpreting values is :mod:`registry.ingest.normalize`'s job, so that a
 value is never coerced before it can be reported.
 """
 
@@ -24,10 +24,10 @@ import charset_normalizer
 import fastexcel
 import polars as pl
 
-from registry import read_worker
-from registry import rejections as rj
-from registry.contracts import header_key
-from registry.settings import Settings
+from registry.config.contracts import header_key
+from registry.config.settings import Settings
+from registry.ingest import read_worker
+from registry.ingest import rejections as rj
 
 HEADER_SEARCH_ROWS = 30
 FOOTER_SEARCH_ROWS = 50
@@ -57,7 +57,7 @@ class Limits:
     """Limits past which an upload is refused whole (see :class:`Settings`).
 
     With ``max_read_seconds`` and ``max_read_memory_bytes`` set, every upload is read in a
-    worker process held to them (:mod:`registry.read_worker`); without, it is read here."""
+    worker process held to them (:mod:`registry.ingest.read_worker`); without, it is read here."""
 
     max_upload_bytes: int
     max_rows: int

@@ -44,20 +44,22 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from registry import layout, ledger, read_worker
-from registry import rejections as rj
-from registry.contracts import LINEAGE_SCHEMA, load_contracts, load_vocabulary
-from registry.crashpoints import check_crash_setting, crash_point
+from registry import ledger
+from registry.config.contracts import LINEAGE_SCHEMA, load_contracts, load_vocabulary
+from registry.config.crashpoints import check_crash_setting, crash_point
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
+from registry.ingest import read_worker
+from registry.ingest import rejections as rj
+from registry.ingest.readers import SOURCE_ROW, Limits
+from registry.ingest.receipts import receipt_csv, receipt_document
+from registry.ingest.validation import UploadCheck, checked_upload, staged_schema
 from registry.quality import (
     gate_record_fields,
     held_receipt_fields,
     staged_batch_gate,
     write_scorecards,
 )
-from registry.readers import SOURCE_ROW, Limits
-from registry.receipts import receipt_csv, receipt_document
-from registry.regions import load_regions
-from registry.settings import Settings
 from registry.storage import (
     AlreadyExists,
     InvalidKey,
@@ -65,8 +67,8 @@ from registry.storage import (
     PreconditionFailed,
     Storage,
     checked_key,
+    layout,
 )
-from registry.validation import UploadCheck, checked_upload, staged_schema
 
 log = logging.getLogger(__name__)
 
@@ -76,21 +78,6 @@ _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,8})$")
 
 Status = Literal["staged", "rejected", "duplicate", "in_progress", "skipped"]
 
-# The named steps of one upload's processing where REGISTRY_CRASH_AT (tests only) kills the
-# worker with SIGKILL, in order (registry.crashpoints). Reliability tests kill at every one of
-# them and prove that a rerun completes the work exactly once; keep the names stable.
-CRASH_STEPS = (
-    "after_archive",  # raw bytes and their .meta.json written
-    "after_claim",  # claim created (state: claimed)
-    # The batch gate runs beside the staged-schema check and the Parquet writes, so it may
-    # still be running at the next two steps.
-    "after_staged_file",
-    "after_quarantine_file",
-    "after_batch_gate",  # the batch's Data Docs stored under reports/batches/
-    "after_batch_record",  # the batch is committed
-    "after_receipt",
-    "after_ledger_done",  # claim done; this version not yet marked seen
-)
 
 
 @dataclass(frozen=True)

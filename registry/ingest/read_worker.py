@@ -1,6 +1,6 @@
 """Read an upload in a worker process held to the configured time and memory limits.
 
-A council's file is untrusted. Size checks (:class:`registry.readers.Limits`) refuse most
+A council's file is untrusted. Size checks (:class:`registry.ingest.readers.Limits`) refuse most
 hostile files before they are read, but not every one: a small xlsx can unpack into a huge
 grid, a reader library can loop or crash on a malformed file. So the ingest process does not
 read an upload itself: a worker process reads it, with its data segment capped
@@ -13,7 +13,7 @@ A file read within the limits comes back as Arrow IPC (polars' own string views)
 in-memory file, which the ingest process maps and hands to polars without copying: the table
 crosses the process boundary for a fraction of what reading the file again would cost.
 
-Workers are started with ``python -m registry.read_worker`` (so this works inside daemonic
+Workers are started with ``python -m registry.ingest.read_worker`` (so this works inside daemonic
 processes such as Dask workers, where multiprocessing may not start children) and reused:
 one per concurrent reader, kept while their memory stays well under the limit. A request is
 one JSON message with the upload as an in-memory file descriptor, over a Unix socket pair;
@@ -43,10 +43,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from registry import rejections as rj
+from registry.ingest import rejections as rj
 
 if TYPE_CHECKING:
-    from registry.readers import Limits, UploadTable
+    from registry.ingest.readers import Limits, UploadTable
 
 # A worker whose data segment ends a read above this share of its limit is not reused: the
 # next file must get the whole limit (allocators keep some of what a read freed).
@@ -69,8 +69,8 @@ class ReadFailed(RuntimeError):
 
 def read(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:
     """Read ``data`` in a worker under ``limits.max_read_seconds`` and
-    ``limits.max_read_memory_bytes``, as :func:`registry.readers.upload_table` reads it in
-    process. Raises :class:`registry.rejections.FileRejected` when it was refused (including
+    ``limits.max_read_memory_bytes``, as :func:`registry.ingest.readers.upload_table` reads it in
+    process. Raises :class:`registry.ingest.rejections.FileRejected` when it was refused (including
     for time or memory), :class:`ReadFailed` when the reader failed unexpectedly."""
     assert limits.max_read_seconds and limits.max_read_memory_bytes
     request = {
@@ -101,7 +101,7 @@ def _upload_table(fields: dict[str, Any], table_fd: int) -> UploadTable:
     import polars as pl
     import pyarrow as pa
 
-    from registry.readers import SkippedNote, UploadTable
+    from registry.ingest.readers import SkippedNote, UploadTable
 
     try:
         mapped = mmap.mmap(table_fd, 0, prot=mmap.PROT_READ)
@@ -124,7 +124,7 @@ class _Worker:
         self.stderr: IO[bytes] = tempfile.TemporaryFile(prefix="registry-read-worker-")  # noqa: SIM115
         # Requests and replies keep their boundaries; the upload travels as a file descriptor.
         self.channel, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        package_parent = str(Path(__file__).resolve().parent.parent)
+        package_parent = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_parent, env.get("PYTHONPATH")) if p
@@ -133,7 +133,7 @@ class _Worker:
         env["RUST_BACKTRACE"] = "0"
         with theirs:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "registry.read_worker", str(memory_bytes),
+                [sys.executable, "-m", "registry.ingest.read_worker", str(memory_bytes),
                  str(theirs.fileno())],
                 stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr, env=env,
                 pass_fds=[theirs.fileno()],
@@ -299,7 +299,7 @@ def _serve(memory_bytes: int, channel_fd: int) -> None:
     channel = socket.socket(fileno=channel_fd)
     import polars as pl
 
-    from registry.readers import Limits, upload_table
+    from registry.ingest.readers import Limits, upload_table
 
     # Start polars' thread pool before the cap: its threads' stacks are the runtime's, not the
     # file's, and a pool that cannot start fails with an error that says nothing of memory.

@@ -1,0 +1,1 @@
+"""Configuration: settings, regions, data contracts, personal-data patterns."""

@@ -1,0 +1,1 @@
+"""Ingest: read council uploads, normalise, validate, stage, and write receipts."""

@@ -1,0 +1,1 @@
+"""Published snapshots: their formats and the reader downstream apps use."""
