@@ -13,11 +13,13 @@
 - ingest_read_in_process: the same with ``REGISTRY_READ_IN_WORKER=false``, the upload read
   once in the ingest process instead of first in a worker held to the time and memory limits.
 
-The input is generated once, deterministically, into bench/data/ (gitignored): a realistic
-Jiangsu export with Chinese headers, mixed date spellings, Traditional names, and about 2% bad
-rows (USCC, dates, cities of another province, duplicate filing ids). Each step runs
-``--repeat`` times, floor and ingest alternating; the best time of each counts. Results go to
-bench/results/ingest_1m.json (or ``--out``).
+The input is one Jiangsu merchants CSV from the demo generator (``registry.demo.samples``,
+the benchmark's fixed seed, as of ``bench.generate.BENCH_TODAY``), generated once into
+bench/data/ (gitignored) beside a description of it: Chinese or English headers, mixed date
+spellings, Traditional names, and about 3% bad rows of many kinds, each of which the ingest
+must quarantine (the run stops if it does not). Each step runs ``--repeat`` times, floor and
+ingest alternating; the best time of each counts. Results go to bench/results/ingest_1m.json
+(or ``--out``).
 
 ``--against REV`` measures a change: this checkout (uncommitted edits included) and a
 temporary git worktree of REV run the whole benchmark in turn, ``--rounds`` times each, each in
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -43,17 +46,22 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import psutil
 
+from bench.generate import BENCH_TODAY
 from registry import ledger
 from registry.config.contracts import load_contracts, load_vocabulary
 from registry.config.regions import load_regions
 from registry.config.settings import Settings
-from registry.ingest.pipeline import ingest_object, staged_frame
-from registry.ingest.readers import Limits
-from registry.ingest.uscc import USCC_ALPHABET, mod31_check_characters, org_check_characters
+from registry.demo.samples import (
+    DEFAULT_SEED,
+    SAMPLES_VERSION,
+    SampleFile,
+    SampleSizes,
+    write_sample_uploads,
+)
+from registry.ingest.pipeline import ingest_object, read_limits, staged_frame
 from registry.ingest.validation import checked_upload, staged_schema
 from registry.storage import LocalStorage, layout
 
@@ -62,99 +70,44 @@ DATA = HERE / "data"
 RESULTS = HERE / "results"
 TARGET_RATIO = 3.0
 LANDING_KEY = "landing/JS/merchants/merchants.csv"
-_ALPHABET = np.frombuffer(USCC_ALPHABET.encode(), dtype=np.uint8)
-_JS_CITIES = [("南京", "320102"), ("苏州市", "320505"), ("无锡", "320211"), ("常州", "320402"),
-              ("Nanjing", "320106"), ("扬州", "321002"), ("南通", "320602"), ("徐州", "320302")]
-HEADER = ["备案编号", "统一社会信用代码", "经营者名称", "门店名称", "备案类别", "所在城市",
-          "区县", "经营地址", "经营品类", "原产国", "中文标签", "可追溯", "七日无理由退货",
-          "线下无理由退货", "先行赔付", "备案日期", "有效期至", "状态", "联系人", "联系电话"]
+SEED = DEFAULT_SEED
 
 
-def _usccs(rng: np.random.Generator, divisions: np.ndarray) -> np.ndarray:
-    """Valid USCCs, vectorised with numpy (both GB 11714 and GB 32100 check characters)."""
-    n = len(divisions)
-    body = rng.integers(0, 31, size=(n, 8))  # organisation-code body from the USCC alphabet
-    head = np.frombuffer("".join(f"91{d}" for d in divisions).encode(), np.uint8).reshape(n, 8)
-    codes = np.zeros((n, 18), dtype=np.uint8)
-    codes[:, :8] = head
-    codes[:, 8:16] = _ALPHABET[body]
-    codes[:, 16] = org_check_characters(codes[:, 8:16])
-    codes[:, 17] = mod31_check_characters(codes[:, :17])
-    return codes.view("S18").ravel().astype(str)
+def merchants_csv(rows: int) -> SampleFile:
+    """A Jiangsu merchants upload of ``rows`` rows from the demo generator, in bench/data/, and
+    what the ingest must make of it; generated on first use. The file name carries the seed and
+    the generator's version, so a change to the generator makes a new file."""
+    source = DATA / f"merchants_{rows}-seed{SEED}-v{SAMPLES_VERSION}.csv"
+    manifest = source.with_suffix(".json")
+    if source.exists() and manifest.exists():
+        return SampleFile(**{**json.loads(manifest.read_text()), "path": source})
+    print(f"generating {source} ...", flush=True)
+    settings = Settings(_env_file=None)
+    regions = load_regions(settings.config_dir)
+    jiangsu = regions.model_copy(update={"regions": {"JS": regions.regions["JS"]}})
+    DATA.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{source.stem}.", dir=DATA) as tmp:
+        (sample,) = write_sample_uploads(
+            Path(tmp), jiangsu, load_contracts(settings.schemas_dir),
+            SampleSizes(merchants=rows, complaints=0, inspections=0, gift_evaluations=0),
+            seed=SEED, today=BENCH_TODAY, formats=("csv",), parts=1,
+        )
+        sample.path.replace(source)
+    sample = dataclasses.replace(sample, path=source)
+    manifest.write_text(json.dumps({**dataclasses.asdict(sample), "path": source.name},
+                                   indent=1) + "\n")
+    return sample
 
 
-def generate_merchants_csv(path: Path, rows: int, seed: int = 20241130) -> None:
-    """A realistic Jiangsu merchant export of ``rows`` rows (deterministic for a seed)."""
-    rng = np.random.default_rng(seed)
-    city_idx = rng.integers(0, len(_JS_CITIES), rows)
-    cities = np.array([c for c, _ in _JS_CITIES])[city_idx]
-    divisions = np.array([d for _, d in _JS_CITIES])[city_idx]
-    usccs = _usccs(rng, divisions)
-    bad = rng.random(rows)
-    usccs = np.where(bad < 0.005, np.char.add(np.char.ljust(usccs, 17).astype("U17"), "0"), usccs)
-    cities = np.where((bad >= 0.005) & (bad < 0.01), "杭州", cities)
-    filing = np.char.add("JS-", np.char.zfill(np.arange(rows).astype(str), 8))
-    dup = (bad >= 0.01) & (bad < 0.015)
-    filing = np.where(dup, np.char.add("JS-", np.char.zfill((np.arange(rows) // 2 * 2)
-                                                             .astype(str), 8)), filing)
-    day = rng.integers(0, 1500, rows)
-    start = np.datetime64("2021-01-01") + day
-    spelled = rng.integers(0, 4, rows)
-    frame = pl.DataFrame({"start": start, "spelled": spelled, "bad": bad}).with_columns(
-        end=pl.col("start") + pl.duration(days=730),
-    )
-    iso = frame["start"].dt.strftime("%Y-%m-%d")
-    slashes = frame["start"].dt.strftime("%Y/%-m/%-d")
-    chinese = frame["start"].dt.strftime("%Y年%-m月%-d日")
-    serial = frame.select(
-        (pl.col("start") - pl.date(1899, 12, 30)).dt.total_days().cast(pl.String)
-    ).to_series()
-    valid_from = (
-        pl.DataFrame({"s": spelled, "a": iso, "b": slashes, "c": chinese, "d": serial})
-        .select(pl.when(pl.col("s") == 0).then("a").when(pl.col("s") == 1).then("b")
-                .when(pl.col("s") == 2).then("c").otherwise("d"))
-        .to_series()
-    )
-    valid_from = pl.Series(np.where((bad >= 0.015) & (bad < 0.02), "2023-02-30",
-                                    valid_from.to_numpy()))
-    names = np.array(["國際貿易有限公司", "进口商品商贸有限公司", "跨境电商有限公司",
-                      "百货有限公司", "食品有限公司"])[rng.integers(0, 5, rows)]
-    program = np.array(["进口商品", "特色伴手礼"])[(rng.random(rows) < 0.2).astype(int)]
-    origins = np.array(["日本、法国", "AU;NZ", "德国", "意大利/西班牙", "韩国"])[
-        rng.integers(0, 5, rows)]
-    yes_no = np.array(["是", "否", "Y", "N", "1", "0"])
-    out = pl.DataFrame({
-        "备案编号": filing,
-        "统一社会信用代码": usccs,
-        "经营者名称": np.char.add(np.char.add(cities, np.arange(rows).astype(str)), names),
-        "门店名称": np.where(rng.random(rows) < 0.5, "", "旗舰店"),
-        "备案类别": program,
-        "所在城市": cities,
-        "区县": np.array(["玄武区", "姑苏区", "梁溪区", "天宁区", ""])[rng.integers(0, 5, rows)],
-        "经营地址": np.char.add("中山路", rng.integers(1, 999, rows).astype(str)),
-        "经营品类": np.array(["食品、酒类", "化妆品", "母婴/保健品", "服饰;箱包"])[
-            rng.integers(0, 4, rows)],
-        "原产国": np.where(program == "进口商品", origins, ""),
-        **{h: yes_no[rng.integers(0, 6, rows)] for h in HEADER[10:15]},
-        "备案日期": valid_from.to_numpy(),
-        "有效期至": frame["end"].dt.strftime("%Y-%m-%d").to_numpy(),
-        "状态": np.array(["有效", "有效", "有效", "暂停", "撤销"])[rng.integers(0, 5, rows)],
-        "联系人": np.where(rng.random(rows) < 0.7, "王经理", ""),
-        "联系电话": np.char.add("139", np.char.zfill(rng.integers(0, 10**8, rows).astype(str), 8)),
-    })
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    out.select(HEADER).write_csv(tmp)
-    tmp.replace(path)
 
 
-def merchants_csv(rows: int) -> Path:
-    """The generated export of ``rows`` rows in bench/data/, generated on first use."""
-    source = DATA / f"merchants_{rows}.csv"
-    if not source.exists():
-        print(f"generating {source} ...", flush=True)
-        generate_merchants_csv(source, rows)
-    return source
+def check_outcome(sample: SampleFile, rows_in: int, quarantined: int) -> None:
+    """Raise if the ingest did not read every row or did not quarantine exactly the bad ones:
+    a time for an ingest that gets the rows wrong is no result."""
+    expected = sample.rejected
+    if (rows_in, quarantined) != (sample.rows, expected):
+        raise SystemExit(f"{sample.path.name}: the ingest read {rows_in:,} rows and quarantined "
+                         f"{quarantined:,}; the file has {sample.rows:,} rows, {expected:,} bad")
 
 
 def _cpu_seconds() -> float:
@@ -214,9 +167,13 @@ def compare(rev: str, *, rounds: int, repeat: int, rows: int, source: Path,
         tree = Path(tmp) / "tree"
         _git("worktree", "add", "--detach", str(tree), commit)
         try:
-            # The same input for both sides, generated once.
-            (tree / "bench" / "data").mkdir(parents=True, exist_ok=True)
-            (tree / "bench" / "data" / source.name).symlink_to(source)
+            # The same input for both sides, generated once: with its description, and also as
+            # merchants_{rows}.csv, the name an older revision's benchmark reads.
+            data = tree / "bench" / "data"
+            data.mkdir(parents=True, exist_ok=True)
+            for name in {source.name, f"merchants_{rows}.csv"}:
+                (data / name).symlink_to(source)
+            (data / source.with_suffix(".json").name).symlink_to(source.with_suffix(".json"))
             sides = {"before": (tree, tree / "bench" / "results" / "ingest_1m.json"),
                      "after": (HERE.parent, Path(tmp) / "after.json")}
             for n in range(rounds):
@@ -269,7 +226,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
 
-    source = merchants_csv(args.rows)
+    sample = merchants_csv(args.rows)
+    source = sample.path
     if args.against:
         compare(args.against, rounds=args.rounds, repeat=args.repeat, rows=args.rows,
                 source=source, out=args.out)
@@ -294,7 +252,7 @@ def main() -> None:
                 source.read_bytes(), source.name, contract=contract,
                 vocabulary=load_vocabulary(settings.schemas_dir),
                 regions=load_regions(settings.config_dir), region="JS",
-                limits=Limits.from_settings(settings), today=now.date(),
+                limits=read_limits(settings), today=now.date(),
             )
             batch = f"{now:%Y%m%dT%H%M%S%f}Z-bench"
             staged = staged_frame(check.accepted, contract.staged_schema(), ledger.IngestClaim(
@@ -325,6 +283,7 @@ def main() -> None:
             wall, cpu, outcome = _timed(lambda s=storage: ingest_object(
                 s, Settings(_env_file=None, storage_uri=s.root_uri), LANDING_KEY))
             runs["ingest"].append((wall, cpu))
+            check_outcome(sample, outcome.rows_in, outcome.quarantined)
             # The Great Expectations batch gate's own wall time, as the batch record has it.
             record = ledger.read_batch_record(storage, "merchants", "JS", outcome.batch_id)
             gate_runs.append((record.quality["seconds"], wall, record.status))
@@ -333,10 +292,11 @@ def main() -> None:
             # a worker held to the time and memory limits costs.
             storage = LocalStorage(work / f"inproc{n}")
             storage.write_bytes(LANDING_KEY, source.read_bytes())
-            wall, cpu, _ = _timed(lambda s=storage: ingest_object(
+            wall, cpu, in_process = _timed(lambda s=storage: ingest_object(
                 s, Settings(_env_file=None, storage_uri=s.root_uri, read_in_worker=False),
                 LANDING_KEY))
             runs["ingest_read_in_process"].append((wall, cpu))
+            check_outcome(sample, in_process.rows_in, in_process.quarantined)
             shutil.rmtree(storage.root)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -351,6 +311,9 @@ def main() -> None:
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "rows": args.rows,
         "csv_bytes": size,
+        "input": {"file": source.name, "generator": "registry.demo.samples",
+                  "samples_version": SAMPLES_VERSION, "seed": SEED,
+                  "today": BENCH_TODAY.isoformat(), "bad_rows": sample.rejected},
         "target_ratio": TARGET_RATIO,
         "accepted": outcome.accepted,
         "quarantined": outcome.quarantined,

@@ -34,14 +34,15 @@ from pathlib import Path
 
 import polars as pl
 
-from bench.ingest_1m import LANDING_KEY, RESULTS, _timed, merchants_csv
+from bench.ingest_1m import LANDING_KEY, RESULTS, _timed, check_outcome, merchants_csv
 from registry import ledger
 from registry.config.contracts import load_contracts, load_vocabulary
 from registry.config.regions import load_regions
 from registry.config.settings import Settings
+from registry.demo.samples import SampleFile
 from registry.ingest import validation
-from registry.ingest.pipeline import ingest_object, staged_frame
-from registry.ingest.readers import Limits, upload_table
+from registry.ingest.pipeline import ingest_object, read_limits, staged_frame
+from registry.ingest.readers import upload_table
 from registry.ingest.validation import checked_upload, staged_schema
 from registry.quality import staged_batch_gate
 from registry.storage import LocalStorage, layout
@@ -53,15 +54,16 @@ WORK = ("read_bytes", "sha256", "archive", "read_table", "normalise", "rules_and
         "staged_schema", "staged_parquet", "quarantine_parquet", "gx_gate")
 
 
-def measure(source: Path, repeat: int, work: Path) -> dict:
+def measure(sample: SampleFile, repeat: int, work: Path) -> dict:
     """Best (least) wall and CPU seconds of every step, the floor and the whole ingest."""
+    source = sample.path
     settings = Settings(_env_file=None)
     contract = load_contracts(settings.schemas_dir)["merchants"]
     vocabulary = load_vocabulary(settings.schemas_dir)
     regions = load_regions(settings.config_dir)
     headers = set(contract.header_index())
-    limits = {"in_process": Limits.from_settings(Settings(_env_file=None, read_in_worker=False)),
-              "in_worker": Limits.from_settings(settings)}
+    limits = {"in_process": read_limits(Settings(_env_file=None, read_in_worker=False)),
+              "in_worker": read_limits(settings)}
     today = datetime.now(UTC).date()
     storage = LocalStorage(work / "store")
     storage.write_bytes(LANDING_KEY, source.read_bytes())
@@ -107,9 +109,10 @@ def measure(source: Path, repeat: int, work: Path) -> dict:
         for where, in_worker in (("in_worker", True), ("in_process", False)):
             fresh = LocalStorage(work / f"whole-{where}-{n}")
             fresh.write_bytes(LANDING_KEY, data)
-            timed(f"ingest_{where}", lambda s=fresh, w=in_worker: ingest_object(
+            outcome = timed(f"ingest_{where}", lambda s=fresh, w=in_worker: ingest_object(
                 s, Settings(_env_file=None, storage_uri=s.root_uri, read_in_worker=w),
                 LANDING_KEY))
+            check_outcome(sample, outcome.rows_in, outcome.quarantined)
             shutil.rmtree(fresh.root)
         del data, check, staged
 
@@ -168,11 +171,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, help="results file (default: in bench/results/)")
     args = parser.parse_args()
-    source = merchants_csv(args.rows)
+    sample = merchants_csv(args.rows)
     cores = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="bench-steps-"))
     try:
-        best = measure(source, args.repeat, work)
+        best = measure(sample, args.repeat, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     bound = bounds(best, cores)

@@ -1,4 +1,4 @@
-"""The ingest flow (DESIGN.md §5, §9): one mapped task per pending landing object.
+"""The ingest flow (docs/architecture.md §4, §14): one mapped task per pending landing object.
 
 Each task calls :func:`registry.ingest.pipeline.ingest_object`, which is idempotent at every
 step, so a retried or re-run task never duplicates a batch. Storage failures are retried with
@@ -26,6 +26,7 @@ from prefect.futures import as_completed, wait
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
+from flows.summary import HeldBatch, held_batches, run_summary_markdown
 from registry.config.settings import Settings, load_settings
 from registry.ingest.pipeline import (
     IngestSummary,
@@ -38,7 +39,6 @@ from registry.ingest.read_worker import close_idle_workers
 from registry.orchestration import region_tag
 from registry.progress import ProgressCallback
 from registry.quality import write_scorecards
-from registry.report.run_summary import HeldBatch, held_batches, run_summary_markdown
 from registry.storage import StorageError, open_storage
 
 ARTIFACT_KEY = "registry-ingest"

@@ -10,8 +10,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.ingest import held_batches_now, ingest_flow
 from flows.publish import publish_flow
+from flows.summary import run_summary_markdown
 from registry.progress import ProgressCallback
-from registry.report.run_summary import run_summary_markdown
 
 ARTIFACT_KEY = "registry-pipeline"
 

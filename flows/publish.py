@@ -1,4 +1,4 @@
-"""The publish flow (DESIGN.md §7, §9): build the registry and publish one snapshot.
+"""The publish flow (docs/architecture.md §11, §14): build the registry and publish one snapshot.
 
 Publication is single-writer. The flow holds the one slot of the Prefect global concurrency
 limit ``registry-publish`` (``registry orchestration setup`` creates it) while it publishes, so
@@ -18,11 +18,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
 from flows.ingest import held_batches_now
+from flows.summary import run_summary_markdown
 from registry.config.settings import load_settings
 from registry.orchestration import PUBLISH_LIMIT
 from registry.progress import ProgressCallback
 from registry.publish import PublishResult, publish_snapshot
-from registry.report.run_summary import run_summary_markdown
 from registry.storage import open_storage
 
 ARTIFACT_KEY = "registry-publish"

@@ -21,19 +21,20 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from registry.snapshot.reader import (
-        Snapshot,
-        SnapshotError,
-        SnapshotIntegrityError,
-        list_snapshots,
-        open_snapshot,
-        verify_snapshot,
-    )
+    from registry.snapshot.formats import SnapshotError, SnapshotIntegrityError
+    from registry.snapshot.reader import Snapshot, list_snapshots, open_snapshot, verify_snapshot
+
+_FORMAT_NAMES = ("SnapshotError", "SnapshotIntegrityError")
 
 
 def __getattr__(name: str) -> Any:
     # The reader (and with it boto3 and pyarrow) loads on first use, not with every submodule:
     # the upload-reading worker process imports registry.ingest.readers alone, once per worker.
+    # The errors need only the formats, which load neither.
+    if name in _FORMAT_NAMES:
+        from registry.snapshot import formats
+
+        return getattr(formats, name)
     if name in __all__:
         from registry.snapshot import reader
 

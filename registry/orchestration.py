@@ -1,5 +1,6 @@
-"""The registry's side of Prefect orchestration (DESIGN.md §9): the upload event that triggers the
-``ingest`` deployment, and the work pool and concurrency limits the deployments rely on.
+"""The registry's side of Prefect orchestration (docs/architecture.md §14): the upload event
+that triggers the ``ingest`` deployment, and the work pool and concurrency limits the
+deployments rely on.
 
 Names here are shared with ``prefect.yaml`` and ``flows/``; change them together.
 """
@@ -10,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from registry.storage.layout import landing_prefix
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ def emit_upload_created(key: str, region: str, dataset: str, size: int) -> bool:
         event=UPLOAD_EVENT,
         resource={
             "prefect.resource.id": upload_resource_id(region, dataset),
-            "prefect.resource.name": f"landing/{region}/{dataset}",
+            "prefect.resource.name": landing_prefix(region, dataset).rstrip("/"),
             "registry.region": region,
             "registry.dataset": dataset,
         },

@@ -1,5 +1,5 @@
 """Sums the numeric ``record_property`` values of passing tests across the session, so the
-README's reliability table can quote what the suite actually saw.
+reliability page (docs/reliability.md) can quote what the suite actually saw.
 
 At the end of a run the totals are printed ("reliability tallies") and written to
 ``reliability.json`` in pytest's base temporary folder (``--basetemp`` to choose it).

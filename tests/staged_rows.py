@@ -1,5 +1,5 @@
 """Tiny staged frames and batch records, written the way ingestion writes them (the contract in
-DESIGN.md §4-5), so that build and publication tests do not depend on the ingest code."""
+docs/architecture.md §3-4), so that build and publication tests do not depend on the ingest code."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from registry import ledger
-from registry.build import ORDER_COLUMN, STAGED_COLUMNS, StagedInputs
+from registry.build.columns import ORDER_COLUMN, STAGED_COLUMNS, StagedInputs
 from registry.config.settings import PROJECT_ROOT, Settings
 from registry.ledger import BatchRecord
 from registry.storage import Storage

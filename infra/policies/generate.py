@@ -1,6 +1,6 @@
 """Bucket policies for the registry's bucket, generated from ``config/regions.yaml``.
 
-Who may do what (DESIGN.md section 3):
+Who may do what (docs/architecture.md §2.2):
 
 - each council (``council-<region>``) may write only under its own ``landing/{REGION}/``, and
   only with the ``bucket-owner-full-control`` ACL, so the pipeline (the bucket owner) can read
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.config.regions import load_regions
+from registry.storage import layout
 
 HERE = Path(__file__).resolve().parent
 PROJECT_ROOT = HERE.parent.parent
@@ -39,7 +40,8 @@ DEFAULT_BUCKET = "yrd-registry"
 
 PIPELINE_USER = "pipeline"
 READER_USER = "reader"
-READER_PREFIXES = ("registry/", "reports/")
+# What downstream readers may read: the published snapshots and the reports.
+READER_PREFIXES = (layout.PUBLISHED_PREFIX, layout.REPORTS_PREFIX)
 OWNER_ACL = "bucket-owner-full-control"
 WRITE_ACTIONS = ["s3:PutObject", "s3:PutObjectAcl", "s3:DeleteObject", "s3:DeleteObjectVersion"]
 POLICY_VERSION = "2012-10-17"

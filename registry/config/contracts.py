@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
@@ -35,7 +36,7 @@ STAGED_DTYPES: dict[str, pl.DataType] = {
     "country_list": pl.List(pl.String()),
 }
 
-# Lineage columns on every staged and quarantined row (DESIGN.md §5.5).
+# Lineage columns on every staged and quarantined row (docs/architecture.md §4.4).
 LINEAGE_SCHEMA: dict[str, pl.DataType] = {
     "_source_key": pl.String(),
     "_sha256": pl.String(),
@@ -212,6 +213,11 @@ def load_contracts(schemas_dir: Path) -> dict[str, Contract]:
             raise ValueError(f"{path}: contract name {contract.name!r} differs from the file name")
         contracts[contract.name] = contract
     return contracts
+
+
+def natural_keys(contracts: Mapping[str, Contract]) -> dict[str, tuple[str, ...]]:
+    """Each dataset's natural key (``region`` first where the contract puts it)."""
+    return {name: tuple(contract.natural_key) for name, contract in contracts.items()}
 
 
 @cache

@@ -4,7 +4,7 @@
 The one owner of the patterns. Ingestion rejects a row whose ordinary text matches one
 (``PII_IN_TEXT``, :mod:`registry.ingest.validation`), the publication guard refuses a snapshot that
 still carries one (:func:`registry.publish.pii_findings`), and the registry suites receive them
-as suite parameters (:func:`registry.quality.registry_suite_parameters`).
+as suite parameters (:func:`registry.quality.suites.registry_suite_parameters`).
 
 Columns that are personal data by design are flagged ``pii: true`` in the contracts
 (``schemas/*.yaml``): validated, hidden in receipts, and neither staged nor quarantined. Only

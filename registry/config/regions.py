@@ -60,11 +60,10 @@ class RegionConfig(BaseModel):
                     index[city_key(alias)] = (region.code, city)
         return index
 
-    def region_of_division(self, division_code: str) -> str | None:
-        for region in self.regions.values():
-            if region.division_code == division_code:
-                return region.code
-        return None
+    @property
+    def division_regions(self) -> dict[str, str]:
+        """GB/T 2260 province division code (USCC positions 3-4) -> region code."""
+        return {region.division_code: code for code, region in self.regions.items()}
 
 
 def city_key(name: str) -> str:

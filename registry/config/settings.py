@@ -6,14 +6,17 @@ Everything else receives a :class:`Settings` (or something derived from it, such
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Council staff work in Asia/Shanghai: their "today" is the default as_of, and receipts and
+# landing times are shown in it.
+COUNCIL_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
 class Settings(BaseSettings):
@@ -64,7 +67,7 @@ class Settings(BaseSettings):
     # was never committed, is taken to be from a crashed worker and is taken over.
     ingest_claim_lease_s: float = Field(default=900.0, gt=0)
 
-    # Publication (DESIGN.md §6-7).
+    # Publication (docs/architecture.md §10-11).
     score_model_version: int = Field(
         default=1, ge=1, description="Which config/score_model_v{N}.yaml scores the registry."
     )
@@ -79,7 +82,8 @@ class Settings(BaseSettings):
         "registry.config.crashpoints.",
     )
 
-    # Orchestration (DESIGN.md §9): how the ingest flow fans out over the pending uploads.
+    # Orchestration (docs/architecture.md §14): how the ingest flow fans out over the pending
+    # uploads.
     task_runner: Literal["default", "dask"] = Field(
         default="default",
         description="default: Prefect's thread pool in the flow's process; dask: prefect-dask's "
@@ -123,10 +127,6 @@ class Settings(BaseSettings):
     @property
     def in_ci(self) -> bool:
         return (self.ci or "").strip().lower() not in ("", "0", "false", "no")
-
-    @cached_property
-    def storage_scheme(self) -> str:
-        return self.storage_uri.split("://", 1)[0] if "://" in self.storage_uri else "file"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -7,20 +7,16 @@ reports it (it still has the text): nothing is coerced into something plausible.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import logging
-import queue
-import struct
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
-from pathlib import Path
 
-import opencc
 import polars as pl
 from opencc import OpenCC
 
+from registry._compat import opencc as opencc_internals
 from registry.config.contracts import ColumnSpec, Contract, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -47,7 +43,6 @@ _PHONE_TEXT = (
 )
 
 _T2S = OpenCC("t2s")
-_OPENCC_DATA = Path(opencc.__file__).resolve().parent / "clib" / "share" / "opencc"
 # A cell that NFKC or trimming may change: leading or trailing space, or a character outside
 # ASCII, CJK ideographs and the common CJK brackets (full-width forms, ideographic space,
 # compatibility ideographs and the like are outside).
@@ -179,57 +174,17 @@ def name_matching_key(names: pl.Series) -> pl.Series:
 
 @cache
 def _t2s_converter() -> Callable[[bytes], bytes]:
-    """OpenCC t2s over UTF-8 bytes, through OpenCC's C API (``opencc.h``), which the Python
-    package's extension module exports: a ctypes call releases the GIL, so the other
+    """OpenCC t2s over UTF-8 bytes, through OpenCC's C API
+    (:func:`registry._compat.opencc.c_converter`): a ctypes call releases the GIL, so the other
     normalisation thread keeps working while a million names convert (the Python binding
     holds the GIL for the whole call). Falls back to the Python binding when the C API is
     not there. tests/ingest/test_normalize.py checks that both agree and that the C API is
     the one used here."""
-    api = _opencc_c_api()
+    api = opencc_internals.c_converter("t2s.json")
     if api is None:
         log.warning("OpenCC's C API not found: converting through its Python binding")
         return lambda text: _T2S.convert(text.decode("utf-8")).encode("utf-8")
     return api
-
-
-def _opencc_c_api() -> Callable[[bytes], bytes] | None:
-    try:
-        from opencc.clib import opencc_clib
-
-        lib = ctypes.CDLL(opencc_clib.__file__)
-        open_, convert = lib.opencc_open, lib.opencc_convert_utf8
-        free, error = lib.opencc_convert_utf8_free, lib.opencc_error
-    except (ImportError, OSError, AttributeError):
-        return None
-    open_.argtypes, open_.restype = [ctypes.c_char_p], ctypes.c_void_p
-    convert.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
-    convert.restype = ctypes.c_void_p
-    free.argtypes, free.restype = [ctypes.c_void_p], None
-    error.argtypes, error.restype = [], ctypes.c_char_p
-    config = str(_OPENCC_DATA / "t2s.json").encode()
-    # One converter per concurrent call (converters are not documented as thread-safe);
-    # kept for the life of the process, like _T2S.
-    idle: queue.SimpleQueue[int] = queue.SimpleQueue()
-
-    def converted(text: bytes) -> bytes:
-        try:
-            handle = idle.get_nowait()
-        except queue.Empty:
-            handle = open_(config)
-            if handle in (None, ctypes.c_void_p(-1).value):
-                raise RuntimeError(f"OpenCC: {error().decode(errors='replace')}") from None
-        try:
-            out = convert(handle, text, len(text))
-            if not out:
-                raise RuntimeError(f"OpenCC: {error().decode(errors='replace')}")
-            try:
-                return ctypes.string_at(out)
-            finally:
-                free(out)
-        finally:
-            idle.put(handle)
-
-    return converted
 
 
 @cache
@@ -256,53 +211,17 @@ def _t2s_triggers() -> str:
 
 
 def _t2s_ambiguous_characters() -> set[str] | None:
-    """Every character of the multi-valued entries of TSCharacters(.Ext).ocd2, or None.
-
-    An .ocd2 file is a header, a marisa trie of the keys, then the values: u32 item count,
-    u32 buffer length, the NUL-separated UTF-8 values, and per item a u16 value count and a
-    u16 length per value. Only the values are needed; they are found by that layout."""
+    """Every character of the multi-valued entries of TSCharacters(.Ext).ocd2, or None when
+    they cannot be read (:func:`registry._compat.opencc.dictionary_values`)."""
     found: set[str] = set()
     for name in ("TSCharacters.ocd2", "TSCharactersExt.ocd2"):
-        try:
-            data = (_OPENCC_DATA / name).read_bytes()
-        except OSError:
-            return None
-        items = _ocd2_values(data)
+        items = opencc_internals.dictionary_values(name)
         if items is None:
             return None
         for values in items:
             if len(values) > 1:
                 found.update("".join(values))
     return found
-
-
-def _ocd2_values(data: bytes) -> list[list[str]] | None:
-    for at in range(len(data) - 8, 0, -1):
-        count, length = struct.unpack_from("<II", data, at)
-        table = at + 8 + length
-        if not (0 < count <= length and table + 4 * count <= len(data)):
-            continue
-        if data[table - 1] != 0 or not 0 < data[table] <= 64:  # a NUL ends the last value
-            continue
-        try:
-            lengths, pos = [], table
-            for _ in range(count):
-                (n,) = struct.unpack_from("<H", data, pos)
-                lengths.append(struct.unpack_from(f"<{n}H", data, pos + 2))
-                pos += 2 + 2 * n
-        except struct.error:
-            continue
-        if pos != len(data) or sum(map(sum, lengths)) != length:
-            continue
-        values = data[at + 8 : table].split(b"\0")[:-1]
-        if len(values) != sum(map(len, lengths)):
-            continue
-        out, i = [], 0
-        for item in lengths:
-            out.append([v.decode("utf-8") for v in values[i : i + len(item)]])
-            i += len(item)
-        return out
-    return None
 
 
 def _char_class(chars: set[str]) -> str:

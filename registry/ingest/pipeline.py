@@ -40,7 +40,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -48,11 +47,11 @@ from registry import ledger
 from registry.config.contracts import LINEAGE_SCHEMA, load_contracts, load_vocabulary
 from registry.config.crashpoints import check_crash_setting, crash_point
 from registry.config.regions import load_regions
-from registry.config.settings import Settings
+from registry.config.settings import COUNCIL_TIMEZONE, Settings
 from registry.ingest import read_worker
 from registry.ingest import rejections as rj
-from registry.ingest.readers import SOURCE_ROW, Limits
 from registry.ingest.receipts import receipt_csv, receipt_document
+from registry.ingest.tables import SOURCE_ROW, Limits
 from registry.ingest.validation import UploadCheck, checked_upload, staged_schema
 from registry.quality import (
     gate_record_fields,
@@ -72,7 +71,6 @@ from registry.storage import (
 
 log = logging.getLogger(__name__)
 
-COUNCIL_TZ = ZoneInfo("Asia/Shanghai")
 PART_NAME = "part-0.parquet"
 _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,8})$")
 
@@ -124,22 +122,31 @@ class IngestSummary:
         return {"results": [asdict(r) for r in self.results], "by_region": self.by_region()}
 
 
+def read_limits(settings: Settings) -> Limits:
+    """The limits an upload is read under, from the settings: with ``read_in_worker``, in a
+    worker process held to the time and memory limits (:mod:`registry.ingest.read_worker`)."""
+    return Limits(
+        max_upload_bytes=settings.max_upload_bytes,
+        max_rows=settings.max_rows,
+        max_columns=settings.max_columns,
+        max_cells=settings.max_cells,
+        max_cell_chars=settings.max_cell_chars,
+        max_xlsx_uncompressed_bytes=settings.max_xlsx_uncompressed_bytes,
+        max_read_seconds=settings.read_time_limit_s if settings.read_in_worker else None,
+        max_read_memory_bytes=(
+            settings.read_memory_limit_mb * 2**20 if settings.read_in_worker else None
+        ),
+    )
+
+
 def council_time(at: datetime) -> datetime:
     """``at`` in the councils' time zone (for "not in the future" checks and receipts)."""
-    return at.astimezone(COUNCIL_TZ)
-
-
-def landing_parts(key: str) -> tuple[str, str, str] | None:
-    """(region, dataset, file name) of a landing key, or None for receipts and stray keys."""
-    parts = key.split("/")
-    if len(parts) < 4 or parts[0] != "landing" or parts[2] == layout.RECEIPTS_DIR:
-        return None
-    return parts[1], parts[2], parts[-1]
+    return at.astimezone(COUNCIL_TIMEZONE)
 
 
 def region_of_key(key: str) -> str | None:
     """The region a landing key belongs to (what the flow tags its task with)."""
-    parts = landing_parts(key)
+    parts = layout.landing_parts(key)
     return parts[0] if parts else None
 
 
@@ -148,14 +155,11 @@ def list_pending(
 ) -> list[str]:
     """Landing keys (optionally of one region and dataset) whose current version has not been
     processed yet, in key order. Costs one listing of landing/ and one of the seen markers."""
-    if dataset and not region:
-        prefix = "landing/"
-    else:
-        prefix = layout.landing_prefix(region, dataset) if region else "landing/"
+    prefix = layout.landing_prefix(region, dataset) if region else layout.LANDING_PREFIX
     seen = ledger.seen_keys(storage)
     pending = []
     for info in storage.list(prefix):
-        parts = landing_parts(info.key)
+        parts = layout.landing_parts(info.key)
         if parts is None or (dataset and parts[1] != dataset):
             continue
         if ledger.seen_marker_key(info.key, _version(info)) not in seen:
@@ -195,46 +199,6 @@ def checked_file(settings: Settings, path: Path, *, region: str, dataset: str) -
         raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(contracts)}")
     return _upload_checked(settings, path.read_bytes(), path.name, region=region,
                            dataset=dataset, today=council_time(datetime.now(UTC)).date())
-
-
-_BATCH_FOLDER = re.compile(r"^(?:staged|quarantine)/([^/]+)/region=([^/]+)/batch=([^/]+)/")
-# registry.quality.batch_docs_prefix: where the batch gate stores a batch's Data Docs.
-_BATCH_DOCS_FOLDER = re.compile(r"^reports/batches/([^/]+)/([^/]+)/([^/]+)/")
-
-
-def remove_uncommitted_batches(
-    storage: Storage, settings: Settings, *, cutoff: datetime, now: datetime | None = None
-) -> list[str]:
-    """Delete what a crashed ingest worker left of a batch that was never committed, and
-    return the batch ids removed: staged and quarantined files and the batch gate's Data Docs
-    with no batch record, whose newest object is not younger than ``cutoff``.
-
-    A batch whose claim is still live (``ingest_claim_lease_s``) is left alone, whatever its
-    age: its worker may be about to commit it. An expired claim is safe to clean up: a later
-    takeover writes the same files again under the same batch id. Raw uploads are never
-    removed (nothing a council sent is lost)."""
-    now = now or datetime.now(UTC)
-    committed = ledger.committed_refs(storage)
-    found: dict[tuple[str, str, str], list[ObjectInfo]] = {}
-    for prefix, pattern in (("staged/", _BATCH_FOLDER), ("quarantine/", _BATCH_FOLDER),
-                            ("reports/batches/", _BATCH_DOCS_FOLDER)):
-        for info in storage.list(prefix):
-            match = pattern.match(info.key)
-            if match and match.groups() not in committed:
-                found.setdefault(match.groups(), []).append(info)
-    removed = []
-    for (dataset, region, batch_id), objects in sorted(found.items()):
-        if max(o.last_modified for o in objects) > cutoff:
-            continue
-        if ledger.claim_is_live(storage, dataset, region, batch_id, now=now,
-                                lease_s=settings.ingest_claim_lease_s):
-            continue
-        for info in objects:
-            storage.delete(info.key)
-        log.warning("removed uncommitted batch %s (%s, %s): %d object(s)", batch_id, dataset,
-                    region, len(objects))
-        removed.append(batch_id)
-    return removed
 
 
 def upload_file(storage: Storage, settings: Settings, path: Path, *, region: str, dataset: str
@@ -438,7 +402,7 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
     """
     check_crash_setting(settings)
     now = datetime.now(UTC)
-    parts = landing_parts(key)
+    parts = layout.landing_parts(key)
     regions = load_regions(settings.config_dir)
     if parts is None or parts[0] not in regions.regions:
         log.warning("%s: not under landing/{known region}/{dataset}/, left alone", key)
@@ -514,7 +478,7 @@ def _upload_checked(settings: Settings, data: bytes, file: str, *, region: str, 
     return checked_upload(
         data, file, contract=load_contracts(settings.schemas_dir)[dataset],
         vocabulary=load_vocabulary(settings.schemas_dir), regions=load_regions(settings.config_dir),
-        region=region, limits=Limits.from_settings(settings), today=today,
+        region=region, limits=read_limits(settings), today=today,
     )
 
 
@@ -656,7 +620,7 @@ def _staged_batch(
         # The contract of what the registry build reads; a failure here is a bug in
         # normalisation or validation, and stops the batch before it is written (the gate's
         # Data Docs, stored meanwhile, are an uncommitted batch's, which
-        # remove_uncommitted_batches deletes).
+        # registry.publish.gc deletes).
         staged_schema(contract).validate(staged)
         storage.write_parquet(staged, staged_key)
         crash_point(settings, "after_staged_file", "ingest worker")

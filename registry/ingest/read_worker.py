@@ -1,6 +1,6 @@
 """Read an upload in a worker process held to the configured time and memory limits.
 
-A council's file is untrusted. Size checks (:class:`registry.ingest.readers.Limits`) refuse most
+A council's file is untrusted. Size checks (:class:`registry.ingest.tables.Limits`) refuse most
 hostile files before they are read, but not every one: a small xlsx can unpack into a huge
 grid, a reader library can loop or crash on a malformed file. So the ingest process does not
 read an upload itself: a worker process reads it, with its data segment capped
@@ -13,11 +13,11 @@ A file read within the limits comes back as Arrow IPC (polars' own string views)
 in-memory file, which the ingest process maps and hands to polars without copying: the table
 crosses the process boundary for a fraction of what reading the file again would cost.
 
-Workers are started with ``python -m registry.ingest.read_worker`` (so this works inside daemonic
-processes such as Dask workers, where multiprocessing may not start children) and reused:
-one per concurrent reader, kept while their memory stays well under the limit. A request is
-one JSON message with the upload as an in-memory file descriptor, over a Unix socket pair;
-the reply is one JSON message, with the table's in-memory file when it was read.
+Workers are started with ``python -m registry.ingest.read_worker_process`` (so this works
+inside daemonic processes such as Dask workers, where multiprocessing may not start children)
+and reused: one per concurrent reader, kept while their memory stays well under the limit. A
+request is one JSON message with the upload as an in-memory file descriptor, over a Unix
+socket pair; the reply is one JSON message, with the table's in-memory file when it was read.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import json
 import math
 import mmap
 import os
-import resource
 import select
 import signal
 import socket
@@ -37,16 +36,15 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Collection, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
+
+import polars as pl
 
 from registry.ingest import rejections as rj
-
-if TYPE_CHECKING:
-    from registry.ingest.readers import Limits, UploadTable
+from registry.ingest.tables import Limits, SkippedNote, UploadTable
 
 # A worker whose data segment ends a read above this share of its limit is not reused: the
 # next file must get the whole limit (allocators keep some of what a read freed).
@@ -54,13 +52,13 @@ _REUSE_BELOW_SHARE = 0.5
 _IDLE_PER_LIMIT = 2
 # An orphaned worker (its ingest process was killed mid-read) ends itself this long after the
 # read's own limit.
-_ORPHAN_GRACE_S = 10
+ORPHAN_GRACE_S = 10
 # How a worker that ran out of memory ends, when it cannot reply: Rust's allocation failure,
 # Python's, jemalloc or the runtime unable to map a thread's stack; SIGKILL is the kernel's.
 _OUT_OF_MEMORY = ("memory allocation of", "MemoryError", "Cannot allocate memory",
                   "thread creation failed", "failed to spawn thread", "could not spawn threads",
                   "out of memory")
-_MESSAGE_BYTES = 256 * 1024  # requests and replies (a traceback is cut to fit)
+MESSAGE_BYTES = 256 * 1024  # requests and replies (a traceback is cut to fit)
 
 
 class ReadFailed(RuntimeError):
@@ -98,10 +96,7 @@ def read(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadT
 def _upload_table(fields: dict[str, Any], table_fd: int) -> UploadTable:
     """The worker's table: its rows mapped from the in-memory file (which the frame keeps
     mapped for as long as it lives), its other fields from the reply."""
-    import polars as pl
     import pyarrow as pa
-
-    from registry.ingest.readers import SkippedNote, UploadTable
 
     try:
         mapped = mmap.mmap(table_fd, 0, prot=mmap.PROT_READ)
@@ -113,7 +108,7 @@ def _upload_table(fields: dict[str, Any], table_fd: int) -> UploadTable:
     return UploadTable(**fields, rows=rows, notes=notes)
 
 
-def _mebibytes(n: int) -> str:
+def mebibytes(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
 
@@ -133,7 +128,7 @@ class _Worker:
         env["RUST_BACKTRACE"] = "0"
         with theirs:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "registry.ingest.read_worker", str(memory_bytes),
+                [sys.executable, "-m", "registry.ingest.read_worker_process", str(memory_bytes),
                  str(theirs.fileno())],
                 stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr, env=env,
                 pass_fds=[theirs.fileno()],
@@ -161,7 +156,7 @@ class _Worker:
             if ready:
                 break
         try:
-            reply, fds, _, _ = socket.recv_fds(self.channel, _MESSAGE_BYTES, 1)
+            reply, fds, _, _ = socket.recv_fds(self.channel, MESSAGE_BYTES, 1)
         except OSError:
             reply, fds = b"", []
         if not reply:
@@ -180,7 +175,7 @@ class _Worker:
         self.stderr.seek(max(0, self.stderr.seek(0, os.SEEK_END) - 4096))
         tail = self.stderr.read().decode("utf-8", "replace")
         if code == -signal.SIGKILL or any(sign in tail for sign in _OUT_OF_MEMORY):
-            return {"rejected": rj.READ_MEMORY_LIMIT, "detail": _mebibytes(self.memory_bytes),
+            return {"rejected": rj.READ_MEMORY_LIMIT, "detail": mebibytes(self.memory_bytes),
                     "data_bytes": math.inf}
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
         return {"rejected": rj.FILE_UNREADABLE, "detail": f"the reader stopped ({how})",
@@ -266,85 +261,3 @@ def close_idle_workers() -> None:
     an idle worker keeps the memory its last read left it (a few hundred MB after a large
     file), which whatever the process does next (publication, in ``registry run``) needs."""
     _POOL.close()
-
-
-# --------------------------------------------------------------------------------------------
-# the worker process
-
-
-def _data_segment_bytes() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmData:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _arrow_file(rows: Any) -> int:
-    """A descriptor of an in-memory file holding ``rows`` (a polars frame) as Arrow IPC, with
-    polars' string views, so that the reading side maps it without converting anything."""
-    import polars as pl
-
-    fd = os.memfd_create("registry-upload-table", os.MFD_CLOEXEC)
-    try:
-        rows.write_ipc(f"/proc/self/fd/{fd}", compat_level=pl.CompatLevel.newest())
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _serve(memory_bytes: int, channel_fd: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the ingest process decides when to stop
-    channel = socket.socket(fileno=channel_fd)
-    import polars as pl
-
-    from registry.ingest.readers import Limits, upload_table
-
-    # Start polars' thread pool before the cap: its threads' stacks are the runtime's, not the
-    # file's, and a pool that cannot start fails with an error that says nothing of memory.
-    pl.DataFrame({"warm": [1, 2]}).select(pl.col("warm").sum())
-    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    cap = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
-    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
-    while True:
-        message, fds, _, _ = socket.recv_fds(channel, _MESSAGE_BYTES, 1)
-        if not message:
-            return  # the ingest process closed the channel (or died)
-        request = json.loads(message)
-        signal.alarm(math.ceil(request["seconds"]) + _ORPHAN_GRACE_S)
-        reply: dict[str, Any]
-        table_fd = None
-        try:
-            data = os.pread(fds[0], request["size"], 0)
-            os.close(fds[0])
-            table = upload_table(data, request["known_headers"], Limits(**request["limits"]))
-            data = b""
-            table_fd = _arrow_file(table.rows)
-            reply = {"table": {
-                "format": table.format, "header": table.header, "encoding": table.encoding,
-                "sheet": table.sheet, "notes": [[n.row, n.starts_with] for n in table.notes],
-            }}
-            del table
-        except rj.FileRejected as refused:
-            reply = {"rejected": refused.code, "detail": refused.detail}
-        except MemoryError:
-            reply = {"rejected": rj.READ_MEMORY_LIMIT, "detail": _mebibytes(memory_bytes)}
-        except Exception as exc:  # a reader bug: reported, never taken for a bad file
-            reply = {"error": f"{type(exc).__name__}: {exc}",
-                     "traceback": traceback.format_exc(limit=20)[-_MESSAGE_BYTES // 2:]}
-        signal.alarm(0)
-        data = b""
-        reply["data_bytes"] = _data_segment_bytes()
-        message = json.dumps(reply, ensure_ascii=False).encode()
-        if table_fd is None:
-            channel.send(message)
-        else:
-            socket.send_fds(channel, [message], [table_fd])
-            os.close(table_fd)
-        if reply.get("rejected") == rj.READ_MEMORY_LIMIT:
-            return  # after a MemoryError the process is not to be trusted again
-
-
-if __name__ == "__main__":
-    _serve(int(sys.argv[1]), int(sys.argv[2]))

@@ -6,8 +6,8 @@ separated by commas, semicolons or tabs. Spreadsheets and CSVs may carry title r
 header, blank rows, and a footer of notes (填表说明, 备注, 填表人...): the header is found by
 itself, blank rows are dropped and the footer is skipped and reported.
 
-Everything is read as text. Interpreting values is :mod:`registry.ingest.normalize`'s job, so that a
-value is never coerced before it can be reported.
+Everything is read as text. Interpreting values is :mod:`registry.ingest.normalize`'s job, so
+that a value is never coerced before it can be reported.
 """
 
 from __future__ import annotations
@@ -18,21 +18,18 @@ import io
 import re
 import zipfile
 from collections.abc import Collection
-from dataclasses import dataclass, field
 
 import charset_normalizer
 import fastexcel
 import polars as pl
 
 from registry.config.contracts import header_key
-from registry.config.settings import Settings
 from registry.ingest import read_worker
 from registry.ingest import rejections as rj
+from registry.ingest.tables import SOURCE_ROW, Limits, SkippedNote, UploadTable
 
 HEADER_SEARCH_ROWS = 30
 FOOTER_SEARCH_ROWS = 50
-SOURCE_ROW = "_source_row"
-
 _XLSX_MAGIC = b"PK\x03\x04"
 _XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _PARQUET_MAGIC = b"PAR1"
@@ -52,60 +49,6 @@ _NOTE_START = (
 _NOTE_MAX_CELLS = 2
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Limits past which an upload is refused whole (see :class:`Settings`).
-
-    With ``max_read_seconds`` and ``max_read_memory_bytes`` set, every upload is read in a
-    worker process held to them (:mod:`registry.ingest.read_worker`); without, it is read here."""
-
-    max_upload_bytes: int
-    max_rows: int
-    max_columns: int
-    max_cells: int
-    max_cell_chars: int
-    max_xlsx_uncompressed_bytes: int
-    max_read_seconds: float | None = None
-    max_read_memory_bytes: int | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        return cls(
-            max_upload_bytes=settings.max_upload_bytes,
-            max_rows=settings.max_rows,
-            max_columns=settings.max_columns,
-            max_cells=settings.max_cells,
-            max_cell_chars=settings.max_cell_chars,
-            max_xlsx_uncompressed_bytes=settings.max_xlsx_uncompressed_bytes,
-            max_read_seconds=settings.read_time_limit_s if settings.read_in_worker else None,
-            max_read_memory_bytes=(
-                settings.read_memory_limit_mb * 2**20 if settings.read_in_worker else None
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class SkippedNote:
-    """A footer row that was not read as data: its row number and the words it starts with."""
-
-    row: int
-    starts_with: str
-
-
-@dataclass(frozen=True)
-class UploadTable:
-    """An upload as text. ``rows`` has one String column per header cell, named ``c0``,
-    ``c1``... in header order, plus ``_source_row`` (Int64): the row number the clerk sees
-    (Excel row, CSV record number counting the header, JSONL line, Parquet record)."""
-
-    format: str
-    header: list[str]
-    rows: pl.DataFrame
-    encoding: str | None = None
-    sheet: str | None = None
-    notes: list[SkippedNote] = field(default_factory=list)
-
-
 def upload_table(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:
     """Read ``data`` into an :class:`UploadTable`.
 
@@ -122,6 +65,18 @@ def upload_table(data: bytes, known_headers: Collection[str], limits: Limits) ->
         raise rj.FileRejected(rj.FILE_EMPTY)
     if limits.max_read_seconds and limits.max_read_memory_bytes:
         return read_worker.read(data, known_headers, limits)
+    return read_here(data, known_headers, limits)
+
+
+def read_here(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:
+    """:func:`upload_table` in this process, whatever the time and memory limits say (the
+    reading worker process reads with this)."""
+    if len(data) > limits.max_upload_bytes:
+        raise rj.FileRejected(
+            rj.FILE_TOO_LARGE, f"{len(data):,} bytes > {limits.max_upload_bytes:,}"
+        )
+    if not data or data.isspace():
+        raise rj.FileRejected(rj.FILE_EMPTY)
     if data.startswith(_XLSX_MAGIC):
         _check_xlsx_unpacked_size(data, limits)
         table = _spreadsheet_table(data, "xlsx", known_headers, limits)
@@ -135,10 +90,6 @@ def upload_table(data: bytes, known_headers: Collection[str], limits: Limits) ->
     if table.rows.is_empty():
         raise rj.FileRejected(rj.NO_DATA_ROWS)
     return table
-
-
-# --------------------------------------------------------------------------------------------
-# spreadsheets
 
 
 def _check_xlsx_unpacked_size(data: bytes, limits: Limits) -> None:
@@ -189,10 +140,6 @@ def _spreadsheet_table(
     )
     rows, notes = _without_blanks_and_footer(rows)
     return UploadTable(format=fmt, header=header, rows=rows, sheet=name, notes=notes)
-
-
-# --------------------------------------------------------------------------------------------
-# text: CSV and JSON Lines
 
 
 def _text_table(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:
@@ -340,10 +287,6 @@ def _jsonl_table(utf8: bytes, encoding: str, limits: Limits) -> UploadTable:
     return UploadTable(format="jsonl", header=header, rows=rows, encoding=encoding)
 
 
-# --------------------------------------------------------------------------------------------
-# Parquet
-
-
 def _parquet_table(data: bytes) -> UploadTable:
     try:
         frame = pl.read_parquet(io.BytesIO(data))
@@ -371,10 +314,6 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
             col = col.cast(pl.String)
         out.append(col.alias(f"c{i}"))
     return frame.select(out)
-
-
-# --------------------------------------------------------------------------------------------
-# shared by every grid
 
 
 def _header_position(records: list[list[str | None]] | list[tuple], known: Collection[str]) -> int:

@@ -24,7 +24,8 @@ from registry.config.contracts import LINEAGE_SCHEMA, ColumnSpec, Contract, Voca
 from registry.config.regions import RegionConfig
 from registry.ingest import rejections as rj
 from registry.ingest.normalize import REGION_SUFFIX, city_lookup, normalized
-from registry.ingest.readers import SOURCE_ROW, Limits, SkippedNote, UploadTable, upload_table
+from registry.ingest.readers import upload_table
+from registry.ingest.tables import SOURCE_ROW, Limits, SkippedNote, UploadTable
 from registry.ingest.uscc import uscc_is_valid
 
 TEXT_SUFFIX = "__text"
@@ -392,7 +393,7 @@ def checked_upload(
 
 
 def checked_file_as_json(check: UploadCheck) -> dict:
-    """The ``registry check --json`` document (DESIGN.md §8)."""
+    """The ``registry check --json`` document (docs/architecture.md §13)."""
     return {
         "file": check.file,
         "region": check.region,

@@ -19,115 +19,33 @@ Other libraries read the same verified files, through ``snap.uri(table)`` or the
 On S3, pandas needs s3fs and DuckDB its httpfs extension with the same credentials; the
 polars frames (``.collect().to_pandas()``, ``.to_arrow()``) need nothing more.
 
-The JSON formats of the manifest, the commit log and the ``latest.json`` pointer are the
-pydantic models below; ``registry.publish`` writes them.
+The JSON formats of the manifest, the commit log and the ``latest.json`` pointer, and the
+errors raised here, are defined in :mod:`registry.snapshot.formats`; this module re-exports
+them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict
 
-from registry.config.settings import load_settings
-from registry.storage import NotFound, Storage, open_storage
+from registry.snapshot.formats import (
+    MANIFEST_FORMAT,
+    FileEntry,
+    LatestPointer,
+    LogEntry,
+    Manifest,
+    ScoreModelRef,
+    SnapshotError,
+    SnapshotIntegrityError,
+    sha256_hex,
+)
+from registry.storage import NotFound, Storage, open_storage_from_uri
 from registry.storage.layout import LATEST_KEY, LOG_PREFIX, log_key, manifest_key, snapshot_prefix
-
-MANIFEST_FORMAT = "yrd-registry-snapshot/1"
-
-
-class SnapshotError(Exception):
-    """A snapshot cannot be opened: missing, unknown, or not what its manifest promises."""
-
-
-class SnapshotIntegrityError(SnapshotError):
-    """A file's checksum, size or row count differs from the manifest (or the manifest from
-    the pointer that names it). ``problems`` lists each one."""
-
-    def __init__(self, snapshot_id: str, problems: list[str]):
-        self.snapshot_id = snapshot_id
-        self.problems = problems
-        super().__init__(f"snapshot {snapshot_id} does not verify: " + "; ".join(problems))
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    def to_json_bytes(self) -> bytes:
-        return (json.dumps(self.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"
-                ).encode("utf-8")
-
-
-class FileEntry(_Model):
-    """A data file of a snapshot; ``path`` is relative to the snapshot folder."""
-
-    path: str
-    sha256: str
-    bytes: int
-    rows: int
-
-
-class ScoreModelRef(_Model):
-    version: int
-    sha256: str
-
-
-class Manifest(_Model):
-    """``registry/snapshots/{id}/_manifest.json``: written after the data files."""
-
-    format: Literal["yrd-registry-snapshot/1"] = MANIFEST_FORMAT
-    snapshot_id: str
-    as_of: date
-    published_at: datetime
-    previous_snapshot: str | None
-    code_version: str
-    contract_versions: dict[str, str]
-    output_contract_versions: dict[str, int]
-    score_model: ScoreModelRef
-    suite_versions: dict[str, str]
-    input_batches: list[str]
-    files: list[FileEntry]
-    summary: dict[str, dict[str, int]]
-
-    def file(self, table: str) -> FileEntry:
-        for entry in self.files:
-            if entry.path == f"{table}.parquet":
-                return entry
-        raise SnapshotError(f"snapshot {self.snapshot_id} has no table {table!r}")
-
-
-class LogEntry(_Model):
-    """``registry/_log/{seq:020d}.json``, created once. ``action`` ``publish`` commits a new
-    snapshot; ``rollback`` points latest back at an earlier one. ``previous_snapshot`` is what
-    latest pointed at before this entry."""
-
-    seq: int
-    action: Literal["publish", "rollback"]
-    snapshot_id: str
-    manifest: str
-    manifest_sha256: str
-    as_of: date
-    previous_snapshot: str | None
-    committed_at: datetime
-    reason: str | None = None
-
-
-class LatestPointer(_Model):
-    """``registry/latest.json``: the log entry whose snapshot is current."""
-
-    seq: int
-    snapshot_id: str
-    manifest: str
-    manifest_sha256: str
-    as_of: date
-    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -167,10 +85,6 @@ class Snapshot:
     @property
     def changes(self) -> pl.LazyFrame:
         return self.scan("changes")
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def read_latest(storage: Storage) -> tuple[LatestPointer, str] | None:
@@ -249,7 +163,7 @@ def file_problems(storage: Storage, manifest: Manifest) -> list[str]:
 def _storage_of(storage: Storage | str | None) -> Storage:
     if isinstance(storage, Storage):
         return storage
-    return open_storage(load_settings(), storage)
+    return open_storage_from_uri(storage)
 
 
 def withdrawn_snapshots(log: list[LogEntry]) -> set[str]:
@@ -372,3 +286,27 @@ def verify_snapshot(storage: Storage, snapshot_id: str | None = None) -> list[st
     except SnapshotError as err:
         return [str(err)]
     return file_problems(storage, manifest)
+
+
+__all__ = [
+    "MANIFEST_FORMAT",
+    "FileEntry",
+    "LatestPointer",
+    "LogEntry",
+    "Manifest",
+    "ScoreModelRef",
+    "Snapshot",
+    "SnapshotError",
+    "SnapshotInfo",
+    "SnapshotIntegrityError",
+    "file_problems",
+    "list_snapshots",
+    "open_snapshot",
+    "read_latest",
+    "read_log",
+    "read_log_entry",
+    "read_manifest",
+    "sha256_hex",
+    "verify_snapshot",
+    "withdrawn_snapshots",
+]

@@ -5,31 +5,57 @@ Keys under ``ledger/`` are read and written by :mod:`registry.ledger` alone."""
 from __future__ import annotations
 
 import hashlib
+import re
 
 DATASETS = ("merchants", "complaints", "inspections", "gift_evaluations")
 
 RECEIPTS_DIR = "_receipts"
-LATEST_KEY = "registry/latest.json"
-SNAPSHOTS_PREFIX = "registry/snapshots/"
-LOG_PREFIX = "registry/_log/"
+# What downstream apps read: the snapshots, their commit log and the latest pointer.
+PUBLISHED_PREFIX = "registry/"
+LATEST_KEY = f"{PUBLISHED_PREFIX}latest.json"
+SNAPSHOTS_PREFIX = f"{PUBLISHED_PREFIX}snapshots/"
+LOG_PREFIX = f"{PUBLISHED_PREFIX}_log/"
 CLAIMS_PREFIX = "ledger/ingest/"
 BATCHES_PREFIX = "ledger/batches/"
 RELEASES_PREFIX = "ledger/releases/"
 SEEN_PREFIX = "ledger/seen/"
+LANDING_PREFIX = "landing/"
+RAW_PREFIX = "raw/"
+STAGED_PREFIX = "staged/"
+QUARANTINE_PREFIX = "quarantine/"
+REPORTS_PREFIX = "reports/"
+BATCH_DOCS_PREFIX = "reports/batches/"
+# Every HTML page under reports/ (a report, a Data Docs site) opens at this file.
+PAGE_FILE = "index.html"
+# A Data Docs site's folder: under a batch's folder of reports/batches/, under a snapshot's
+# report folder, or under reports/refused/{snapshot_id}/.
+DATA_DOCS_DIR = "data_docs/"
+# Great Expectations' static files (favicon, fonts) are the same for every run: stored once.
+DATA_DOCS_STATIC_PREFIX = "reports/data_docs/static/"
+SCORECARDS_PREFIX = "reports/scorecards/"
+REFUSED_PREFIX = "reports/refused/"
 
 
 def landing_prefix(region: str, dataset: str | None = None) -> str:
     """Councils write here and nowhere else."""
-    return f"landing/{region}/{dataset}/" if dataset else f"landing/{region}/"
+    return f"{LANDING_PREFIX}{region}/{dataset}/" if dataset else f"{LANDING_PREFIX}{region}/"
+
+
+def landing_parts(key: str) -> tuple[str, str, str] | None:
+    """(region, dataset, file name) of a landing key, or None for receipts and stray keys."""
+    parts = key.split("/")
+    if len(parts) < 4 or f"{parts[0]}/" != LANDING_PREFIX or parts[2] == RECEIPTS_DIR:
+        return None
+    return parts[1], parts[2], parts[-1]
 
 
 def receipt_key(region: str, upload_id: str, ext: str) -> str:
-    return f"landing/{region}/{RECEIPTS_DIR}/{upload_id}.{ext}"
+    return f"{LANDING_PREFIX}{region}/{RECEIPTS_DIR}/{upload_id}.{ext}"
 
 
 def raw_key(region: str, dataset: str, sha256: str, ext: str) -> str:
     """Content-addressed archive of an upload's exact bytes."""
-    return f"raw/{region}/{dataset}/{sha256}.{ext}"
+    return f"{RAW_PREFIX}{region}/{dataset}/{sha256}.{ext}"
 
 
 def raw_meta_key(region: str, dataset: str, sha256: str, ext: str) -> str:
@@ -59,11 +85,27 @@ def release_key(dataset: str, region: str, batch_id: str) -> str:
 
 
 def staged_prefix(dataset: str, region: str, batch_id: str) -> str:
-    return f"staged/{dataset}/region={region}/batch={batch_id}/"
+    return f"{STAGED_PREFIX}{dataset}/region={region}/batch={batch_id}/"
 
 
 def quarantine_prefix(dataset: str, region: str, batch_id: str) -> str:
-    return f"quarantine/{dataset}/region={region}/batch={batch_id}/"
+    return f"{QUARANTINE_PREFIX}{dataset}/region={region}/batch={batch_id}/"
+
+
+_BATCH_FOLDERS = re.compile(
+    rf"^(?:(?:{STAGED_PREFIX}|{QUARANTINE_PREFIX})([^/]+)/region=([^/]+)/batch=([^/]+)"
+    rf"|{BATCH_DOCS_PREFIX}([^/]+)/([^/]+)/([^/]+))/"
+)
+
+
+def batch_of_key(key: str) -> tuple[str, str, str] | None:
+    """``(dataset, region, batch_id)`` of a key inside a batch's staged or quarantined folder or
+    its batch-gate Data Docs; None for any other key."""
+    match = _BATCH_FOLDERS.match(key)
+    if match is None:
+        return None
+    groups = [g for g in match.groups() if g is not None]
+    return groups[0], groups[1], groups[2]
 
 
 def snapshot_prefix(snapshot_id: str) -> str:
@@ -79,4 +121,34 @@ def log_key(seq: int) -> str:
 
 
 def report_prefix(snapshot_id: str) -> str:
-    return f"reports/{snapshot_id}/"
+    return f"{REPORTS_PREFIX}{snapshot_id}/"
+
+
+def report_key(snapshot_id: str) -> str:
+    """A snapshot's HTML report."""
+    return report_prefix(snapshot_id) + PAGE_FILE
+
+
+def batch_docs_prefix(dataset: str, region: str, batch_id: str) -> str:
+    """The Data Docs of a staged batch's gate run."""
+    return f"{BATCH_DOCS_PREFIX}{dataset}/{region}/{batch_id}/{DATA_DOCS_DIR}"
+
+
+def registry_docs_prefix(snapshot_id: str) -> str:
+    """The Data Docs of the registry gate of a published snapshot (linked from its report)."""
+    return report_prefix(snapshot_id) + DATA_DOCS_DIR
+
+
+def refused_docs_prefix(snapshot_id: str) -> str:
+    """The Data Docs of a registry gate that refused the would-be snapshot ``snapshot_id``."""
+    return f"{REFUSED_PREFIX}{snapshot_id}/{DATA_DOCS_DIR}"
+
+
+def scorecard_key(region: str, run_id: str) -> str:
+    """A region's data-quality scorecard of one ingest run."""
+    return f"{SCORECARDS_PREFIX}{region}/{run_id}.json"
+
+
+def latest_scorecard_key(region: str) -> str:
+    """A copy of the region's scorecard of the latest ingest run."""
+    return f"{SCORECARDS_PREFIX}{region}/latest.json"

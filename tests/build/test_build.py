@@ -21,23 +21,23 @@ from staged_rows import (
 )
 
 from registry import ledger
-from registry.build import (
-    MERCHANT_COLUMNS,
-    StagedSchemaError,
-    registry_tables,
-    staged_inputs,
-)
-from registry.build.scores import load_score_model
+from registry.build.columns import MERCHANT_COLUMNS, STAGED_COLUMNS, StagedSchemaError
+from registry.build.tables import registry_tables
+from registry.config.contracts import load_contracts, natural_keys
+from registry.config.regions import load_regions
+from registry.config.score_model import load_score_model
 from registry.config.settings import PROJECT_ROOT
 from registry.ledger import batches_in_effect
+from registry.publish.inputs import staged_inputs
 
 MODEL = load_score_model(PROJECT_ROOT / "config", 1).model
-DIVISIONS = {"31": "SH", "32": "JS", "33": "ZJ", "34": "AH"}
+DIVISIONS = load_regions(PROJECT_ROOT / "config").division_regions
+KEYS = natural_keys(load_contracts(PROJECT_ROOT / "schemas"))
 SH_1 = uscc("31", 1)
 
 
 def build(as_of: date = AS_OF, **datasets):
-    tables = registry_tables(inputs_of(**datasets), as_of, MODEL, DIVISIONS)
+    tables = registry_tables(inputs_of(**datasets), as_of, MODEL, DIVISIONS, KEYS)
     return tables.merchants.collect(), tables.products.collect()
 
 
@@ -311,8 +311,8 @@ def test_replace_mode_withdraws_filings_missing_from_the_latest_full_list(storag
     stage_batch(storage, "merchants", "SH", "B2", [merchant(filing_id="F1")], mode="replace")
     # A held replace batch does not count: it could be a truncated export.
     stage_batch(storage, "merchants", "SH", "B3", [], mode="replace", status="held")
-    inputs = staged_inputs(storage, batches_in_effect(storage))
-    merchants = registry_tables(inputs, AS_OF, MODEL, DIVISIONS).merchants.collect()
+    inputs = staged_inputs(storage, batches_in_effect(storage), KEYS)
+    merchants = registry_tables(inputs, AS_OF, MODEL, DIVISIONS, KEYS).merchants.collect()
     assert merchants.get_column("uscc").to_list() == [SH_1]
 
 
@@ -322,8 +322,8 @@ def test_a_filing_quarantined_in_a_complete_list_keeps_its_previous_row(storage)
     # F2's row in the new list had a typo in its code: quarantined, so it keeps B1's row.
     stage_batch(storage, "merchants", "SH", "B2", [merchant(filing_id="F1")], mode="replace",
                 quarantined=[{"filing_id": "F2", "uscc": "9131TYPO"}])
-    merchants = registry_tables(staged_inputs(storage, batches_in_effect(storage)), AS_OF, MODEL,
-                                DIVISIONS).merchants.collect()
+    merchants = registry_tables(staged_inputs(storage, batches_in_effect(storage), KEYS), AS_OF,
+                                MODEL, DIVISIONS, KEYS).merchants.collect()
     assert merchants.get_column("uscc").to_list() == [SH_1, uscc("31", 2)]
     assert by_uscc(merchants, uscc("31", 2))["source_batches"] == ["B1"]
 
@@ -339,13 +339,10 @@ def test_a_staged_batch_with_the_wrong_types_is_refused_by_name(tmp_path):
     storage.write_parquet(bad, "staged/complaints/region=SH/batch=B2/part-0.parquet")
     effect = ledger.InEffect("complaints", "SH", (batch_record("B2", dataset="complaints"),))
     with pytest.raises(StagedSchemaError, match="received_on is String, expected Date"):
-        staged_inputs(storage, [effect])
+        staged_inputs(storage, [effect], KEYS)
 
 
 def test_the_build_reads_exactly_what_the_ingest_contracts_stage():
-    from registry.build import STAGED_COLUMNS
-    from registry.config.contracts import load_contracts
-
     contracts = load_contracts(PROJECT_ROOT / "schemas")
     for dataset, columns in STAGED_COLUMNS.items():
         staged = contracts[dataset].staged_schema()

@@ -9,16 +9,15 @@ import pytest
 from pydantic import ValidationError
 
 from registry.build.scores import (
-    ScoreModel,
     disqualifications,
     grade,
-    load_score_model,
     score_complaints,
     score_compliance,
     score_quality,
     scores_explained,
     trusted,
 )
+from registry.config.score_model import ScoreModel, load_score_model
 from registry.config.settings import PROJECT_ROOT
 
 MODEL = load_score_model(PROJECT_ROOT / "config", 1).model

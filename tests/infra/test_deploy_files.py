@@ -146,7 +146,7 @@ def test_the_lifecycle_rules_are_accepted_by_s3_and_bound_what_the_store_keeps(
 ) -> None:
     """Incomplete multipart uploads are aborted after a day, and the raw archive of uploads
     (the one copy of consumers' names and phones the registry keeps) expires after three
-    years: the retention the README's operations part documents."""
+    years: the retention docs/operations.md documents."""
     import boto3
 
     rule = json.loads((INFRA / "lifecycle.json").read_text(encoding="utf-8"))

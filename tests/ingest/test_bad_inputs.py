@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from registry import ledger
 from registry.config.settings import Settings
 from registry.ingest import rejections as rj
-from registry.ingest.pipeline import ingest_pending
-from registry.ingest.readers import Limits
+from registry.ingest.pipeline import ingest_pending, read_limits
 from registry.storage import LocalStorage, layout
 
 # The product's own limits for this test (Settings.read_time_limit_s, read_memory_limit_mb):
@@ -53,7 +52,7 @@ def test_the_corpus_has_forty_distinct_files(big_folder: Path) -> None:
 def test_every_bad_file_is_refused_whole_within_time_and_memory(
     big_folder: Path, record_property
 ) -> None:
-    limits = Limits.from_settings(BOUNDED)
+    limits = read_limits(BOUNDED)
     seen = {}
     for name in sorted(make_bad.CORPUS):
         data = make_bad.path_of(name, big_folder).read_bytes()

@@ -17,6 +17,7 @@ from registry import ledger
 from registry.config.contracts import load_contracts
 from registry.config.settings import Settings
 from registry.ingest.pipeline import council_time, ingest_object, ingest_pending, list_pending
+from registry.publish.gc import remove_uncommitted_batches
 from registry.storage import LocalStorage, Storage, layout
 
 SETTINGS = Settings(_env_file=None)
@@ -529,6 +530,6 @@ def test_rows_that_break_the_staged_schema_stop_the_batch_before_it_is_written(
     # The gate ran to the end beside the failed check and stored the batch's Data Docs.
     assert _keys(storage, "reports/batches/merchants/JS/") != []
     later = datetime.now(UTC) + timedelta(seconds=SETTINGS.ingest_claim_lease_s + 60)
-    removed = ingest.remove_uncommitted_batches(storage, SETTINGS, cutoff=later, now=later)
+    removed = remove_uncommitted_batches(storage, SETTINGS, cutoff=later, now=later)
     assert len(removed) == 1
     assert _keys(storage, "reports/batches/") == []

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opencc import OpenCC
 
+from registry._compat import opencc as opencc_internals
 from registry.config.contracts import load_contracts, load_vocabulary
 from registry.config.regions import load_regions
 from registry.config.settings import Settings
@@ -110,9 +111,7 @@ def test_matching_key_equals_converting_every_name(names: list[str]) -> None:
 
 
 def test_matching_key_agrees_with_opencc_on_its_own_phrase_list() -> None:
-    from registry.ingest.normalize import _OPENCC_DATA, _ocd2_values
-
-    phrases = _ocd2_values((_OPENCC_DATA / "TSPhrases.ocd2").read_bytes())
+    phrases = opencc_internals.dictionary_values("TSPhrases.ocd2")
     assert phrases and len(phrases) > 100
     s2t = OpenCC("s2t")
     # Traditional spellings of every phrase OpenCC knows, inside a longer name.
@@ -127,7 +126,7 @@ def test_t2s_runs_through_opencc_c_api_and_agrees_with_its_python_binding() -> N
 
     # The C API is what this installation uses (the Python binding holds the GIL): a
     # silent fallback would be a slowdown nobody sees.
-    convert = normalize._opencc_c_api()
+    convert = opencc_internals.c_converter("t2s.json")
     assert convert is not None
     normalize._t2s_converter.cache_clear()
     assert normalize._t2s_converter().__qualname__ == convert.__qualname__
@@ -146,7 +145,7 @@ def test_matching_key_without_the_c_api_is_the_same(monkeypatch) -> None:
     names = pl.Series(["上海國際貿易中心", "瞭解藉口\n公司", "ABC 公司", None, "夥伴\x00商行"])
     with_c_api = name_matching_key(names).to_list()
     normalize._t2s_converter.cache_clear()
-    monkeypatch.setattr(normalize, "_opencc_c_api", lambda: None)
+    monkeypatch.setattr(opencc_internals, "c_converter", lambda config: None)
     try:
         assert name_matching_key(names).to_list() == with_c_api
     finally:

@@ -19,13 +19,13 @@ from registry.config.contracts import load_contracts
 from registry.config.settings import Settings
 from registry.ingest import read_worker
 from registry.ingest import rejections as rj
-from registry.ingest.pipeline import ingest_object, ingest_pending
-from registry.ingest.readers import Limits, upload_table
+from registry.ingest.pipeline import ingest_object, ingest_pending, read_limits
+from registry.ingest.readers import upload_table
 from registry.storage import LocalStorage, layout
 
 SETTINGS = Settings(_env_file=None)
 CONTRACTS = load_contracts(SETTINGS.schemas_dir)
-LIMITS = Limits.from_settings(SETTINGS)
+LIMITS = read_limits(SETTINGS)
 IN_PROCESS = dataclasses.replace(LIMITS, max_read_seconds=None, max_read_memory_bytes=None)
 MERCHANT_HEADERS = set(CONTRACTS["merchants"].header_index())
 # A plain merchants CSV of two million short rows (76 MB): its read needs over 400 MB of the
@@ -118,7 +118,7 @@ def test_an_upload_over_the_memory_limit_gets_a_receipt_and_is_kept(tmp_path) ->
 
 
 def test_reading_in_the_worker_can_be_switched_off() -> None:
-    limits = Limits.from_settings(Settings(_env_file=None, read_in_worker=False))
+    limits = read_limits(Settings(_env_file=None, read_in_worker=False))
     assert (limits.max_read_seconds, limits.max_read_memory_bytes) == (None, None)
     assert (LIMITS.max_read_seconds, LIMITS.max_read_memory_bytes) == (300.0, 4096 * 2**20)
 

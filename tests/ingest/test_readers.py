@@ -13,11 +13,13 @@ import xlsxwriter
 from registry.config.contracts import load_contracts
 from registry.config.settings import Settings
 from registry.ingest import rejections as rj
-from registry.ingest.readers import SOURCE_ROW, Limits, upload_table
+from registry.ingest.pipeline import read_limits
+from registry.ingest.readers import upload_table
+from registry.ingest.tables import SOURCE_ROW, Limits
 
 SETTINGS = Settings(_env_file=None)
 KNOWN = set(load_contracts(SETTINGS.schemas_dir)["inspections"].header_index())
-LIMITS = Limits.from_settings(SETTINGS)
+LIMITS = read_limits(SETTINGS)
 HEADER = "检测编号,统一社会信用代码,样品名称,检测日期,检测结论"
 ROW = "T1,91110000600037341L,奶粉,2024-04-01,合格"
 

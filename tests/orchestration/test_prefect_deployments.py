@@ -30,9 +30,9 @@ from moto_credentials import MOTO_KEY_ID, MOTO_SECRET
 
 from registry.config.settings import PROJECT_ROOT, Settings
 from registry.orchestration import PUBLISH_LIMIT, WORK_POOL, region_tag
-from registry.report import report_key
 from registry.snapshot.reader import open_snapshot, verify_snapshot
 from registry.storage import S3Storage
+from registry.storage.layout import report_key
 
 pytestmark = pytest.mark.slow
 

@@ -8,11 +8,11 @@ from datetime import date
 
 from staged_rows import merchant, stage_batch
 
+from flows.summary import HeldBatch, held_batches, run_summary_markdown
 from registry.ingest.pipeline import IngestSummary, UploadResult
 from registry.publish import PublishResult
-from registry.report import report_key
-from registry.report.run_summary import HeldBatch, held_batches, run_summary_markdown
 from registry.storage import Storage
+from registry.storage.layout import report_key
 
 INGESTED = IngestSummary([
     UploadResult("landing/SH/merchants/张三的备案.csv", "SH", "merchants", "staged",

@@ -17,10 +17,10 @@ import polars as pl
 import pytest
 from fixtures.council_files import FIXTURES, personal_values
 
+from flows.summary import held_batches, run_summary_markdown
 from registry.config.settings import Settings
 from registry.ingest.pipeline import ingest_pending
 from registry.publish import publish_snapshot
-from registry.report.run_summary import held_batches, run_summary_markdown
 from registry.storage import S3Storage, StorageError
 
 UPLOADS = {

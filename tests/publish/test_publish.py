@@ -279,7 +279,7 @@ def test_republishing_unchanged_data_is_a_new_snapshot_with_no_changes(staged, s
 def test_snapshot_ids_sort_after_the_previous_even_if_the_clock_steps_back():
     from datetime import UTC, datetime
 
-    from registry.publish import _snapshot_id
+    from registry.publish.protocol import _snapshot_id
 
     now = datetime(2026, 11, 30, 2, 0, 0, 500, tzinfo=UTC)
     first = _snapshot_id(now, None, [], AS_OF, 1)

@@ -11,8 +11,8 @@ import pytest
 from rgw_fixtures import RgwCluster
 from staged_rows import AS_OF, stage_three_regions
 
-from registry import publish
 from registry.publish import ConcurrentPublish, collect_garbage, publish_snapshot
+from registry.publish import protocol as publish_protocol
 from registry.quality import registry_results
 from registry.snapshot.reader import read_latest, read_log, verify_snapshot
 from registry.storage import S3Storage, StoreLacksGuarantees
@@ -57,7 +57,7 @@ def gate_once_per_content(monkeypatch: pytest.MonkeyPatch) -> None:
                                                      snapshot_id)
             return verdicts[content]
 
-    monkeypatch.setattr(publish, "registry_results", gate)
+    monkeypatch.setattr(publish_protocol, "registry_results", gate)
 
 
 @pytest.mark.slow

@@ -13,22 +13,23 @@ from staged_rows import batch_record
 from typer.testing import CliRunner
 
 from registry import ledger
-from registry import publish as publish_module
 from registry.cli import app
 from registry.config.regions import load_regions
 from registry.config.settings import Settings
 from registry.ingest.pipeline import ingest_pending
 from registry.publish import RegistrySuiteFailed, publish_snapshot
-from registry.quality import (
-    STATIC_PREFIX,
-    batch_docs_prefix,
-    latest_scorecard_key,
-    refused_docs_prefix,
-    region_scorecards,
-)
+from registry.publish import protocol as publish_protocol
+from registry.publish.tables import BuiltSnapshot
+from registry.quality import region_scorecards
 from registry.report import report_data
 from registry.snapshot.reader import open_snapshot, read_latest
 from registry.storage import LocalStorage, Storage
+from registry.storage.layout import (
+    DATA_DOCS_STATIC_PREFIX,
+    batch_docs_prefix,
+    latest_scorecard_key,
+    refused_docs_prefix,
+)
 
 SETTINGS = Settings(_env_file=None)
 AS_OF = date(2026, 11, 30)
@@ -59,7 +60,8 @@ def test_data_docs_and_scorecards_are_in_storage_after_a_run(storage: Storage) -
         index = storage.read_bytes(prefix + "index.html").decode()
         assert f"staged_{dataset}" in index
     # Static files are stored once, and pages link to them there.
-    assert STATIC_PREFIX + "images/favicon.ico" in _keys(storage, STATIC_PREFIX)
+    assert DATA_DOCS_STATIC_PREFIX + "images/favicon.ico" in _keys(storage,
+                                                                   DATA_DOCS_STATIC_PREFIX)
     page = storage.read_bytes(batch_docs_prefix("merchants", "SH", results["SH"].batch_id)
                               + "index.html").decode()
     # From reports/batches/merchants/SH/{batch}/data_docs/ up to reports/.
@@ -135,23 +137,23 @@ def test_a_registry_failing_its_suite_is_not_published(storage: Storage,
     first = publish_snapshot(storage, SETTINGS, as_of=AS_OF)
     snapshots_before = _keys(storage, "registry/")
 
-    real = publish_module.snapshot_tables
+    real = publish_protocol.snapshot_tables
 
     def broken_build(*args, **kwargs):
         # A build bug: scores no longer add up and a merchant is trusted without a grade.
         built = real(*args, **kwargs)
         merchants = built.tables["merchants"].with_columns(
             (pl.col("score") + 7).alias("score"), pl.lit(True).alias("trusted"))
-        return publish_module.BuiltSnapshot(
+        return BuiltSnapshot(
             tables={**built.tables, "merchants": merchants}, input_batches=built.input_batches)
 
-    monkeypatch.setattr(publish_module, "snapshot_tables", broken_build)
+    monkeypatch.setattr(publish_protocol, "snapshot_tables", broken_build)
     with pytest.raises(RegistrySuiteFailed) as refused:
         publish_snapshot(storage, SETTINGS, as_of=AS_OF)
     codes = {f.code for r in refused.value.results for f in r.failures}
     assert "registry_score_not_sum" in codes
     assert "registry_score_not_sum" in str(refused.value)
-    assert isinstance(refused.value, publish_module.PublishRefused)
+    assert isinstance(refused.value, publish_protocol.PublishRefused)
 
     assert _keys(storage, "registry/") == snapshots_before
     latest, _ = read_latest(storage)

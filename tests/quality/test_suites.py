@@ -12,21 +12,23 @@ import polars as pl
 import pytest
 from staged_rows import complaint, evaluation, merchant, staged_frame
 
-from registry.build import MERCHANT_COLUMNS
-from registry.build.scores import load_score_model
+from registry.build.columns import MERCHANT_COLUMNS
 from registry.config.contracts import load_contracts
+from registry.config.quality import load_quality_config
+from registry.config.score_model import load_score_model
 from registry.config.settings import Settings
 from registry.quality import (
     empty_optional_columns,
-    load_quality_config,
     load_suite,
     registry_check_frame,
-    registry_suite_parameters,
-    row_count_bounds,
-    staged_suite_parameters,
     suite_in_scope,
     suite_result,
     suite_versions,
+)
+from registry.quality.suites import (
+    registry_suite_parameters,
+    row_count_bounds,
+    staged_suite_parameters,
 )
 
 SETTINGS = Settings(_env_file=None)

@@ -16,7 +16,8 @@ import pytest
 from report_world import World
 
 from registry.config.settings import Settings
-from registry.report import GRADE_COLOURS, report_key
+from registry.report import GRADE_COLOURS
+from registry.storage.layout import report_key
 
 pytestmark = pytest.mark.slow
 

@@ -16,13 +16,14 @@ from report_world import HELD_BATCH, SH_KEPT, UPLOADS, World
 from staged_rows import stage_three_regions
 from typer.testing import CliRunner
 
-from registry import publish as publish_module
 from registry.cli import app
 from registry.config.pii import MOBILE_PATTERN, RESIDENT_ID_PATTERN
+from registry.publish import protocol as publish_protocol
 from registry.publish import publish_snapshot
-from registry.report import report_key, vega_runtime, write_report
+from registry.report import vega_runtime, write_report
 from registry.snapshot.reader import read_latest
 from registry.storage import LocalStorage
+from registry.storage.layout import report_key
 
 runner = CliRunner()
 # A URL that leaves the page: a scheme with //, or a protocol-relative //host.
@@ -162,7 +163,7 @@ def test_report_failure_leaves_the_snapshot_published_and_says_so(tmp_path, monk
     def broken(*args, **kwargs):
         raise RuntimeError("renderer exploded")
 
-    monkeypatch.setattr(publish_module, "write_report", broken)
+    monkeypatch.setattr(publish_protocol, "write_report", broken)
     with caplog.at_level(logging.ERROR, logger="registry.publish"):
         result = publish_snapshot(storage, Settings(_env_file=None), as_of=date(2026, 11, 30))
     assert result.report is None

@@ -1,5 +1,5 @@
-"""What a data engineer sees of one orchestrated run (DESIGN.md §9): a markdown summary that the
-flows publish as a Prefect artifact.
+"""What a data engineer sees of one orchestrated run (docs/architecture.md §14): a markdown
+summary that the flows publish as a Prefect artifact.
 
 The summary names regions, datasets, batch ids and the snapshot, and counts rows and files. It
 never names a council's file or shows a row's content: receipts are where a council sees those,

@@ -1,0 +1,107 @@
+"""Great Expectations internals the quality gate relies on (:mod:`registry.quality.runner`).
+
+Written for great-expectations >=1.24,<1.25 (:data:`SUPPORTED`), checked when the patches are
+applied (:func:`patched`) and when a run's batch is let go (:func:`release_batch_data`):
+
+- ``pandas_execution_engine.HASH_THRESHOLD`` set to 0. Great Expectations fingerprints every
+  pandas batch under 1 GB by hashing every cell, just to label the batch; on a 1M-row batch
+  that costs more than all the expectations together, and it validates nothing;
+- ``DefaultJinjaView.__init__`` wrapped to give each new view's Jinja environment one shared
+  bytecode cache (:class:`TemplatesCompiledOnce`): GX offers no setting for it, and without it
+  every Data Docs build compiles the same templates again;
+- the execution engine's batch cache cleared after a run (:func:`release_batch_data`);
+- :data:`ONE_RUN_AT_A_TIME`: GX parses suite parameters with a module-global pyparsing
+  grammar, which is not safe to use from two threads at once.
+
+``great_expectations`` takes seconds to import: :func:`patched` imports it on first use, never
+when the ``registry`` package is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from types import ModuleType
+from typing import Any
+
+import jinja2
+
+from registry._compat.versions import SupportedVersions
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = SupportedVersions("great-expectations", "1.24", "1.25", patches=__name__)
+
+# The ingest flow validates uploads in a thread pool. GX parses suite parameters with a module-
+# global pyparsing grammar, and pyparsing settles each parse action's arity by trial on its first
+# calls, which races between threads ("push_first() missing 1 required positional argument").
+# Runs are CPU-bound Python under the GIL anyway, so serialising them costs little.
+ONE_RUN_AT_A_TIME = threading.Lock()
+
+
+class TemplatesCompiledOnce(jinja2.BytecodeCache):
+    """The compiled code of every Data Docs template, kept for the life of the process.
+
+    Great Expectations renders each page through a new view with a new Jinja environment, so
+    without a shared cache it parses and compiles the same ~50 templates again on every run:
+    most of the time of building a batch's Data Docs. A template's code depends only on its
+    source (the bucket's checksum) and on the environment's settings, which every GX view
+    shares; the filters it calls are looked up in the rendering view's own environment. So the
+    pages come out the same. A changed template source misses the cache (checksum). Pages are
+    rendered inside ``ONE_RUN_AT_A_TIME``, and a dict item is set atomically anyway."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, tuple[str, Any]] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        checksum, code = self._code.get(bucket.key, (None, None))
+        if checksum == bucket.checksum:
+            bucket.code = code
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = (bucket.checksum, bucket.code)
+
+
+@functools.cache
+def patched() -> ModuleType:
+    """``great_expectations``, imported, with the patches applied once per process. Raises
+    :class:`~registry._compat.versions.IncompatibleVersion` outside :data:`SUPPORTED`."""
+    SUPPORTED.check()
+    # Imported here, not at the top: great_expectations takes seconds to import.
+    import great_expectations as gx
+    from great_expectations.execution_engine import pandas_execution_engine
+    from great_expectations.render.view.view import DefaultJinjaView
+
+    # The batch fingerprint hashes every cell to label the batch; see the module docstring.
+    pandas_execution_engine.HASH_THRESHOLD = 0
+    # GX offers no setting for its views' Jinja environment: give each new one the cache.
+    templates = TemplatesCompiledOnce()
+    view_init = DefaultJinjaView.__init__
+
+    @functools.wraps(view_init)
+    def view_init_with_templates_compiled_once(view: Any, *args: Any, **kwargs: Any) -> None:
+        view_init(view, *args, **kwargs)
+        view.env.bytecode_cache = templates
+
+    DefaultJinjaView.__init__ = view_init_with_templates_compiled_once
+    return gx
+
+
+def release_batch_data(source: Any) -> None:
+    """Let go of the batch's pandas frame when a run is over: the execution engine of the
+    data source ``source`` keeps it. GX holds its latest context in a module global, so the
+    frame of the last run (about 200 MB for a million merchant rows) stayed alive until the
+    next run, through a whole publication after the last batch's gate; and an older context
+    is a reference cycle that only a full garbage collection frees, which with GX loaded comes
+    after many runs, so an ingest of large batches grew by one frame with each. Within
+    :data:`SUPPORTED`, if the attributes are not there, the run's result stands and only the
+    memory is kept (a warning is logged; tests/quality/test_suites.py then fails)."""
+    SUPPORTED.check()
+    try:
+        engine = source.execution_engine
+        if engine is not None:
+            engine.batch_manager.batch_data_cache.clear()
+            engine.batch_manager.reset_batch_cache()
+    except AttributeError as exc:
+        log.warning("could not release Great Expectations' copy of the batch: %s", exc)

@@ -1,0 +1,88 @@
+"""The registry's tables from the staged rows in effect: scored merchants and gift products,
+sorted, in their fixed column order. Pure: depends only on the inputs, ``as_of``, the score
+model, the natural keys and the division-code map."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from registry.build.columns import (
+    LISTING_DATE_COLUMNS,
+    MERCHANT_COLUMNS,
+    STRING_LIST,
+    StagedInputs,
+)
+from registry.build.merchants import (
+    complaint_counts,
+    inspection_counts,
+    latest_rows,
+    merchants_merged,
+)
+from registry.build.products import gift_products, gift_scores
+from registry.build.scores import DECIMALS, scores_explained
+from registry.config.score_model import ScoreModel
+
+
+@dataclass(frozen=True)
+class RegistryTables:
+    """``merchants`` lacks only the listing dates, which need the previous snapshot."""
+
+    merchants: pl.LazyFrame
+    products: pl.LazyFrame
+
+
+def registry_tables(
+    inputs: StagedInputs,
+    as_of: date,
+    model: ScoreModel,
+    division_regions: Mapping[str, str],
+    natural_keys: Mapping[str, Sequence[str]],
+) -> RegistryTables:
+    """The scored merchants table (every published column but the listing dates) and the gift
+    product table, sorted, in their fixed column order. Depends only on ``inputs``, ``as_of``
+    and the model.
+
+    Everything is computed from unrounded inputs, and every published score is rounded once,
+    here: the products' dimensions and ``overall``, the merchants' ``gift_score``, and the
+    score columns (in :func:`~registry.build.scores.scores_explained`)."""
+    filings = latest_rows(inputs.merchants, natural_keys["merchants"])
+    complaints = latest_rows(inputs.complaints, natural_keys["complaints"])
+    inspections = latest_rows(inputs.inspections, natural_keys["inspections"])
+    evaluations = latest_rows(inputs.gift_evaluations, natural_keys["gift_evaluations"])
+
+    products = gift_products(evaluations, model)
+    no_batches = pl.lit([], dtype=STRING_LIST)
+    facts = (
+        merchants_merged(filings, as_of, division_regions)
+        .join(complaint_counts(complaints, as_of, model), on="uscc", how="left")
+        .join(inspection_counts(inspections, as_of, model), on="uscc", how="left")
+        .join(gift_scores(products), on="uscc", how="left")
+        .with_columns(
+            pl.col(
+                "complaints_12m", "unresolved_12m", "inspections_12m",
+                "failed_inspections_12m", "serious_failures_12m",
+            ).fill_null(0),
+            pl.concat_list(
+                pl.col(c).fill_null(no_batches)
+                for c in ("filing_batches", "complaint_batches", "inspection_batches",
+                          "gift_batches")
+            )
+            .list.unique()
+            .list.sort()
+            .alias("source_batches"),
+        )
+    )
+    merchants = (
+        scores_explained(facts, model)
+        .with_columns(pl.col("gift_score").round(DECIMALS))
+        .select(c for c in MERCHANT_COLUMNS if c not in LISTING_DATE_COLUMNS)
+        .sort("uscc")
+    )
+    published_products = products.with_columns(
+        pl.col(*model.gift_products.dimensions, "overall").round(DECIMALS)
+    )
+    return RegistryTables(merchants=merchants, products=published_products)

@@ -1,0 +1,69 @@
+"""`registry batches`: the batches the quality gate held, and releasing them."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from registry.cli.common import configured_storage
+
+app = typer.Typer(help="Batches the quality gate held, and releasing them.",
+                  no_args_is_help=True)
+
+
+@app.command("list")
+def batches_list(
+    every: Annotated[bool, typer.Option("--all", help="Every batch, not only held ones.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the batches the quality gate held and nobody released yet, with the reasons.
+
+    With --all: every committed batch."""
+    from registry.quality import batch_listings
+
+    listed = batch_listings(configured_storage(), held_only=not every)
+    if as_json:
+        typer.echo(json.dumps([asdict(b) for b in listed], ensure_ascii=False, indent=2))
+        return
+    if not listed:
+        typer.echo("no held batches" if not every else "no batches")
+        return
+    table = Table("batch", "region", "dataset", "mode", "rows", "status", "reasons")
+    for b in listed:
+        table.add_row(b.batch_id, b.region, b.dataset, b.mode, str(b.accepted), b.status,
+                      "\n".join(b.reasons_en) or "-")
+    Console().print(table)
+
+
+@app.command("release")
+def batches_release(
+    batch_id: Annotated[str, typer.Argument(help="A held batch's id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it may be published.")],
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who releases it (default: the OS user).")
+    ] = None,
+) -> None:
+    """Release a held batch: it counts in the next publication. Records who, when and why."""
+    from registry.quality import ReleaseRefused, release_batch
+
+    who = by or _os_user()
+    try:
+        doc = release_batch(configured_storage(), batch_id, reason=reason, by=who)
+    except ReleaseRefused as err:
+        typer.echo(f"release refused: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"released {doc['region']} {doc['dataset']} batch {batch_id} by "
+               f"{doc['released_by']} at {doc['released_at']}: {doc['reason']}")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return ""

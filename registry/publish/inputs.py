@@ -1,0 +1,86 @@
+"""Reading the build's inputs: the staged rows of the batches in effect
+(:func:`registry.ledger.in_effect`), each labelled with its batch id and its rank in ledger
+order (:data:`~registry.build.columns.ORDER_COLUMN`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import polars as pl
+
+from registry.build.columns import ORDER_COLUMN, STAGED_COLUMNS, StagedInputs, StagedSchemaError
+from registry.ledger import BatchRecord, InEffect
+from registry.storage import Storage
+from registry.storage.layout import DATASETS, quarantine_prefix, staged_prefix
+
+
+def _staged_batch(storage: Storage, record: BatchRecord, order: int) -> pl.LazyFrame:
+    """The staged rows ``record`` reads (a duplicate's come from the batch that first staged
+    them), labelled with its batch id and its rank in ledger order."""
+    where = staged_prefix(record.dataset, record.region, record.stages)
+    expected = STAGED_COLUMNS[record.dataset]
+    scan = storage.scan_parquet(where + "*.parquet", hive_partitioning=False)
+    schema = storage.retried_read(where, scan.collect_schema)
+    problems = [
+        f"{name} is {schema.get(name, 'missing')}, expected {dtype}"
+        for name, dtype in expected.items()
+        if schema.get(name) != dtype
+    ]
+    if problems:
+        raise StagedSchemaError(f"{where}: " + "; ".join(problems))
+    return scan.select(list(expected)).with_columns(
+        pl.lit(record.batch_id).alias("_batch_id"),
+        pl.lit(order, dtype=pl.Int64).alias(ORDER_COLUMN),
+    )
+
+
+def _quarantined_keys(storage: Storage, record: BatchRecord, key: Sequence[str]
+                      ) -> pl.LazyFrame:
+    """The natural keys of the rows ``record`` quarantined (as the council wrote them)."""
+    columns = [c for c in key if c != "region"]
+    quarantined = storage.scan_parquet(
+        quarantine_prefix(record.dataset, record.region, record.stages) + "*.parquet",
+        hive_partitioning=False)
+    return quarantined.select(pl.col(c).cast(pl.String) for c in columns).drop_nulls()
+
+
+def _rows_in_effect(storage: Storage, effect: InEffect, order: Mapping[str, int],
+                    natural_keys: Mapping[str, Sequence[str]]
+                    ) -> list[pl.LazyFrame]:
+    frames = [_staged_batch(storage, record, order[record.batch_id])
+              for record in effect.batches]
+    replace = effect.replace
+    if replace is not None and effect.before is not None and replace.quarantined:
+        # A complete list's quarantined filings keep the row they had just before it: a typo
+        # never withdraws a filing, only leaving it out of the list does.
+        keys = [c for c in natural_keys[effect.dataset] if c != "region"]
+        kept = _quarantined_keys(storage, replace, natural_keys[effect.dataset])
+        frames.extend(
+            frame.join(kept, on=keys, how="semi")
+            for frame in _rows_in_effect(storage, effect.before, order, natural_keys)
+        )
+    return frames
+
+
+def staged_inputs(storage: Storage, effects: Iterable[InEffect],
+                  natural_keys: Mapping[str, Sequence[str]]) -> StagedInputs:
+    """Lazy scans of the staged rows that count (:func:`registry.ledger.in_effect`), only the
+    columns the build reads plus :data:`ORDER_COLUMN`. Raises :class:`StagedSchemaError` for
+    a batch whose columns differ from the ingest contract, naming the batch and the columns."""
+    effects = list(effects)
+    ranked = sorted({(r.order, r.batch_id) for e in effects for r in e.all_batches()})
+    order = {batch_id: rank for rank, (_, batch_id) in enumerate(ranked)}
+    frames: dict[str, list[pl.LazyFrame]] = {dataset: [] for dataset in DATASETS}
+    for effect in effects:
+        if effect.dataset not in frames:
+            raise ValueError(f"{effect.region}: unknown dataset {effect.dataset!r}")
+        frames[effect.dataset].extend(_rows_in_effect(storage, effect, order, natural_keys))
+    empty = {ORDER_COLUMN: pl.Int64}
+    return StagedInputs(
+        **{
+            dataset: pl.concat(parts, how="vertical")
+            if parts
+            else pl.LazyFrame(schema={**STAGED_COLUMNS[dataset], **empty})
+            for dataset, parts in frames.items()
+        }
+    )

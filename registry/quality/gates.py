@@ -1,0 +1,207 @@
+"""The two gates, at the I/O edge: :func:`staged_batch_gate` validates a staged batch at ingest
+(a failed result holds the batch), :func:`registry_results` the would-be snapshot's tables at
+publication. Both store the run's Data Docs (:mod:`registry.quality.data_docs`); what a batch
+record and a council's receipt carry of the gate comes from :func:`gate_record_fields` and
+:func:`held_receipt_fields`."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from registry import ledger
+from registry.config.contracts import load_contracts
+from registry.config.quality import QualityConfig, load_quality_config
+from registry.config.score_model import ScoreModel
+from registry.config.settings import Settings
+
+# Called through their modules, so that a wrapper set on the module sees every call
+# (bench/run.py times Great Expectations that way).
+from registry.quality import data_docs, runner
+from registry.quality.runner import CheckFailure, SuiteResult
+from registry.quality.suites import (
+    PreviousBatch,
+    Suite,
+    empty_optional_columns,
+    load_suite,
+    registry_check_frame,
+    registry_suite_parameters,
+    row_count_bounds,
+    staged_suite_parameters,
+    suite_in_scope,
+    suite_labels,
+)
+from registry.storage import Storage
+from registry.storage.layout import (
+    batch_docs_prefix,
+    refused_docs_prefix,
+    registry_docs_prefix,
+)
+
+
+def suite_versions(settings: Settings) -> dict[str, str]:
+    """Name -> ``{version}+{sha}`` of every suite the gates run (for the snapshot manifest)."""
+    return suite_labels(load_quality_config(settings.config_dir), settings.expectations_dir)
+
+
+def _validated_with_docs(
+    storage: Storage, frame: pl.DataFrame, suite: Suite, parameters: Mapping[str, Any],
+    context: Mapping[str, Any], docs_prefix: str,
+) -> SuiteResult:
+    with tempfile.TemporaryDirectory(prefix="registry-data-docs-") as tmp:
+        result = runner.suite_result(frame, suite, parameters, context=context,
+                                     data_docs_dir=Path(tmp))
+        index = data_docs.upload_data_docs(storage, Path(tmp), docs_prefix)
+    return SuiteResult(**{**asdict(result), "failures": result.failures, "data_docs": index})
+
+
+# ---------------------------------------------------------------------------------------------
+# The staged-batch gate (ingest)
+
+
+def previous_full_batch(storage: Storage, dataset: str, region: str, batch_id: str
+                        ) -> PreviousBatch | None:
+    """The latest replace-mode batch of ``region`` and ``dataset`` landed before ``batch_id``
+    (batch ids begin with the landing second) that counts for publication (released, or held
+    and then released), or None."""
+    candidates = [
+        r for r in ledger.publishable(ledger.batch_records(storage, dataset=dataset,
+                                                           region=region),
+                                      ledger.released_ids(storage))
+        if r.batch_id < batch_id and r.mode == "replace"
+    ]
+    if not candidates:
+        return None
+    latest = max(candidates, key=lambda r: r.order)
+    return PreviousBatch(latest.batch_id, latest.accepted)
+
+
+def _bound_reason(bounds: Mapping[str, Any], observed: int, config: QualityConfig
+                  ) -> tuple[str, str, str]:
+    """(code, zh, en) saying which row-count bound a batch of ``observed`` rows broke."""
+    previous: PreviousBatch | None = bounds["previous"]
+    if observed < bounds["floor"]:
+        return ("batch_rows_below_floor", f"低于下限 {bounds['floor']} 行",
+                f"below the floor of {bounds['floor']} rows")
+    assert previous is not None  # otherwise only the floor bounds the count
+    if observed < bounds["min_rows"]:
+        pct = f"{config.row_counts.replace_min_ratio:.0%}"
+        return ("batch_rows_below_previous",
+                f"全量替换批次不足上一完整批次（{previous.batch_id}，{previous.accepted} 行）的 "
+                f"{pct}，可能是导出不完整；若确属实情，请联系数据工程师放行",
+                f"a replace batch below {pct} of the previous full batch ({previous.batch_id}, "
+                f"{previous.accepted} rows): a truncated export? If it is right, ask a data "
+                "engineer to release it")
+    pct = f"{config.row_counts.replace_max_ratio:.0%}"
+    return ("batch_rows_above_previous",
+            f"全量替换批次超过上一完整批次（{previous.accepted} 行）的 {pct}",
+            f"a replace batch above {pct} of the previous full batch ({previous.accepted} rows)")
+
+
+def staged_batch_gate(
+    storage: Storage, settings: Settings, staged: pl.DataFrame, *, region: str, dataset: str,
+    batch_id: str, mode: str, today: date,
+) -> SuiteResult:
+    """Validate every staged row of a batch against the dataset's staged suite in the batch's
+    scope (:func:`~registry.quality.suites.suite_in_scope`: whole-list checks for replace
+    batches only, no range check of an optional column left empty), with row-count bounds from
+    the configured floor and, for a replace batch, the region's previous released full batch.
+    Builds the run's Data Docs and stores them
+    (:func:`~registry.storage.layout.batch_docs_prefix`). A failed result means the batch must
+    be held; the failures say why, in zh/en, and ``skipped`` says what was not run and why."""
+    started = time.perf_counter()
+    config = load_quality_config(settings.config_dir)
+    required = load_contracts(settings.schemas_dir)[dataset].required_columns
+    suite, skipped = suite_in_scope(
+        load_suite(settings.expectations_dir, config.suites.staged[dataset]), mode=mode,
+        empty_optional=empty_optional_columns(staged, required))
+    previous = (previous_full_batch(storage, dataset, region, batch_id)
+                if mode == "replace" else None)
+    bounds = row_count_bounds(config, dataset, mode, previous)
+    params = staged_suite_parameters(config, region=region, dataset=dataset, today=today,
+                                     bounds=bounds)
+    observed = staged.height
+    code, zh, en = (_bound_reason(bounds, observed, config)
+                    if observed < bounds["min_rows"] or (
+                        bounds["max_rows"] is not None and observed > bounds["max_rows"])
+                    else ("", "", ""))
+    context = {"bound_zh": zh, "bound_en": en,
+               "max_value": bounds["max_rows"] if bounds["max_rows"] is not None else "∞"}
+    result = _validated_with_docs(storage, staged, suite, params, context,
+                                  batch_docs_prefix(dataset, region, batch_id))
+    failures = tuple(
+        CheckFailure(code, f.expectation, f.column, f.observed, f.message_zh, f.message_en)
+        if f.expectation == "expect_table_row_count_to_be_between" and code else f
+        for f in result.failures
+    )
+    # The whole gate: the previous batch looked up, the suite run, the Data Docs stored.
+    return replace(result, failures=failures, skipped=skipped,
+                   seconds=round(time.perf_counter() - started, 3))
+
+
+def gate_record_fields(result: SuiteResult) -> dict[str, Any]:
+    """What a batch record carries of its gate: ``status`` (``held`` when the suite failed,
+    else ``released``), ``held_reasons`` (the distinct failure codes) and ``quality`` (the
+    whole result, reasons in zh/en, and the Data Docs key)."""
+    return {
+        "status": "released" if result.success else "held",
+        "held_reasons": [] if result.success else result.codes,
+        "quality": result.as_dict(),
+    }
+
+
+def held_receipt_fields(record: ledger.BatchRecord) -> dict[str, Any] | None:
+    """The part of a council's receipt that says its batch (``record``, as committed) is held
+    and why, in Chinese and English; None when the batch is not held."""
+    if record.status != "held":
+        return None
+    return {
+        "batch_status": "held",
+        "held_zh": "本批次已暂扣：数据已接收，但未通过批次质量检查，在数据工程师核实放行或您重新"
+                   "上传之前不会发布。原因如下。",
+        "held_en": "This batch is held: its rows were received, but it failed the batch quality "
+                   "checks and will not be published until a data engineer releases it or you "
+                   "upload again. Reasons below.",
+        "held_reasons": record.reasons,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry gate (publication)
+
+
+def registry_results(
+    storage: Storage, settings: Settings, tables: Mapping[str, pl.DataFrame],
+    model: ScoreModel, snapshot_id: str,
+) -> list[SuiteResult]:
+    """Run the registry suites on the whole published tables (``merchants``, ``products``) of
+    the would-be snapshot ``snapshot_id``, and store the run's Data Docs (one site per table)
+    under the snapshot's report folder when every suite passes, else under
+    ``reports/refused/{snapshot_id}/``. Writes nothing else."""
+    config = load_quality_config(settings.config_dir)
+    params = registry_suite_parameters(model)
+    frames = {
+        "merchants": registry_check_frame(tables["merchants"], model),
+        "products": tables["products"],
+    }
+    with tempfile.TemporaryDirectory(prefix="registry-data-docs-") as tmp:
+        results = [
+            runner.suite_result(frames[table], load_suite(settings.expectations_dir, name),
+                                params, data_docs_dir=Path(tmp) / table)
+            for table, name in config.suites.registry.items()
+        ]
+        passed = all(r.success for r in results)
+        prefix = registry_docs_prefix(snapshot_id) if passed else refused_docs_prefix(snapshot_id)
+        return [
+            SuiteResult(**{**asdict(result), "failures": result.failures,
+                           "data_docs": data_docs.upload_data_docs(
+                               storage, Path(tmp) / table, f"{prefix}{table}/")})
+            for table, result in zip(config.suites.registry, results, strict=True)
+        ]

@@ -1,0 +1,126 @@
+"""The report's I/O edge: :func:`report_data` reads a snapshot and the batch ledger,
+:func:`write_report` writes the page under the snapshot's report folder."""
+
+from __future__ import annotations
+
+import logging
+
+import polars as pl
+
+from registry import ledger
+from registry.config.regions import load_regions
+from registry.config.settings import Settings
+from registry.progress import ProgressCallback
+from registry.report.data import (
+    gift_rankings,
+    headline_numbers,
+    region_scorecards,
+    relative_link,
+    score_chart_spec,
+    score_distribution,
+    top_changes,
+    trusted_by_region_and_grade,
+    trusted_chart_spec,
+)
+from registry.report.page import ReportData, report_html
+from registry.snapshot.reader import Snapshot, SnapshotError, open_snapshot
+from registry.storage import Storage
+from registry.storage.layout import (
+    PAGE_FILE,
+    manifest_key,
+    report_key,
+    report_prefix,
+    snapshot_prefix,
+)
+
+log = logging.getLogger(__name__)
+
+
+def _previous_names(storage: Storage, snapshot: Snapshot) -> pl.DataFrame | None:
+    previous = snapshot.manifest.previous_snapshot
+    if previous is None:
+        return None
+    try:
+        names = open_snapshot(storage, previous).merchants.select("uscc", "name")
+        return storage.retried_read(snapshot_prefix(previous), names.collect)
+    except SnapshotError as err:
+        # gc may have removed it; removed merchants then show without a name.
+        log.info("previous snapshot %s unavailable for names: %s", previous, err)
+        return None
+
+
+def _data_docs_links(storage: Storage, snapshot_id: str) -> list[str]:
+    own = report_key(snapshot_id)
+    return sorted(
+        relative_link(own, info.key)
+        for info in storage.list(report_prefix(snapshot_id))
+        if info.key.endswith(PAGE_FILE) and info.key != own
+    )
+
+
+def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = None
+                ) -> ReportData:
+    """Read snapshot ``snapshot_id`` (latest by default; checksums verified) and the batch
+    ledger, and compute the report. Raises :class:`~registry.snapshot.reader.SnapshotError` when the
+    snapshot cannot be opened."""
+    snapshot = open_snapshot(storage, snapshot_id)
+    manifest = snapshot.manifest
+    regions = load_regions(settings.config_dir)
+    where = snapshot_prefix(manifest.snapshot_id)
+    merchants = storage.retried_read(where, snapshot.merchants.collect)
+    changes = storage.retried_read(where, snapshot.changes.collect)
+    names = merchants.select("uscc", "name")
+    previous = _previous_names(storage, snapshot)
+    if previous is not None:
+        names = pl.concat([names, previous])
+    labels = {code: f"{r.name_zh} {r.name_en}" for code, r in regions.regions.items()}
+    trusted = trusted_by_region_and_grade(merchants, list(regions.regions))
+    scores = score_distribution(merchants)
+    own = report_key(manifest.snapshot_id)
+    return ReportData(
+        snapshot_id=manifest.snapshot_id,
+        as_of=manifest.as_of.isoformat(),
+        published_at=f"{manifest.published_at:%Y-%m-%d %H:%M:%S %Z}",
+        previous_snapshot=manifest.previous_snapshot,
+        code_version=manifest.code_version,
+        score_model_version=manifest.score_model.version,
+        headline=headline_numbers(merchants, changes),
+        regions=[{"code": c, "name_zh": r.name_zh, "name_en": r.name_en}
+                 for c, r in regions.regions.items()],
+        trusted=trusted,
+        scores=scores,
+        changes=top_changes(changes, names),
+        scorecards=region_scorecards(
+            ledger.batch_records(storage), regions, manifest.input_batches, manifest.published_at
+        ),
+        gifts=gift_rankings(storage.retried_read(where, snapshot.products.collect)),
+        manifest_link=relative_link(own, manifest_key(manifest.snapshot_id)),
+        data_docs_links=_data_docs_links(storage, manifest.snapshot_id),
+        charts={
+            "trusted": trusted_chart_spec(trusted, labels),
+            "scores": score_chart_spec(scores),
+        },
+    )
+
+
+def write_report(
+    storage: Storage,
+    settings: Settings,
+    snapshot_id: str | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> str:
+    """Build the report of snapshot ``snapshot_id`` (latest by default) and write it to
+    ``reports/{snapshot_id}/index.html``, replacing an earlier build. Returns the key.
+    ``progress`` hears of each of its three stages."""
+    step = progress or (lambda _description, _done, _total: None)
+    step("report: reading the snapshot and batch records", 0, 3)
+    data = report_data(storage, settings, snapshot_id)
+    step("report: rendering", 1, 3)
+    page = report_html(data)
+    key = report_key(data.snapshot_id)
+    step("report: writing", 2, 3)
+    storage.write_bytes(key, page.encode("utf-8"))
+    step("report: written", 3, 3)
+    log.info("wrote report %s", key)
+    return key
