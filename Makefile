@@ -17,13 +17,14 @@ $(STAMP): pyproject.toml
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Two test processes (pytest-xdist), each with its own servers: the suite mostly waits on
 # them. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
 test: lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 demo: install
 	$(BIN)/registry demo

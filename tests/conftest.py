@@ -17,6 +17,15 @@ from registry.config.settings import Settings
 from registry.storage import LocalStorage, S3Storage, Storage
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with slow end-to-end tests run first, in their usual order, the rest after. With
+    ``--dist worksteal`` (``make test``) the two processes then end together: the one that
+    drew the short tests takes over the other's queue, instead of one process starting a
+    two-minute demo while the other has nothing left to do."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Stop the temporary Prefect server an in-process flow run started (Prefect's ephemeral
     API) while pytest's output is still open: left to Prefect's exit hook, its "Stopping
