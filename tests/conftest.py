@@ -17,11 +17,35 @@ from registry.config.settings import Settings
 from registry.storage import LocalStorage, S3Storage, Storage
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with slow end-to-end tests run first, in their usual order, the rest after. With
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backends(*names): the storage backends this module's tests run on")
+
+
+def _backend(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("storage") if callspec is not None else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Two things about the order and the set of tests.
+
+    A module marked ``backends(...)`` runs its ``storage`` tests on those backends only: the
+    pipeline's behaviour on local disk and moto S3, while Ceph RGW's S3 semantics are held by
+    the storage contract, race and publication tests, which run on all three.
+
+    Modules with slow end-to-end tests run first, in their usual order, the rest after. With
     ``--dist worksteal`` (``make test``) the two processes then end together: the one that
     drew the short tests takes over the other's queue, instead of one process starting a
     two-minute demo while the other has nothing left to do."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        backend = _backend(item)
+        (dropped if marker and backend and backend not in marker.args else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
     slow = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow)
 

@@ -25,6 +25,9 @@ from registry.storage import Storage, layout
 # "A few thousand rows per dataset": enough for every kind of bad row to show up in every
 # region, small enough that the demo runs in well under a minute after Prefect has started.
 DEMO_SIZES = SampleSizes(merchants=4000, complaints=6000, inspections=2000, gift_evaluations=2000)
+# An upsert dataset arrives in this many files per region (a complete list in one): enough to
+# show several files and formats per region; every file costs a batch gate of its own.
+DEMO_PARTS = 2
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def upload_demo_samples(
     with tempfile.TemporaryDirectory(prefix="registry-demo-") as tmp:
         files = write_sample_uploads(
             Path(tmp), load_regions(settings.config_dir), load_contracts(settings.schemas_dir),
-            sizes, seed=seed, today=today,
+            sizes, seed=seed, today=today, parts=DEMO_PARTS,
         )
         for sample in files:
             key = f"{layout.landing_prefix(sample.region, sample.dataset)}demo-{run}/" \

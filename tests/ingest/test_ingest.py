@@ -20,6 +20,9 @@ from registry.ingest.pipeline import council_time, ingest_object, ingest_pending
 from registry.publish.gc import remove_uncommitted_batches
 from registry.storage import LocalStorage, Storage, layout
 
+# The pipeline on local disk and S3; RGW's S3 semantics: tests/storage, tests/publish.
+pytestmark = pytest.mark.backends("local", "s3")
+
 SETTINGS = Settings(_env_file=None)
 CONTRACTS = load_contracts(SETTINGS.schemas_dir)
 UPLOADS = {

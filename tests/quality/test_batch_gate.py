@@ -19,6 +19,9 @@ from registry.quality import batch_listings, release_batch
 from registry.snapshot.reader import open_snapshot
 from registry.storage import LocalStorage, Storage, layout
 
+# The pipeline on local disk and S3; RGW's S3 semantics: tests/storage, tests/publish.
+pytestmark = pytest.mark.backends("local", "s3")
+
 SETTINGS = Settings(_env_file=None)
 AS_OF = date(2026, 11, 30)
 

@@ -31,6 +31,9 @@ from registry.storage.layout import (
     refused_docs_prefix,
 )
 
+# The pipeline on local disk and S3; RGW's S3 semantics: tests/storage, tests/publish.
+pytestmark = pytest.mark.backends("local", "s3")
+
 SETTINGS = Settings(_env_file=None)
 AS_OF = date(2026, 11, 30)
 

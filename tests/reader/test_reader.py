@@ -20,6 +20,9 @@ from registry.snapshot.reader import (
 from registry.storage import LocalStorage, Storage
 from registry.storage.layout import SNAPSHOTS_PREFIX
 
+# The pipeline on local disk and S3; RGW's S3 semantics: tests/storage, tests/publish.
+pytestmark = pytest.mark.backends("local", "s3")
+
 
 def test_latest_by_id_and_by_as_of(staged: Storage, settings):
     first = publish_snapshot(staged, settings, as_of=AS_OF)
