@@ -22,7 +22,7 @@ def test_the_reference_rejects_the_planted_rows_but_trusts_stdnum(tmp_path):
     files = write_sample_uploads(
         tmp_path / "in", load_regions(settings.config_dir), load_contracts(settings.schemas_dir),
         SampleSizes(merchants=1200, complaints=2000, inspections=600, gift_evaluations=600),
-        seed=11, today=TODAY, formats=("csv", "csv-gb18030", "csv-bom"),
+        seed=11, today=TODAY, formats=("csv", "csv-gb18030", "csv-bom"), parts=1,
     )
     totals = reference_ingest(files, tmp_path / "out", today=TODAY)
     planted = sum(f.rejected for f in files)

@@ -1,5 +1,6 @@
 """``registry demo`` as a new user runs it: a fresh process, the embedded Prefect API, the storage
-root from REGISTRY_STORAGE_URI (local disk, then moto S3)."""
+root from REGISTRY_STORAGE_URI on local disk. The same flows on S3, through a real Prefect
+server and worker: tests/orchestration/test_prefect_deployments.py."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from moto_credentials import MOTO_KEY_ID, MOTO_SECRET
 
 from registry import ledger
 from registry.config.regions import load_regions
 from registry.config.settings import PROJECT_ROOT
 from registry.snapshot.reader import open_snapshot, verify_snapshot
-from registry.storage import LocalStorage, S3Storage, Storage
+from registry.storage import LocalStorage, Storage
 from registry.storage.layout import landing_prefix
 
 pytestmark = pytest.mark.slow
@@ -79,19 +79,6 @@ def test_demo_on_local_storage(tmp_path):
     assert (root / "reports").is_dir()
     uploads = [i.key for i in storage.list(landing_prefix("SH", "merchants"))]
     assert len(uploads) == 1 and "/demo-" in uploads[0]
-
-
-def test_demo_on_s3(tmp_path, s3_settings, s3_bucket):
-    env = {
-        "REGISTRY_STORAGE_URI": f"s3://{s3_bucket}/demo",
-        "AWS_ENDPOINT_URL": s3_settings.aws_endpoint_url,
-        "AWS_ACCESS_KEY_ID": MOTO_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": MOTO_SECRET,
-        "AWS_REGION": "us-east-1",
-    }
-    result = _demo(tmp_path, env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    _assert_demo_published(S3Storage(f"s3://{s3_bucket}/demo", s3_settings), result.stdout)
 
 
 def test_the_cli_waits_for_a_first_temporary_prefect_server_unless_told_otherwise():

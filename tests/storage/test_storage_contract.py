@@ -69,9 +69,9 @@ def test_quoted_etag_is_accepted(storage: Storage) -> None:
     assert storage.read_bytes("p.json") == b"v2"
 
 
-def test_listing_three_pages_of_keys_returns_all(storage: Storage) -> None:
-    # S3 lists at most 1,000 keys a page: 2,001 keys take two continuations.
-    keys = [f"many/{i:05d}.txt" for i in range(2001)]
+def test_listing_two_pages_of_keys_returns_all(storage: Storage) -> None:
+    # S3 lists at most 1,000 keys a page: 1,001 keys take a continuation.
+    keys = [f"many/{i:05d}.txt" for i in range(1001)]
     threads = 16
     chunks = [keys[i::threads] for i in range(threads)]
 
