@@ -17,11 +17,6 @@ from registry.config.settings import Settings
 from registry.storage import LocalStorage, S3Storage, Storage
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "backends(*names): the storage backends this module's tests run on")
-
-
 def _backend(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("storage") if callspec is not None else None

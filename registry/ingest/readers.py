@@ -70,13 +70,8 @@ def upload_table(data: bytes, known_headers: Collection[str], limits: Limits) ->
 
 def read_here(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:
     """:func:`upload_table` in this process, whatever the time and memory limits say (the
-    reading worker process reads with this)."""
-    if len(data) > limits.max_upload_bytes:
-        raise rj.FileRejected(
-            rj.FILE_TOO_LARGE, f"{len(data):,} bytes > {limits.max_upload_bytes:,}"
-        )
-    if not data or data.isspace():
-        raise rj.FileRejected(rj.FILE_EMPTY)
+    reading worker process reads with this), for bytes :func:`upload_table` has already
+    checked for size and emptiness."""
     if data.startswith(_XLSX_MAGIC):
         _check_xlsx_unpacked_size(data, limits)
         table = _spreadsheet_table(data, "xlsx", known_headers, limits)

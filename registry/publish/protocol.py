@@ -226,11 +226,9 @@ def publish_snapshot(
     ]
     snapshot_id = _snapshot_id(now, previous, files, as_of, seq)
     prefix = snapshot_prefix(snapshot_id)
+    model = load_score_model(settings.config_dir, settings.score_model_version)
     # The registry gate, before anything of the snapshot is written.
-    gate = registry_results(
-        storage, settings, built.tables,
-        load_score_model(settings.config_dir, settings.score_model_version).model, snapshot_id,
-    )
+    gate = registry_results(storage, settings, built.tables, model.model, snapshot_id)
     if not all(result.success for result in gate):
         raise RegistrySuiteFailed(gate)
 
@@ -241,7 +239,6 @@ def publish_snapshot(
             crash_point(settings, "after_first_data_file", "publisher")
     crash_point(settings, "after_data_files", "publisher")
 
-    model = load_score_model(settings.config_dir, settings.score_model_version)
     summary = table_summary(built.tables)
     manifest = Manifest(
         snapshot_id=snapshot_id,
