@@ -48,6 +48,8 @@ MERCHANT_COLUMNS = (
     "first_listed_on",
     "last_changed_on",
     "source_batches",
+    # Added in contract 1.1.0, after the v1 columns so that v1 readers keep their positions.
+    "verdict",
 )
 # Carried forward from the previous snapshot (registry.build.changes), not built from staged rows.
 LISTING_DATE_COLUMNS = ("first_listed_on", "last_changed_on")
@@ -121,17 +123,11 @@ STAGED_COLUMNS: dict[str, dict[str, pl.DataType]] = {
 }
 
 
-
-
 class StagedSchemaError(ValueError):
     """A staged batch does not have the columns or types of the ingest contract."""
 
 
-
-
 @dataclass(frozen=True)
-
-
 class StagedInputs:
     """Staged rows of every dataset, restricted to the batches in effect."""
 

@@ -1,5 +1,5 @@
-"""Explainable merchant scores (docs/architecture.md, the score model): one column per
-component, a list of disqualification codes, a grade and the trusted flag.
+"""Explainable merchant scores (docs/architecture.md §10): one column per component, a list of
+disqualification codes, a grade, the trusted flag and the verdict.
 
 Everything here is a pure polars expression or a function of a LazyFrame. The weights and
 thresholds come from a versioned :class:`ScoreModel` (``config/score_model_v{N}.yaml``).
@@ -128,12 +128,35 @@ def grade(model: ScoreModel, score: pl.Expr | None = None) -> pl.Expr:
     return expr.alias("grade")
 
 
+# The published verdict (docs/architecture.md §10.5): one column that no reader can misread.
+VERDICT_TRUSTED = "trusted"
+VERDICT_LISTED = "listed"
+VERDICT_DISQUALIFIED = "disqualified"
+VERDICTS = (VERDICT_TRUSTED, VERDICT_LISTED, VERDICT_DISQUALIFIED)
+
+
+def disqualified() -> pl.Expr:
+    return pl.col("disqualifications").list.len() > 0
+
+
 def trusted(model: ScoreModel) -> pl.Expr:
     """A trusted grade and no disqualifier."""
     return (
-        pl.col("grade").is_in(model.trusted_grades).fill_null(False)
-        & (pl.col("disqualifications").list.len() == 0)
+        pl.col("grade").is_in(model.trusted_grades).fill_null(False) & ~disqualified()
     ).alias("trusted")
+
+
+def verdict() -> pl.Expr:
+    """``disqualified`` when any disqualifier applies, else ``trusted`` when trusted, else
+    ``listed``: listed on a valid filing, without a trusted grade."""
+    return (
+        pl.when(disqualified())
+        .then(pl.lit(VERDICT_DISQUALIFIED))
+        .when(pl.col("trusted"))
+        .then(pl.lit(VERDICT_TRUSTED))
+        .otherwise(pl.lit(VERDICT_LISTED))
+        .alias("verdict")
+    )
 
 
 def scores_explained(facts: pl.LazyFrame, model: ScoreModel) -> pl.LazyFrame:
@@ -153,6 +176,7 @@ def scores_explained(facts: pl.LazyFrame, model: ScoreModel) -> pl.LazyFrame:
         )
         .with_columns(pl.sum_horizontal(*COMPONENT_COLUMNS).alias("score"))
         .with_columns(pl.col(*COMPONENT_COLUMNS, "score").round(DECIMALS))
-        .with_columns(grade(model))
+        .with_columns(pl.when(~disqualified()).then(grade(model)).alias("grade"))
         .with_columns(trusted(model))
+        .with_columns(verdict())
     )

@@ -60,9 +60,9 @@ def test_a_filing_revoked_in_AH_disqualifies_the_SH_merchant_but_neither_lists_n
     assert row["regions"] == ["SH"] and row["name_variants"] == ["上海进口商品有限公司"]
     assert row["categories"] == ["food"] and row["valid_until"] == date(2027, 12, 31)
     assert row["traceable"] is True and row["score_compliance"] == 40.0
-    assert row["score"] == 90.0 and row["grade"] == "A"
+    assert row["score"] == 90.0 and row["grade"] is None
     assert row["disqualifications"] == ["status_revoked"]
-    assert row["trusted"] is False
+    assert row["trusted"] is False and row["verdict"] == "disqualified"
 
 
 def test_a_disqualifier_from_an_expired_filing_elsewhere_still_applies():

@@ -162,8 +162,10 @@ def test_score_is_the_sum_of_its_components_and_explains_itself():
     assert (second["score_compliance"], second["score_complaints"], second["score_quality"]) == (
         30.0, 27.0, 20.0,
     )
-    assert out.get_column("grade").to_list() == ["A", "B", "A"]
+    # A disqualified merchant keeps its score but gets no grade.
+    assert out.get_column("grade").to_list() == ["A", "B", None]
     assert out.get_column("trusted").to_list() == [True, True, False]
+    assert out.get_column("verdict").to_list() == ["trusted", "trusted", "disqualified"]
 
 
 def test_a_score_is_rounded_once_and_graded_as_published():

@@ -74,7 +74,8 @@ def test_whole_publication_path(staged: Storage, settings):
     snap = open_snapshot(staged)
     merchants = snap.merchants.collect()
     revoked = merchants.filter(pl.col("uscc") == uscc("31", 1)).row(0, named=True)
-    assert revoked["grade"] == "A" and revoked["trusted"] is False
+    assert revoked["score"] >= 85 and revoked["grade"] is None
+    assert revoked["trusted"] is False and revoked["verdict"] == "disqualified"
     assert revoked["regions"] == ["SH"]  # AH's revoked filing only disqualifies
     assert merchants.filter(pl.col("trusted")).height == 3
     assert merchants.get_column("first_listed_on").to_list() == [AS_OF] * 4

@@ -142,7 +142,7 @@ def _registry(**changes) -> pl.DataFrame:
         "gift_score": None, "score_compliance": 40.0, "score_complaints": 30.0,
         "score_quality": 20.0, "score": 90.0, "grade": "A", "trusted": True,
         "disqualifications": [], "first_listed_on": TODAY, "last_changed_on": TODAY,
-        "source_batches": ["B1"],
+        "source_batches": ["B1"], "verdict": "trusted",
     }
     rows = [row | {"uscc": "91310000MA00000002", "score_quality": 0.0, "score": 70.0,
                    "grade": "B"}, row | changes]
@@ -164,6 +164,18 @@ def _registry_result(frame: pl.DataFrame):
     ({"grade": "B"}, "registry_grade_inconsistent"),
     ({"score_quality": 5.0, "score": 75.0, "trusted": True}, "registry_grade_inconsistent"),
     ({"disqualifications": ["revoked"]}, "registry_trusted_inconsistent"),
+    ({"disqualifications": ["revoked"], "trusted": False, "verdict": "disqualified"},
+     "registry_grade_inconsistent"),
+    ({"disqualifications": ["revoked"], "grade": None, "trusted": False,
+      "verdict": "disqualified"}, None),
+    ({"disqualifications": ["revoked"], "grade": None, "trusted": False},
+     "registry_verdict_inconsistent"),
+    ({"verdict": "listed"}, "registry_verdict_inconsistent"),
+    ({"verdict": "approved"}, "registry_verdict_inconsistent"),
+    ({"score_quality": 0.0, "score_complaints": 25.0, "score": 65.0, "grade": "C",
+      "trusted": False}, "registry_verdict_inconsistent"),
+    ({"score_quality": 0.0, "score_complaints": 25.0, "score": 65.0, "grade": "C",
+      "trusted": False, "verdict": "listed"}, None),
     ({"trusted": False}, "registry_trusted_inconsistent"),
     ({"name_variants": ["上海进口商品有限公司", "联系 13912345678"]}, "registry_pii_mobile_number"),
     ({"name": "张三 310101199001011234"}, "registry_pii_resident_id"),
@@ -179,7 +191,7 @@ def test_the_registry_suite_catches_each_inconsistency(changes: dict, code: str 
 def test_grade_thresholds_come_from_the_score_model() -> None:
     # With C at 60, a 65-point merchant graded C is consistent; with C at 66 it is not.
     frame = _registry(score_quality=0.0, score_complaints=25.0, score=65.0, grade="C",
-                      trusted=False)
+                      trusted=False, verdict="listed")
     assert _registry_result(frame).success
     grades = [g if g.grade != "C" else g.model_copy(update={"min_score": 66})
               for g in MODEL.grades]

@@ -62,8 +62,8 @@ def test_a_revoked_filing_elsewhere_disqualifies_but_does_not_lower_the_score(tm
     row = w.merchant(x)
     assert row is not None
     assert (row["regions"], row["traceable"], row["score_compliance"]) == (["SH"], True, 40.0)
-    assert (row["grade"], row["trusted"], row["disqualifications"]) == (
-        "A", False, ["status_revoked"])
+    assert (row["grade"], row["trusted"], row["verdict"], row["disqualifications"]) == (
+        None, False, "disqualified", ["status_revoked"])
 
 
 def test_an_expired_active_filing_does_not_list_the_merchant(tmp_path):
