@@ -1,5 +1,6 @@
 """The build's columns: the staged columns it reads per dataset, and the published tables'
-columns in their fixed order (output contract v1).
+columns in their fixed order, which their contracts own (``contracts/{table}.odcs.yaml``,
+:mod:`registry.config.published`).
 
 The staged columns are a selection of the ingest contracts (``schemas/*.yaml``); a test holds
 them against the contracts. Nothing else is read, so PII columns never enter the build.
@@ -11,9 +12,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-# The published merchants table, contract v1, in its fixed column order.
-MERCHANTS_CONTRACT_VERSION = 1
-PRODUCTS_CONTRACT_VERSION = 1
+from registry.config.published import load_published_contracts
+
+_PUBLISHED = load_published_contracts()
 COMMITMENT_FLAGS = (
     "chinese_label",
     "traceable",
@@ -21,52 +22,12 @@ COMMITMENT_FLAGS = (
     "offline_no_reason_return",
     "advance_compensation",
 )
-MERCHANT_COLUMNS = (
-    "uscc",
-    "name",
-    "name_variants",
-    "name_conflict",
-    "regions",
-    "registered_region",
-    "programs",
-    "categories",
-    "origin_countries",
-    *COMMITMENT_FLAGS,
-    "valid_until",
-    "complaints_12m",
-    "unresolved_12m",
-    "inspections_12m",
-    "failed_inspections_12m",
-    "gift_score",
-    "score_compliance",
-    "score_complaints",
-    "score_quality",
-    "score",
-    "grade",
-    "trusted",
-    "disqualifications",
-    "first_listed_on",
-    "last_changed_on",
-    "source_batches",
-    # Added in contract 1.1.0, after the v1 columns so that v1 readers keep their positions.
-    "verdict",
-)
+MERCHANT_COLUMNS = _PUBLISHED["merchants"].column_names
 # Carried forward from the previous snapshot (registry.build.changes), not built from staged rows.
 LISTING_DATE_COLUMNS = ("first_listed_on", "last_changed_on")
 GIFT_DIMENSIONS = ("quality", "culture", "packaging", "value")
-PRODUCT_KEY = ("region", "product_id", "evaluation_round")
-PRODUCT_COLUMNS = (
-    *PRODUCT_KEY,
-    "uscc",
-    "product_name",
-    "origin_city",
-    "category",
-    "evaluators",
-    *GIFT_DIMENSIONS,
-    "overall",
-    "rank_in_category",
-    "source_batches",
-)
+PRODUCT_KEY = _PUBLISHED["products"].key
+PRODUCT_COLUMNS = _PUBLISHED["products"].column_names
 _LINEAGE = {"_batch_id": pl.String, "_source_row": pl.Int64}
 # The one filing status that can make a filing valid (schemas/merchants.yaml, ``status``).
 ACTIVE_STATUS = "active"
@@ -96,7 +57,10 @@ STAGED_COLUMNS: dict[str, dict[str, pl.DataType]] = {
         "complaint_id": pl.String,
         "uscc": pl.String,
         "received_on": pl.Date,
+        "category": pl.String,
         "status": pl.String,
+        "resolved_on": pl.Date,
+        "recovered_amount_cny": pl.Float64,
         **_LINEAGE,
     },
     "inspections": {

@@ -1,6 +1,6 @@
-"""The registry's tables from the staged rows in effect: scored merchants and gift products,
-sorted, in their fixed column order. Pure: depends only on the inputs, ``as_of``, the score
-model, the natural keys and the division-code map."""
+"""The registry's tables from the staged rows in effect: scored merchants, gift products and the
+joint complaint analysis, sorted, in their fixed column order. Pure: depends only on the
+inputs, ``as_of``, the score model, the natural keys and the division-code map."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from registry.build.columns import (
     STRING_LIST,
     StagedInputs,
 )
+from registry.build.complaints import complaints_summary
 from registry.build.merchants import (
     complaint_counts,
     inspection_counts,
@@ -33,6 +34,7 @@ class RegistryTables:
 
     merchants: pl.LazyFrame
     products: pl.LazyFrame
+    complaints_summary: pl.LazyFrame
 
 
 def registry_tables(
@@ -42,9 +44,9 @@ def registry_tables(
     division_regions: Mapping[str, str],
     natural_keys: Mapping[str, Sequence[str]],
 ) -> RegistryTables:
-    """The scored merchants table (every published column but the listing dates) and the gift
-    product table, sorted, in their fixed column order. Depends only on ``inputs``, ``as_of``
-    and the model.
+    """The scored merchants table (every published column but the listing dates), the gift
+    product table and the complaints summary, sorted, in their fixed column order. Depends
+    only on ``inputs``, ``as_of`` and the model.
 
     Everything is computed from unrounded inputs, and every published score is rounded once,
     here: the products' dimensions and ``overall``, the merchants' ``gift_score``, and the
@@ -85,4 +87,8 @@ def registry_tables(
     published_products = products.with_columns(
         pl.col(*model.gift_products.dimensions, "overall").round(DECIMALS)
     )
-    return RegistryTables(merchants=merchants, products=published_products)
+    return RegistryTables(
+        merchants=merchants,
+        products=published_products,
+        complaints_summary=complaints_summary(complaints, as_of, model),
+    )

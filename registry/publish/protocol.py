@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from registry import __version__
-from registry.build.changes import CHANGES_CONTRACT_VERSION
-from registry.build.columns import MERCHANTS_CONTRACT_VERSION, PRODUCTS_CONTRACT_VERSION
 from registry.config.contracts import load_contracts
 from registry.config.crashpoints import check_crash_setting, crash_point
+from registry.config.published import load_published_contracts
 from registry.config.score_model import load_score_model
 from registry.config.settings import COUNCIL_TIMEZONE, Settings
 from registry.progress import ProgressCallback
@@ -41,6 +40,7 @@ from registry.publish.tables import TABLE_ORDER, parquet_bytes, snapshot_tables,
 from registry.quality import SuiteResult, registry_results, suite_versions
 from registry.report import write_report
 from registry.snapshot.formats import (
+    ContractEntry,
     FileEntry,
     LatestPointer,
     LogEntry,
@@ -50,7 +50,14 @@ from registry.snapshot.formats import (
 )
 from registry.snapshot.reader import read_latest, read_log_entry
 from registry.storage import AlreadyExists, PreconditionFailed, Storage, probe_capabilities
-from registry.storage.layout import LATEST_KEY, log_key, manifest_key, snapshot_prefix
+from registry.storage.layout import (
+    LATEST_KEY,
+    log_key,
+    manifest_key,
+    snapshot_contract_path,
+    snapshot_prefix,
+    snapshot_table_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -214,10 +221,11 @@ def publish_snapshot(
     if findings:
         raise PIIRefused(findings)
 
-    payloads = {name: parquet_bytes(built.tables[name]) for name in TABLE_ORDER}
+    published = load_published_contracts()
+    payloads = {name: parquet_bytes(built.tables[name], published[name]) for name in TABLE_ORDER}
     files = [
         FileEntry(
-            path=f"{name}.parquet",
+            path=snapshot_table_path(name),
             sha256=sha256_hex(data),
             bytes=len(data),
             rows=built.tables[name].height,
@@ -234,9 +242,19 @@ def publish_snapshot(
 
     step("publish: writing data files", 2, PUBLISH_STAGES)
     for i, (name, data) in enumerate(payloads.items()):
-        _put_once(storage, f"{prefix}{name}.parquet", data)
+        _put_once(storage, prefix + snapshot_table_path(name), data)
         if i == 0:
             crash_point(settings, "after_first_data_file", "publisher")
+    # Each table's contract travels with it: a reader of this snapshot reads the meanings it
+    # was published with, whatever the repository says later.
+    data_contracts = []
+    for name in TABLE_ORDER:
+        contract = published[name]
+        _put_once(storage, prefix + snapshot_contract_path(name), contract.raw)
+        data_contracts.append(ContractEntry(
+            table=name, version=contract.version, path=snapshot_contract_path(name),
+            sha256=sha256_hex(contract.raw), bytes=len(contract.raw),
+        ))
     crash_point(settings, "after_data_files", "publisher")
 
     summary = table_summary(built.tables)
@@ -247,16 +265,14 @@ def publish_snapshot(
         previous_snapshot=previous,
         code_version=__version__,
         contract_versions={name: c.version for name, c in sorted(contracts.items())},
-        output_contract_versions={
-            "merchants": MERCHANTS_CONTRACT_VERSION,
-            "products": PRODUCTS_CONTRACT_VERSION,
-            "changes": CHANGES_CONTRACT_VERSION,
-        },
+        # Major versions, as v1 readers know them; the full versions are in data_contracts.
+        output_contract_versions={name: published[name].major for name in TABLE_ORDER},
         score_model=ScoreModelRef(version=model.model.version, sha256=model.sha256),
         suite_versions=suite_versions(settings),
         input_batches=built.input_batches,
         files=files,
         summary=summary,
+        data_contracts=data_contracts,
     )
     manifest_bytes = manifest.to_json_bytes()
     step("publish: writing the manifest", 3, PUBLISH_STAGES)

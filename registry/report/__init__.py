@@ -1,7 +1,7 @@
 """The per-snapshot HTML report (``reports/{snapshot_id}/index.html``) that council directors
 and engineers look at: headline numbers, trusted merchants by grade and region, the score
-distribution, top changes, each region's data-quality scorecard, gift-product rankings, and
-links to the data docs and the manifest.
+distribution, top changes, each region's data-quality scorecard, gift-product rankings, the
+joint complaint analysis, and links to the data docs and the manifest.
 
 The page is self-contained: the Vega, Vega-Lite and vega-embed runtime that draws the charts is
 inlined (from the bundle ``vl-convert-python`` ships), so it loads nothing from the network and
@@ -24,6 +24,13 @@ report's folder are linked.
 from registry.report.data import (
     GRADE_COLOURS,
     GRADES,
+    complaint_category_labels,
+    complaint_charts,
+    complaints_by_region_and_category,
+    complaints_by_region_and_month,
+    complaints_headline,
+    cross_region_merchants,
+    days_to_resolve,
     gift_rankings,
     headline_numbers,
     region_scorecards,
@@ -41,6 +48,13 @@ __all__ = [
     "GRADES",
     "GRADE_COLOURS",
     "ReportData",
+    "complaint_category_labels",
+    "complaint_charts",
+    "complaints_by_region_and_category",
+    "complaints_by_region_and_month",
+    "complaints_headline",
+    "cross_region_merchants",
+    "days_to_resolve",
     "gift_rankings",
     "headline_numbers",
     "region_scorecards",

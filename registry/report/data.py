@@ -246,7 +246,236 @@ def score_chart_spec(frame: pl.DataFrame, bin_width: int = SCORE_BIN_WIDTH) -> d
     return _spec(chart)
 
 
-def _spec(chart: alt.Chart) -> dict[str, Any]:
+# ---------------------------------------------------------------------------------------------
+# The joint complaint analysis, from the snapshot's complaints_summary table
+
+
+def complaint_category_labels(values: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Each complaint category's label, e.g. ``售后服务 after sales``: the first Chinese word
+    given for it (the complaints_summary contract's meaning of the value) and the code in
+    English words, in the contract's order."""
+    return {
+        code: " ".join([*words[:1], code.replace("_", " ")]) for code, words in values.items()
+    }
+
+
+def complaints_headline(summary: pl.DataFrame) -> dict[str, Any]:
+    """Complaints received in the window, resolved, unresolved, and the yuan recovered."""
+    totals = summary.select(
+        pl.col("received", "resolved", "unresolved").sum(),
+        pl.col("recovered_amount_cny").sum().round(2),
+    ).row(0, named=True)
+    return {
+        "received": int(totals["received"]),
+        "resolved": int(totals["resolved"]),
+        "unresolved": int(totals["unresolved"]),
+        "recovered_amount_cny": float(totals["recovered_amount_cny"]),
+    }
+
+
+def _month_label() -> pl.Expr:
+    return pl.col("month").dt.strftime("%Y-%m").alias("month")
+
+
+def _region_rank(region_codes: Sequence[str]) -> pl.Expr:
+    """Sort key: the configured order of regions, others after them."""
+    return pl.col("region").replace_strict(
+        {code: i for i, code in enumerate(region_codes)}, default=len(region_codes),
+        return_dtype=pl.Int64)
+
+
+def complaints_by_region_and_month(summary: pl.DataFrame, region_codes: Sequence[str]
+                                   ) -> pl.DataFrame:
+    """Per region and month (``YYYY-MM``): complaints ``received`` and, of those, ``resolved``;
+    every category together. Regions in ``region_codes`` order, then months."""
+    return (
+        summary.group_by("region", "month")
+        .agg(pl.col("received", "resolved").sum())
+        .sort(_region_rank(region_codes), "region", "month")
+        .select("region", _month_label(), "received", "resolved")
+    )
+
+
+def complaints_by_region_and_category(
+    summary: pl.DataFrame, region_codes: Sequence[str], categories: Sequence[str]
+) -> pl.DataFrame:
+    """Per region and category, over the whole window: ``received``, ``resolved`` and
+    ``recovered_amount_cny``. Regions in ``region_codes`` order, categories in ``categories``
+    order (the contract's)."""
+    rank = pl.col("category").replace_strict(
+        {c: i for i, c in enumerate(categories)}, default=len(categories), return_dtype=pl.Int64)
+    return (
+        summary.group_by("region", "category")
+        .agg(pl.col("received", "resolved").sum(),
+             pl.col("recovered_amount_cny").sum().round(2))
+        .sort(_region_rank(region_codes), "region", rank, "category")
+    )
+
+
+def days_to_resolve(summary: pl.DataFrame, region_codes: Sequence[str]) -> pl.DataFrame:
+    """The rows with a resolved complaint: ``region``, ``category``, ``month`` (``YYYY-MM``),
+    ``median_days_to_resolve`` and ``resolved``. Medians are not added up across months or
+    categories: each point of the chart is one published row."""
+    return (
+        summary.filter(pl.col("median_days_to_resolve").is_not_null())
+        .sort(_region_rank(region_codes), "region", "month", "category")
+        .select("region", "category", _month_label(), "median_days_to_resolve", "resolved")
+    )
+
+
+def cross_region_merchants(summary: pl.DataFrame, region_codes: Sequence[str]) -> pl.DataFrame:
+    """Per region and month (``YYYY-MM``): ``merchants`` named in the region's complaints that
+    were also named in another region's, added up over the categories (a merchant named in two
+    categories counts in each), and ``named``, every merchant named, the same way."""
+    return (
+        summary.group_by("region", "month")
+        .agg(pl.col("merchants_named_in_other_regions").sum().alias("merchants"),
+             pl.col("merchants_named").sum().alias("named"))
+        .sort(_region_rank(region_codes), "region", "month")
+        .select("region", _month_label(), "merchants", "named")
+    )
+
+
+def _labelled(frame: pl.DataFrame, column: str, labels: Mapping[str, str], alias: str
+              ) -> pl.DataFrame:
+    return frame.with_columns(
+        pl.col(column).replace_strict(dict(labels), default=pl.col(column), return_dtype=pl.String)
+        .alias(alias))
+
+
+def complaint_charts(
+    summary: pl.DataFrame,
+    region_labels: Mapping[str, str],
+    category_labels: Mapping[str, str],
+) -> dict[str, dict[str, Any]]:
+    """The chart specs of the joint complaint analysis, by name: received and resolved per
+    region by month, categories per region, median days to resolve, yuan recovered, and the
+    merchants also named in another region. ``region_labels`` (code -> label) gives the regions'
+    order, ``category_labels`` (code -> label, :func:`complaint_category_labels`) the
+    categories'. No chart for an empty summary."""
+    if summary.is_empty():
+        return {}
+    regions = list(region_labels)
+    region_order = list(region_labels.values())
+    category_order = list(category_labels.values())
+    region_axis = alt.X("region_label:N", title="地区 Region", sort=region_order,
+                        axis=alt.Axis(labelAngle=0))
+    category_colour = alt.Color("category_label:N", title="投诉类别 Category",
+                                sort=category_order,
+                                scale=alt.Scale(domain=category_order, scheme="tableau10"),
+                                legend=alt.Legend(orient="bottom", columns=3))
+    region_colour = alt.Color("region_label:N", title="地区 Region", sort=region_order,
+                              scale=alt.Scale(domain=region_order, scheme="set2"))
+
+    monthly = _labelled(complaints_by_region_and_month(summary, regions), "region",
+                        region_labels, "region_label").unpivot(
+        index=["region", "region_label", "month"], on=["received", "resolved"],
+        variable_name="measure", value_name="complaints",
+    ).with_columns(pl.col("measure").replace_strict(_MEASURE_LABELS).alias("measure_label"))
+    measure_order = list(_MEASURE_LABELS.values())
+    monthly_chart = (
+        alt.Chart(monthly)
+        .mark_bar()
+        .encode(
+            x=alt.X("month:O", title="受理月份 Month received", axis=alt.Axis(labelAngle=0)),
+            xOffset=alt.XOffset("measure_label:N", sort=measure_order),
+            y=alt.Y("complaints:Q", title="投诉 Complaints",
+                    axis=_count_axis(monthly.get_column("complaints"))),
+            color=alt.Color("measure_label:N", title="", sort=measure_order,
+                            scale=alt.Scale(domain=measure_order,
+                                            range=list(_MEASURE_COLOURS))),
+            tooltip=["region_label:N", "month:O", "measure_label:N", "complaints:Q"],
+        )
+        .properties(width=220, height=160)
+        .facet(facet=alt.Facet("region_label:N", title=None, sort=region_order), columns=2,
+               title="受理与办结（按地区、月份） Received and resolved by region and month")
+    )
+
+    by_category = _labelled(_labelled(
+        complaints_by_region_and_category(summary, regions, list(category_labels)),
+        "region", region_labels, "region_label"), "category", category_labels, "category_label"
+    ).with_columns(  # stacked in the contract's order of categories
+        pl.col("category").replace_strict(
+            {c: i for i, c in enumerate(category_labels)}, default=len(category_labels),
+            return_dtype=pl.Int64).alias("category_rank"))
+    totals = by_category.group_by("region").agg(pl.col("received").sum())
+    categories_chart = (
+        alt.Chart(by_category, title="投诉类别（按地区） Complaint categories by region")
+        .mark_bar()
+        .encode(
+            x=region_axis,
+            y=alt.Y("sum(received):Q", title="投诉 Complaints",
+                    axis=_count_axis(totals.get_column("received"))),
+            color=category_colour,
+            order=alt.Order("category_rank:Q"),
+            tooltip=["region_label:N", "category_label:N", "received:Q", "resolved:Q"],
+        )
+        .properties(width=360, height=220)
+    )
+    recovered_chart = (
+        alt.Chart(by_category, title="挽回经济损失（按地区、类别） Amounts recovered by region "
+                                     "and category")
+        .mark_bar()
+        .encode(
+            x=region_axis,
+            y=alt.Y("sum(recovered_amount_cny):Q", title="挽回经济损失（元） Recovered (CNY)",
+                    axis=alt.Axis(format=",.2f")),
+            color=category_colour,
+            order=alt.Order("category_rank:Q"),
+            tooltip=["region_label:N", "category_label:N",
+                     alt.Tooltip("recovered_amount_cny:Q", format=",.2f")],
+        )
+        .properties(width=360, height=220)
+    )
+
+    days = _labelled(_labelled(days_to_resolve(summary, regions), "region", region_labels,
+                               "region_label"), "category", category_labels, "category_label")
+    days_chart = (
+        alt.Chart(days, title="办结天数中位数 Median days to resolve")
+        .mark_circle(opacity=0.8)
+        .encode(
+            x=alt.X("month:O", title="受理月份 Month received", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("median_days_to_resolve:Q", title="天 Days"),
+            color=region_colour,
+            size=alt.Size("resolved:Q", title="办结 Resolved", legend=None),
+            tooltip=["region_label:N", "category_label:N", "month:O",
+                     "median_days_to_resolve:Q", "resolved:Q"],
+        )
+        .properties(width=360, height=220)
+    )
+
+    cross = _labelled(cross_region_merchants(summary, regions), "region", region_labels,
+                      "region_label")
+    cross_chart = (
+        alt.Chart(cross, title="被多个地区投诉的商户 Merchants named in more than one region")
+        .mark_bar()
+        .encode(
+            x=alt.X("month:O", title="受理月份 Month received", axis=alt.Axis(labelAngle=0)),
+            xOffset=alt.XOffset("region_label:N", sort=region_order),
+            y=alt.Y("merchants:Q", title="商户 Merchants",
+                    axis=_count_axis(cross.get_column("merchants")),
+                    # Whole ticks up to at least 1, even when no merchant is named twice.
+                    scale=alt.Scale(domainMin=0,
+                                    domainMax=max(1, int(cross["merchants"].max() or 0)))),
+            color=region_colour,
+            tooltip=["region_label:N", "month:O", "merchants:Q", "named:Q"],
+        )
+        .properties(width=360, height=220)
+    )
+    return {
+        "complaints_monthly": _spec(monthly_chart),
+        "complaints_categories": _spec(categories_chart),
+        "complaints_days": _spec(days_chart),
+        "complaints_recovered": _spec(recovered_chart),
+        "complaints_cross_region": _spec(cross_chart),
+    }
+
+
+_MEASURE_LABELS = {"received": "受理 received", "resolved": "办结 resolved"}
+_MEASURE_COLOURS = ("#4c78a8", "#1b7837")
+
+
+def _spec(chart: alt.Chart | alt.FacetChart) -> dict[str, Any]:
     spec = chart.to_dict()
     # The schema URL is an identifier, never fetched; dropping it keeps the page free of URLs.
     spec.pop("$schema", None)

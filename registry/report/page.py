@@ -33,8 +33,13 @@ class ReportData:
     scorecards: list[dict[str, Any]]
     gifts: pl.DataFrame
     manifest_link: str
+    # The snapshot's data dictionary: what each published column means.
+    dictionary_link: str | None = None
     data_docs_links: list[str] = field(default_factory=list)
     charts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The joint complaint analysis' totals (registry.report.data.complaints_headline); None for
+    # a snapshot published before it existed. Its charts are in ``charts``.
+    complaints: dict[str, Any] | None = None
 
 
 @cache

@@ -1,5 +1,6 @@
 """The report's I/O edge: :func:`report_data` reads a snapshot and the batch ledger,
-:func:`write_report` writes the page under the snapshot's report folder."""
+:func:`write_report` writes the page and the data dictionary under the snapshot's report
+folder."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ import logging
 import polars as pl
 
 from registry import ledger
+from registry.config.published import (
+    PublishedContract,
+    load_published_contracts,
+    parse_published_contract,
+)
 from registry.config.regions import load_regions
 from registry.config.settings import Settings
 from registry.progress import ProgressCallback
 from registry.report.data import (
+    complaint_category_labels,
+    complaint_charts,
+    complaints_headline,
     gift_rankings,
     headline_numbers,
     region_scorecards,
@@ -22,11 +31,13 @@ from registry.report.data import (
     trusted_by_region_and_grade,
     trusted_chart_spec,
 )
+from registry.report.dictionary import data_dictionary_html
 from registry.report.page import ReportData, report_html
 from registry.snapshot.reader import Snapshot, SnapshotError, open_snapshot
 from registry.storage import Storage
 from registry.storage.layout import (
     PAGE_FILE,
+    dictionary_key,
     manifest_key,
     report_key,
     report_prefix,
@@ -58,6 +69,22 @@ def _data_docs_links(storage: Storage, snapshot_id: str) -> list[str]:
     )
 
 
+def _complaints(storage: Storage, settings: Settings, snapshot: Snapshot,
+                region_labels: dict[str, str]) -> tuple[dict | None, dict[str, dict]]:
+    """The joint complaint analysis' headline numbers and charts; ``(None, {})`` for a snapshot
+    published before the table existed."""
+    try:
+        frame = snapshot.complaints_summary
+    except SnapshotError:
+        return None, {}
+    summary = storage.retried_read(snapshot_prefix(snapshot.snapshot_id), frame.collect)
+    # The words of the table's own contract, as its data dictionary shows them.
+    category = next(c for c in load_published_contracts()["complaints_summary"].columns
+                    if c.name == "category")
+    labels = complaint_category_labels({v.value: [v.description_zh] for v in category.values})
+    return complaints_headline(summary), complaint_charts(summary, region_labels, labels)
+
+
 def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = None
                 ) -> ReportData:
     """Read snapshot ``snapshot_id`` (latest by default; checksums verified) and the batch
@@ -76,6 +103,7 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
     labels = {code: f"{r.name_zh} {r.name_en}" for code, r in regions.regions.items()}
     trusted = trusted_by_region_and_grade(merchants, list(regions.regions))
     scores = score_distribution(merchants)
+    complaints, complaints_charts = _complaints(storage, settings, snapshot, labels)
     own = report_key(manifest.snapshot_id)
     return ReportData(
         snapshot_id=manifest.snapshot_id,
@@ -95,12 +123,35 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
         ),
         gifts=gift_rankings(storage.retried_read(where, snapshot.products.collect)),
         manifest_link=relative_link(own, manifest_key(manifest.snapshot_id)),
+        dictionary_link=relative_link(own, dictionary_key(manifest.snapshot_id)),
         data_docs_links=_data_docs_links(storage, manifest.snapshot_id),
         charts={
             "trusted": trusted_chart_spec(trusted, labels),
             "scores": score_chart_spec(scores),
+            **complaints_charts,
         },
+        complaints=complaints,
     )
+
+
+def _dictionary_contracts(storage: Storage, snapshot_id: str) -> list[PublishedContract]:
+    """The contracts of the tables snapshot ``snapshot_id`` has, in the order of its files, as
+    it carries them; the registry's own for a snapshot published before snapshots carried their
+    contracts."""
+    snapshot = open_snapshot(storage, snapshot_id, verify=False)
+    files = [entry.path for entry in snapshot.manifest.files]
+    contracts = []
+    for table, own in load_published_contracts().items():
+        try:
+            position = files.index(snapshot.manifest.file(table).path)
+        except SnapshotError:
+            continue  # a table added after this snapshot was published
+        try:
+            contract = parse_published_contract(snapshot.contract(table).encode("utf-8"), table)
+        except SnapshotError:
+            contract = own
+        contracts.append((position, contract))
+    return [contract for _, contract in sorted(contracts, key=lambda pair: pair[0])]
 
 
 def write_report(
@@ -111,8 +162,8 @@ def write_report(
     progress: ProgressCallback | None = None,
 ) -> str:
     """Build the report of snapshot ``snapshot_id`` (latest by default) and write it to
-    ``reports/{snapshot_id}/index.html``, replacing an earlier build. Returns the key.
-    ``progress`` hears of each of its three stages."""
+    ``reports/{snapshot_id}/index.html``, and its data dictionary beside it, replacing an
+    earlier build. Returns the report's key. ``progress`` hears of each of its three stages."""
     step = progress or (lambda _description, _done, _total: None)
     step("report: reading the snapshot and batch records", 0, 3)
     data = report_data(storage, settings, snapshot_id)
@@ -121,6 +172,9 @@ def write_report(
     key = report_key(data.snapshot_id)
     step("report: writing", 2, 3)
     storage.write_bytes(key, page.encode("utf-8"))
+    dictionary = data_dictionary_html(_dictionary_contracts(storage, data.snapshot_id),
+                                      data.snapshot_id)
+    storage.write_bytes(dictionary_key(data.snapshot_id), dictionary.encode("utf-8"))
     step("report: written", 3, 3)
     log.info("wrote report %s", key)
     return key

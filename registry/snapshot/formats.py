@@ -15,7 +15,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-MANIFEST_FORMAT = "yrd-registry-snapshot/1"
+from registry.storage.layout import snapshot_table_path
+
+# Format 2 adds the data contracts a snapshot carries (``data_contracts``). Format 1 manifests,
+# written before, still read: they carry none.
+MANIFEST_FORMAT = "yrd-registry-snapshot/2"
+MANIFEST_FORMATS = ("yrd-registry-snapshot/1", MANIFEST_FORMAT)
 
 
 class SnapshotError(Exception):
@@ -49,6 +54,17 @@ class FileEntry(_Model):
     rows: int
 
 
+class ContractEntry(_Model):
+    """The ODCS data contract of a published table, as the snapshot carries it: ``path`` is
+    relative to the snapshot folder (``contracts/{table}.odcs.yaml``)."""
+
+    table: str
+    version: str
+    path: str
+    sha256: str
+    bytes: int
+
+
 class ScoreModelRef(_Model):
     version: int
     sha256: str
@@ -57,7 +73,7 @@ class ScoreModelRef(_Model):
 class Manifest(_Model):
     """``registry/snapshots/{id}/_manifest.json``: written after the data files."""
 
-    format: Literal["yrd-registry-snapshot/1"] = MANIFEST_FORMAT
+    format: Literal["yrd-registry-snapshot/1", "yrd-registry-snapshot/2"] = MANIFEST_FORMAT
     snapshot_id: str
     as_of: date
     published_at: datetime
@@ -70,12 +86,22 @@ class Manifest(_Model):
     input_batches: list[str]
     files: list[FileEntry]
     summary: dict[str, dict[str, int]]
+    data_contracts: list[ContractEntry] = []
 
     def file(self, table: str) -> FileEntry:
         for entry in self.files:
-            if entry.path == f"{table}.parquet":
+            if entry.path == snapshot_table_path(table):
                 return entry
         raise SnapshotError(f"snapshot {self.snapshot_id} has no table {table!r}")
+
+    def data_contract(self, table: str) -> ContractEntry:
+        for entry in self.data_contracts:
+            if entry.table == table:
+                return entry
+        raise SnapshotError(
+            f"snapshot {self.snapshot_id} carries no data contract for {table!r}"
+            + ("" if self.data_contracts else " (published before snapshots carried them)")
+        )
 
 
 class LogEntry(_Model):

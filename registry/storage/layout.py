@@ -112,6 +112,16 @@ def snapshot_prefix(snapshot_id: str) -> str:
     return f"{SNAPSHOTS_PREFIX}{snapshot_id}/"
 
 
+def snapshot_table_path(table: str) -> str:
+    """A published table's data file, relative to its snapshot folder."""
+    return f"{table}.parquet"
+
+
+def snapshot_contract_path(table: str) -> str:
+    """The copy of a published table's ODCS contract, relative to its snapshot folder."""
+    return f"contracts/{table}.odcs.yaml"
+
+
 def manifest_key(snapshot_id: str) -> str:
     return f"{SNAPSHOTS_PREFIX}{snapshot_id}/_manifest.json"
 
@@ -127,6 +137,12 @@ def report_prefix(snapshot_id: str) -> str:
 def report_key(snapshot_id: str) -> str:
     """A snapshot's HTML report."""
     return report_prefix(snapshot_id) + PAGE_FILE
+
+
+def dictionary_key(snapshot_id: str) -> str:
+    """A snapshot's data dictionary (its tables' contracts as one page), beside its report. Not
+    an ``index.html``: the report links those as Data Docs sites."""
+    return report_prefix(snapshot_id) + "dictionary.html"
 
 
 def batch_docs_prefix(dataset: str, region: str, batch_id: str) -> str:

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from contract_checks import table_failures
 
 from registry import ledger
+from registry.config.published import load_published_contracts
 from registry.config.regions import load_regions
 from registry.config.settings import PROJECT_ROOT
 from registry.snapshot.reader import open_snapshot, verify_snapshot
@@ -77,6 +79,10 @@ def test_demo_on_local_storage(tmp_path):
     storage = LocalStorage(root)
     _assert_demo_published(storage, first.stdout)
     assert (root / "reports").is_dir()
+    # Every table passes `datacontract test` against its published contract on realistic data.
+    snap = open_snapshot(storage)
+    for table, contract in load_published_contracts().items():
+        assert table_failures(contract.raw, root / snap.key(table)) == [], table
     uploads = [i.key for i in storage.list(landing_prefix("SH", "merchants"))]
     assert len(uploads) == 1 and "/demo-" in uploads[0]
 

@@ -49,12 +49,13 @@ def test_whole_publication_path(staged: Storage, settings):
     first = publish_snapshot(staged, settings, as_of=AS_OF)
 
     assert first.seq == 1 and first.previous_snapshot is None
-    assert first.rows == {"merchants": 4, "products": 1, "changes": 4}
+    assert first.rows == {"merchants": 4, "products": 1, "changes": 4, "complaints_summary": 1}
     assert first.changes == {"added": 4}
     manifest = json.loads(staged.read_bytes(manifest_key(first.snapshot_id)))
     assert [f["path"] for f in manifest["files"]] == [
-        "merchants.parquet", "products.parquet", "changes.parquet",
+        "merchants.parquet", "products.parquet", "changes.parquet", "complaints_summary.parquet",
     ]
+    assert manifest["output_contract_versions"]["complaints_summary"] == 1
     assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in manifest["files"])
     assert manifest["as_of"] == "2026-11-30"
     assert manifest["score_model"]["version"] == 1
@@ -79,6 +80,10 @@ def test_whole_publication_path(staged: Storage, settings):
     assert revoked["regions"] == ["SH"]  # AH's revoked filing only disqualifies
     assert merchants.filter(pl.col("trusted")).height == 3
     assert merchants.get_column("first_listed_on").to_list() == [AS_OF] * 4
+    # SH's one complaint, still unresolved, in the joint complaint analysis.
+    complaints = snap.complaints_summary.collect()
+    assert complaints.select("region", "category", "month", "received", "unresolved").rows() == [
+        ("SH", "quality", date(2026, 6, 1), 1, 1)]
 
     # A month later a council files one more merchant and a complaint ages nothing out yet.
     later = AS_OF + timedelta(days=30)
@@ -134,7 +139,7 @@ def test_same_inputs_and_as_of_give_byte_identical_data_files(tmp_path, settings
         for s, r in zip(stores, results, strict=True)
     ]
     assert files[0] == files[1]
-    for name in ("merchants", "products", "changes"):
+    for name in ("merchants", "products", "changes", "complaints_summary"):
         a, b = (s.read_bytes(f"{SNAPSHOTS_PREFIX}{r.snapshot_id}/{name}.parquet")
                 for s, r in zip(stores, results, strict=True))
         assert a == b

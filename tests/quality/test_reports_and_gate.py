@@ -92,7 +92,7 @@ def test_data_docs_and_scorecards_are_in_storage_after_a_run(storage: Storage) -
     assert data.data_docs_links == ["data_docs/merchants/index.html",
                                     "data_docs/products/index.html"]
     versions = open_snapshot(storage).manifest.suite_versions
-    assert versions["registry_merchants"].startswith("1.0.0+")
+    assert versions["registry_merchants"].startswith("1.1.0+")
 
 
 def test_the_next_run_shows_the_trend(tmp_path) -> None:

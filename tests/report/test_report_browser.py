@@ -69,16 +69,21 @@ def test_rendered_page_shows_regions_snapshot_and_drawn_charts(chromium, page_ur
     assert world.second.snapshot_id in dom
     for name in REGION_NAMES:
         assert name in dom
-    for name in ("trusted", "scores"):
+    marks = {"trusted": "rect", "scores": "rect", "complaints_monthly": "rect",
+             "complaints_categories": "rect", "complaints_days": "symbol",
+             "complaints_recovered": "rect", "complaints_cross_region": "rect"}
+    for name, mark in marks.items():
         chart = _chart(dom, name)
         # vega-embed marks success on the element; the SVG holds the drawn bars and axes.
         assert re.search(r'data-rendered="true"', dom[dom.index(f'id="chart-{name}"') - 200:
                                                       dom.index(f'id="chart-{name}"') + 200])
         assert "<svg" in chart and 'class="marks"' in chart
-        assert "mark-rect" in chart and re.search(r"<path[^>]+d=\"M", chart)
+        assert f"mark-{mark}" in chart and re.search(r"<path[^>]+d=\"M", chart), name
     # The region axis is drawn from the data: labels come out of the chart itself.
     trusted = _chart(dom, "trusted")
     assert "上海市 Shanghai" in trusted and "安徽省 Anhui" in trusted
+    # So are the complaint categories, in words.
+    assert "商品质量 quality" in _chart(dom, "complaints_categories")
 
 
 def test_screenshot_is_not_blank_and_shows_the_grade_colours(chromium, page_url, tmp_path):

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, date, datetime
+from html import unescape
 
 import polars as pl
 from staged_rows import batch_record
 
+from registry.config.published import load_published_contracts
 from registry.config.regions import load_regions
 from registry.config.settings import Settings
 from registry.ledger import BatchRecord
 from registry.report import (
     ReportData,
+    complaint_category_labels,
+    complaint_charts,
+    complaints_by_region_and_category,
+    complaints_by_region_and_month,
+    complaints_headline,
+    cross_region_merchants,
+    days_to_resolve,
     gift_rankings,
     headline_numbers,
     region_scorecards,
@@ -196,3 +207,132 @@ def test_count_axes_tick_whole_merchants():
     assert axis["values"] == [0, 1, 2]  # SH has two trusted merchants: no 0.5 ticks
     scores = score_distribution(LISTED)
     assert score_chart_spec(scores)["encoding"]["y"]["axis"]["values"] == [0, 1, 2]
+
+
+# The joint complaint analysis
+
+
+def summary(*rows: tuple) -> pl.DataFrame:
+    """complaints_summary rows: region, category, month, received, resolved, median days,
+    recovered, merchants named, of which named in other regions."""
+    frame = pl.DataFrame(
+        rows, orient="row",
+        schema={"region": pl.String, "category": pl.String, "month": pl.Date,
+                "received": pl.Int64, "resolved": pl.Int64,
+                "median_days_to_resolve": pl.Float64, "recovered_amount_cny": pl.Float64,
+                "merchants_named": pl.Int64, "merchants_named_in_other_regions": pl.Int64},
+    )
+    return frame.with_columns((pl.col("received") - pl.col("resolved")).alias("unresolved"))
+
+
+JUNE, JULY = date(2026, 6, 1), date(2026, 7, 1)
+COMPLAINTS = summary(
+    ("SH", "quality", JUNE, 3, 2, 4.0, 100.1, 2, 1),
+    ("SH", "price", JUNE, 1, 0, None, 0.0, 1, 1),
+    ("SH", "quality", JULY, 1, 1, 9.0, 0.2, 1, 0),
+    ("AH", "after_sales", JULY, 2, 1, 12.5, 50.0, 2, 1),
+    ("JS", "other", JUNE, 1, 0, None, 0.0, 1, 0),
+)
+REGION_LABELS = {c: f"{r.name_zh} {r.name_en}" for c, r in REGIONS.regions.items()}
+_CATEGORY = next(c for c in load_published_contracts()["complaints_summary"].columns
+                 if c.name == "category")
+CATEGORY_LABELS = complaint_category_labels({v.value: [v.description_zh]
+                                             for v in _CATEGORY.values})
+
+
+def test_complaint_categories_are_labelled_in_words_from_the_contract():
+    assert CATEGORY_LABELS == {
+        "quality": "商品质量 quality", "safety": "安全问题 safety",
+        "after_sales": "售后服务 after sales", "false_advertising": "虚假宣传 false advertising",
+        "contract": "合同纠纷 contract", "price": "价格问题 price", "other": "其他 other",
+    }
+
+
+def test_complaint_totals_add_up_the_window():
+    assert complaints_headline(COMPLAINTS) == {
+        "received": 8, "resolved": 4, "unresolved": 4, "recovered_amount_cny": 150.3}
+    assert complaints_headline(COMPLAINTS.clear())["received"] == 0
+
+
+def test_received_and_resolved_per_region_and_month_in_region_order():
+    frame = complaints_by_region_and_month(COMPLAINTS, list(REGIONS.regions))
+    assert frame.rows() == [("SH", "2026-06", 4, 2), ("SH", "2026-07", 1, 1),
+                            ("JS", "2026-06", 1, 0), ("AH", "2026-07", 2, 1)]
+
+
+def test_categories_and_amounts_per_region_in_contract_order():
+    frame = complaints_by_region_and_category(COMPLAINTS, list(REGIONS.regions),
+                                              list(CATEGORY_LABELS))
+    assert frame.select("region", "category", "received", "recovered_amount_cny").rows() == [
+        ("SH", "quality", 4, 100.3), ("SH", "price", 1, 0.0), ("JS", "other", 1, 0.0),
+        ("AH", "after_sales", 2, 50.0)]
+
+
+def test_medians_are_shown_per_published_row_never_added_up():
+    frame = days_to_resolve(COMPLAINTS, list(REGIONS.regions))
+    assert frame.select("region", "month", "median_days_to_resolve").rows() == [
+        ("SH", "2026-06", 4.0), ("SH", "2026-07", 9.0), ("AH", "2026-07", 12.5)]
+
+
+def test_merchants_named_in_other_regions_per_region_and_month():
+    frame = cross_region_merchants(COMPLAINTS, list(REGIONS.regions))
+    assert frame.rows() == [("SH", "2026-06", 2, 3), ("SH", "2026-07", 0, 1),
+                            ("JS", "2026-06", 0, 1), ("AH", "2026-07", 1, 2)]
+
+
+def test_complaint_charts_use_words_not_codes_and_whole_counts():
+    charts = complaint_charts(COMPLAINTS, REGION_LABELS, CATEGORY_LABELS)
+    assert list(charts) == ["complaints_monthly", "complaints_categories", "complaints_days",
+                            "complaints_recovered", "complaints_cross_region"]
+    text = json.dumps(charts, ensure_ascii=False)
+    for words in ("受理 received", "办结 resolved", "售后服务 after sales", "上海市 Shanghai",
+                  "安徽省 Anhui", "Median days to resolve",
+                  "Merchants named in more than one region", "Recovered (CNY)"):
+        assert words in text, words
+    values = [v for d in charts["complaints_categories"]["datasets"].values() for v in d]
+    assert {v["category_label"] for v in values} == {
+        "商品质量 quality", "价格问题 price", "其他 other", "售后服务 after sales"}
+    assert charts["complaints_categories"]["encoding"]["y"]["axis"]["values"] == [0, 1, 2, 3,
+                                                                                 4, 5]
+    assert charts["complaints_cross_region"]["encoding"]["y"]["axis"]["values"] == [0, 1, 2]
+    assert complaint_charts(COMPLAINTS.clear(), REGION_LABELS, CATEGORY_LABELS) == {}
+
+
+def report_with_complaints(complaints: pl.DataFrame | None) -> str:
+    empty = merchants()
+    data = ReportData(
+        snapshot_id="S1", as_of="2026-11-30", published_at="now", previous_snapshot=None,
+        code_version="0", score_model_version=1, headline=headline_numbers(empty, changes()),
+        regions=[], trusted=trusted_by_region_and_grade(empty, ["SH"]),
+        scores=score_distribution(empty), changes=top_changes(changes(), empty),
+        scorecards=[], gifts=pl.DataFrame(), manifest_link="m.json",
+        charts={"trusted": {}, "scores": {}, **(
+            {} if complaints is None
+            else complaint_charts(complaints, REGION_LABELS, CATEGORY_LABELS))},
+        complaints=None if complaints is None else complaints_headline(complaints),
+    )
+    return report_html(data, runtime="/* runtime */")
+
+
+def section(page: str) -> str:
+    html = page.split('<section id="complaints">')[1].split("</section>")[0]
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def test_the_page_shows_the_complaint_section_with_its_charts():
+    page = report_with_complaints(COMPLAINTS)
+    text = section(page)
+    assert "投诉联合分析 Joint complaint analysis" in text
+    assert "受理投诉 Complaints received 8 已办结 resolved 4 · 未办结 unresolved 4" in text
+    assert "挽回经济损失（元） Recovered for consumers (CNY) 150.30" in text
+    for name in ("complaints_monthly", "complaints_categories", "complaints_days",
+                 "complaints_recovered", "complaints_cross_region"):
+        assert f'data-chart="{name}"' in page and f'id="spec-{name}"' in page
+
+
+def test_the_page_says_when_there_is_no_complaint_or_no_analysis_yet():
+    assert "No council received a complaint in the score model's window." in section(
+        report_with_complaints(COMPLAINTS.clear()))
+    older = report_with_complaints(None)
+    assert "published before the joint complaint analysis existed" in section(older)
+    assert 'data-chart="complaints_monthly"' not in older

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import date
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -97,6 +98,9 @@ def test_report_links_resolve_next_to_the_report(world: World):
     assert not link.startswith("/")
     assert (folder / link).resolve().name == "_manifest.json"
     assert (folder / link).is_file()
+    dictionary = re.search(r'id="dictionary-link" href="([^"]+)"', page).group(1)
+    assert (folder / dictionary).is_file()
+    assert "verdict" in (folder / dictionary).read_text(encoding="utf-8")
 
 
 def test_report_contains_no_personal_data(world: World):
@@ -138,6 +142,25 @@ def test_report_shows_the_snapshot_regions_changes_quality_and_gifts(world: Worl
     headline = " ".join(re.sub(r"<[^>]+>", " ", section).split())
     assert re.search(r"Merchants listed 2 -3 ", headline), headline
     assert re.search(r"Trusted merchants 2 -3 ", headline), headline
+
+
+def test_report_shows_the_joint_complaint_analysis(world: World):
+    """Zhejiang's file has three accepted complaints from May 2024, inside the window of both
+    snapshots: one about quality resolved in 14 days with 1,200.50 yuan recovered, one about
+    after-sales service in progress, one other resolved in 20 days."""
+    page = page_of(world, world.second.snapshot_id)
+    section = page.split('id="complaints"')[1].split("</section>")[0]
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", section)).split())
+    assert "投诉联合分析 Joint complaint analysis" in text
+    assert "Complaints received 3 已办结 resolved 2 · 未办结 unresolved 1" in text
+    assert "Recovered for consumers (CNY) 1,200.50" in text
+    for name in ("complaints_monthly", "complaints_categories", "complaints_days",
+                 "complaints_recovered", "complaints_cross_region"):
+        assert f'id="spec-{name}"' in section
+    # Category words, not codes, in the charts' data.
+    for words in ("商品质量 quality", "售后服务 after sales", "其他 other", "浙江省 Zhejiang"):
+        assert words in section
+    assert '"after_sales"' in section and '"category_label": "售后服务 after sales"' in section
 
 
 def test_data_docs_found_beside_the_report_are_linked(tmp_path):

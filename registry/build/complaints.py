@@ -1,0 +1,81 @@
+"""The joint complaint analysis (``complaints_summary.parquet``, docs/architecture.md §10.6):
+complaints received by the four councils, per region, category and month, with how many were
+resolved, how fast, what was recovered, and how many of the merchants named were also named in
+another region. A pure function of a LazyFrame; no personal column is read."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from registry.build.merchants import in_window
+from registry.config.score_model import ScoreModel
+
+# The one complaint status that closes a complaint (schemas/complaints.yaml, ``status``); every
+# other status is unresolved, as the score model's ``unresolved_statuses`` say.
+RESOLVED_STATUS = "resolved"
+COMPLAINTS_SUMMARY_KEY = ("region", "category", "month")
+# The published columns in their order, as contracts/complaints_summary.odcs.yaml has them (the
+# publisher refuses a table that differs from its contract).
+COMPLAINTS_SUMMARY_SCHEMA: dict[str, pl.DataType] = {
+    "region": pl.String(),
+    "category": pl.String(),
+    "month": pl.Date(),
+    "received": pl.Int64(),
+    "resolved": pl.Int64(),
+    "unresolved": pl.Int64(),
+    "median_days_to_resolve": pl.Float64(),
+    "recovered_amount_cny": pl.Float64(),
+    "merchants_named": pl.Int64(),
+    "merchants_named_in_other_regions": pl.Int64(),
+}
+COMPLAINTS_SUMMARY_COLUMNS = tuple(COMPLAINTS_SUMMARY_SCHEMA)
+# Amounts are yuan to the fen: the sum is rounded to it, so that no floating-point noise from
+# the order of summation reaches the published file.
+AMOUNT_DECIMALS = 2
+
+
+def complaints_summary(complaints: pl.LazyFrame, as_of: date, model: ScoreModel
+                       ) -> pl.LazyFrame:
+    """One row per region, category and month (the first day of the month received) of the
+    complaints received in the score model's window ``(as_of - window_days, as_of]``, sorted
+    by region, category and month.
+
+    ``complaints`` holds the current row of every complaint (see
+    :func:`~registry.build.merchants.latest_rows`): a complaint restated as resolved in a later
+    batch counts once, as resolved. ``resolved`` counts status ``resolved`` and ``unresolved``
+    every other status. ``median_days_to_resolve`` is the median of ``resolved_on -
+    received_on`` over the resolved complaints (null when none is). ``recovered_amount_cny``
+    sums the amounts reported (0 when none is). ``merchants_named`` counts the distinct USCCs
+    of the row's complaints, and ``merchants_named_in_other_regions`` those of them named in
+    complaints received by more than one region in the window."""
+    resolved = pl.col("status") == RESOLVED_STATUS
+    received = complaints.filter(in_window("received_on", as_of, model.window_days)).select(
+        "region", "category", "uscc", "received_on", "status", "resolved_on",
+        "recovered_amount_cny",
+    )
+    across_regions = (
+        received.group_by("uscc")
+        .agg((pl.col("region").n_unique() > 1).alias("_in_other_regions"))
+    )
+    days = (pl.col("resolved_on") - pl.col("received_on")).dt.total_days()
+    return (
+        received.join(across_regions, on="uscc", how="left")
+        .with_columns(pl.col("received_on").dt.truncate("1mo").alias("month"))
+        .group_by(COMPLAINTS_SUMMARY_KEY)
+        .agg(
+            pl.len().alias("received"),
+            resolved.sum().alias("resolved"),
+            (~resolved).sum().alias("unresolved"),
+            days.filter(resolved).median().alias("median_days_to_resolve"),
+            pl.col("recovered_amount_cny").sum().round(AMOUNT_DECIMALS)
+            .alias("recovered_amount_cny"),
+            pl.col("uscc").n_unique().alias("merchants_named"),
+            pl.col("uscc").filter(pl.col("_in_other_regions")).n_unique()
+            .alias("merchants_named_in_other_regions"),
+        )
+        .select(COMPLAINTS_SUMMARY_COLUMNS)
+        .cast(COMPLAINTS_SUMMARY_SCHEMA)
+        .sort(COMPLAINTS_SUMMARY_KEY)
+    )
