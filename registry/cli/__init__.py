@@ -2,10 +2,10 @@
 call one library function or flow, and print its result for people (or as JSON with --json).
 
 One module per command group: `files` (check, upload), `runs` (the Prefect flows: ingest,
-publish, run, demo), `snapshots` (listing, show, diff, verify, rollback, gc, report), `batches`
-(held batches, release) and `orchestration` (Prefect server set-up); `common` holds what several
-groups share. This module builds the `registry` app from them, in the order `registry --help`
-lists the commands.
+publish, run, demo), `snapshots` (listing, show, lookup, diff, verify, rollback, gc, report),
+`batches` (held batches, release) and `orchestration` (Prefect server set-up); `common` holds
+what several groups share. This module builds the `registry` app from them, in the order
+`registry --help` lists the commands.
 
 Commands import the registry's packages, the flows and polars inside their bodies: those pull in
 Prefect, Great Expectations, polars, boto3 or pydantic settings, and importing them only when a
@@ -41,8 +41,8 @@ app = typer.Typer(
 for _command in (
     files.check, files.upload,
     runs.ingest, runs.publish, runs.run, runs.demo,
-    snapshots.snapshots, snapshots.show, snapshots.diff, snapshots.verify, snapshots.rollback,
-    snapshots.gc, snapshots.report,
+    snapshots.snapshots, snapshots.show, snapshots.lookup, snapshots.diff, snapshots.verify,
+    snapshots.rollback, snapshots.gc, snapshots.report,
 ):
     app.command()(_command)
 app.add_typer(batches.app, name="batches")

@@ -1,10 +1,13 @@
-"""Committed snapshots: `registry snapshots`, `show`, `diff`, `verify`, `rollback`, `gc` and
-`report` (a snapshot's HTML report)."""
+"""Committed snapshots: `registry snapshots`, `show`, `lookup` (one merchant's verdict), `diff`
+(the delta from an earlier snapshot), `verify`, `rollback`, `gc` and `report` (a snapshot's HTML
+report)."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
+from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -69,25 +72,100 @@ def show(
     typer.echo("\n".join(_merchant_explained(rows[0])))
 
 
+def lookup(
+    uscc: Annotated[str, typer.Argument(
+        metavar="USCC", help="The merchant's unified social credit code.")],
+    snapshot: Annotated[str | None, typer.Option("--snapshot", help="Snapshot id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Whether a merchant is in the registry: verdict, grade, score, disqualifications,
+    regions, valid until. Reads one row group of the snapshot (latest by default).
+
+    Exit 1 when the merchant is not listed (未列入); a code that is not 18 characters of the
+    USCC alphabet is a usage error."""
+    import unicodedata
+
+    from registry.config.published import load_published_contracts
+    from registry.ingest.uscc import USCC_SHAPE
+
+    code = unicodedata.normalize("NFKC", uscc).strip().upper()
+    if not re.fullmatch(USCC_SHAPE, code):
+        raise typer.BadParameter(
+            f"{uscc!r} is not a unified social credit code (统一社会信用代码): 18 characters, "
+            "digits and capital letters other than I, O, Z, S, V", param_hint="USCC")
+    snap = _snapshot_or_exit(configured_storage(), snapshot)
+    row = snap.merchant(code)
+    meanings = {c.name: {v.value: v for v in c.values}
+                for c in load_published_contracts()["merchants"].columns}
+    where = {"uscc": code, "snapshot_id": snap.snapshot_id, "as_of": snap.as_of.isoformat()}
+    if row is None:
+        if as_json:
+            typer.echo(json.dumps({**where, "listed": False, "verdict": "unlisted"},
+                                  ensure_ascii=False, indent=2))
+        else:
+            typer.echo(f"{code}: 未列入 / not listed: not in the registry (snapshot "
+                       f"{snap.snapshot_id}, as_of {snap.as_of})")
+        raise typer.Exit(1)
+    disqualifications = [
+        {"code": c, "zh": getattr(meanings["disqualifications"].get(c), "description_zh", ""),
+         "en": getattr(meanings["disqualifications"].get(c), "description_en", "")}
+        for c in row["disqualifications"]
+    ]
+    if as_json:
+        doc = {**where, "listed": True, "verdict": row.get("verdict"), "name": row["name"],
+               "grade": row["grade"], "score": row["score"],
+               "disqualifications": disqualifications, "regions": row["regions"],
+               "valid_until": row["valid_until"], "merchant": row}
+        typer.echo(json.dumps(doc, ensure_ascii=False, default=str, indent=2))
+        return
+    verdict = row.get("verdict")  # absent from snapshots published before merchants 1.1.0
+    meaning = meanings["verdict"].get(verdict or "")
+    typer.echo(f"{code}  {row['name']}  (snapshot {snap.snapshot_id}, as_of {snap.as_of})")
+    typer.echo(f"verdict   {verdict or '-'}" + (
+        f": {meaning.description_zh} / {meaning.description_en}" if meaning else ""))
+    typer.echo(f"grade     {row['grade'] or '-'} · score {row['score']}")
+    if disqualifications:
+        typer.echo("disqualifications 取消资格:")
+        for d in disqualifications:
+            typer.echo(f"  {d['code']}: {d['zh']} / {d['en']}")
+    else:
+        typer.echo("disqualifications 取消资格: none 无")
+    typer.echo(f"regions   {', '.join(row['regions'])} · valid until {row['valid_until']}")
+
+
 def diff(
-    a: Annotated[str, typer.Argument(help="The earlier snapshot id.")],
-    b: Annotated[str, typer.Argument(help="The later snapshot id.")],
+    since: Annotated[str, typer.Argument(
+        metavar="FROM", help="The earlier snapshot: its id, or an as_of date (YYYY-MM-DD) for "
+                             "the snapshot in effect then.")],
+    to: Annotated[str | None, typer.Option("--to", help="The later snapshot id (default: "
+                                                        "latest).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every change as JSON.")] = False,
 ) -> None:
-    """Merchants added, removed and updated from snapshot A to snapshot B."""
-    from registry.build.changes import merchant_changes
+    """Merchants added, removed and updated from snapshot FROM to the latest (or --to).
 
-    storage = configured_storage()
-    before, after = (
-        storage.retried_read(snap.key("merchants"), snap.merchants.collect)
-        for snap in (_snapshot_or_exit(storage, a), _snapshot_or_exit(storage, b))
-    )
-    changes = merchant_changes(before, after)
+    One net delta however many snapshots lie between: a merchant added and removed again
+    does not appear. Reads both merchants tables in full. Exit 1 when FROM is unknown, was
+    removed by gc, or is later than --to."""
+    from registry.snapshot.reader import SnapshotError
+
+    start: str | date = since
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", since):
+        try:
+            start = date.fromisoformat(since)
+        except ValueError:
+            raise typer.BadParameter(f"{since!r} is not a date", param_hint="FROM") from None
+    snap = _snapshot_or_exit(configured_storage(), to)
+    try:
+        changes = snap.changes_since(start)
+    except SnapshotError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(changes.to_dicts(), ensure_ascii=False, default=str, indent=2))
         return
     counts = changes.get_column("change").value_counts(sort=True).rows()
-    typer.echo(f"{a} -> {b}: " + (", ".join(f"{k} {n}" for k, n in counts) or "no changes"))
+    typer.echo(f"{since} -> {snap.snapshot_id}: "
+               + (", ".join(f"{k} {n}" for k, n in counts) or "no changes"))
     table = Table("uscc", "change", "fields", "grade", "score", "trusted")
     for row in changes.head(50).to_dicts():
         table.add_row(

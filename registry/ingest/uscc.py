@@ -18,7 +18,7 @@ USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = [pow(3, i, 31) for i in range(17)]
 # Positions 1-2 (registration authority, organisation type) may be letters (Y, N...); positions
 # 3-8 are the GB/T 2260 division code, digits only.
-_USCC_SHAPE = r"^[0-9A-HJ-NP-RTUW-Y]{2}[0-9]{6}[0-9A-HJ-NP-RTUW-Y]{10}$"
+USCC_SHAPE = r"^[0-9A-HJ-NP-RTUW-Y]{2}[0-9]{6}[0-9A-HJ-NP-RTUW-Y]{10}$"
 # GB 11714-1997: the 9-character organisation code sits at positions 9-17 (1-based). Its body
 # characters take their ordinary alphanumeric values (A=10 ... Z=35), not the USCC ones, and
 # its check value 10 is written X, 11 is written 0.
@@ -54,7 +54,7 @@ def _valid_codes(codes: pl.Series) -> pl.Series:
     # The check characters of the well-shaped codes are recomputed with numpy over their
     # bytes, by the functions that make the generator's codes: a 1M-code column takes a
     # third of the time of 26 per-position lookups in polars.
-    shaped = codes.str.contains(_USCC_SHAPE)
+    shaped = codes.str.contains(USCC_SHAPE)
     positions = shaped.fill_null(False).arg_true()
     chars = (codes.gather(positions).cast(pl.Binary)
              .bin.reinterpret(dtype=pl.Array(pl.UInt8, 18)).to_numpy())

@@ -9,6 +9,8 @@ The public entry point is :func:`open_snapshot`. It checks the manifest against 
     snap = registry.open_snapshot(storage, "20261130T020000123456Z-1a2b3c4d")   # by id
     snap = registry.open_snapshot(storage, as_of=date(2026, 6, 30))       # by as_of
     trusted = snap.merchants.filter(pl.col("trusted")).collect()
+    row = snap.merchant("91310000MA1FL8XQ30")          # one merchant, or None: unlisted
+    delta = snap.changes_since(last_seen_id)              # catch up over missed snapshots
 
 Other libraries read the same verified files, through ``snap.uri(table)`` or the frames::
 
@@ -26,15 +28,18 @@ them.
 
 from __future__ import annotations
 
+import io
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from registry.snapshot.delta import CHANGE_SCHEMA, merchant_changes
 from registry.snapshot.formats import (
     MANIFEST_FORMAT,
+    ContractEntry,
     FileEntry,
     LatestPointer,
     LogEntry,
@@ -71,6 +76,13 @@ class Snapshot:
         """Where another reader (pandas, pyarrow, DuckDB, Spark) can open ``table``."""
         return self.storage.uri_for(self.key(table))
 
+    def contract(self, table: str) -> str:
+        """The ODCS data contract (YAML) of ``table`` that this snapshot carries: its columns'
+        types, meanings in Chinese and English, enums, key and quality rules."""
+        entry = self.manifest.data_contract(table)
+        return self.storage.read_bytes(snapshot_prefix(self.snapshot_id) + entry.path).decode(
+            "utf-8")
+
     def scan(self, table: str) -> pl.LazyFrame:
         return self.storage.scan_parquet(self.key(table))
 
@@ -85,6 +97,56 @@ class Snapshot:
     @property
     def changes(self) -> pl.LazyFrame:
         return self.scan("changes")
+
+    @property
+    def complaints_summary(self) -> pl.LazyFrame:
+        """The joint complaint analysis: per region, category and month. Raises
+        :class:`SnapshotError` for a snapshot published before the table existed."""
+        try:
+            return self.scan("complaints_summary")
+        except SnapshotError as err:
+            raise SnapshotError(f"{err} (published before the joint complaint analysis "
+                                "existed)") from None
+
+    def merchant(self, uscc: str) -> dict[str, Any] | None:
+        """One merchant's row of the merchants table as a dict (column -> value), or None when
+        ``uscc`` is not in the registry (unlisted). The code is matched after NFKC, trimming
+        and upper-casing, so a full-width or lower-case code finds its merchant.
+
+        A point lookup: the publisher writes the table sorted by USCC, in row groups with
+        min/max statistics (docs/architecture.md §11.4), so the filter reads the Parquet footer
+        and the one row group whose USCC range holds the code, not the table."""
+        code = unicodedata.normalize("NFKC", uscc).strip().upper()
+        wanted = self.merchants.filter(pl.col("uscc") == code)
+        rows = self.storage.retried_read(self.key("merchants"), wanted.collect).to_dicts()
+        return rows[0] if rows else None
+
+    def changes_since(self, since: str | date | datetime) -> pl.DataFrame:
+        """What changed from an earlier snapshot to this one: the columns of the changes table
+        (one row per merchant ``added``, ``removed`` or ``updated``, sorted by USCC).
+
+        ``since`` is a snapshot id (the one a consumer last read) or an ``as_of`` (the
+        snapshot in effect then, as ``open_snapshot(as_of=...)`` picks it). However many
+        snapshots were published in between, the answer is one net delta
+        (:func:`registry.snapshot.delta.merchant_changes`, the function the publisher writes
+        each snapshot's changes with): a merchant added and removed in between does not
+        appear, and ``fields_changed`` lists every column that differs between the two.
+
+        Cost: it opens and verifies the earlier snapshot (reads and hashes every file of it,
+        as :func:`open_snapshot` does), then reads both merchants tables in full, into
+        memory: twice the table's size, whatever the size of the delta. To follow every
+        snapshot, reading each one's ``changes`` table is cheaper.
+
+        Raises :class:`SnapshotError` when ``since`` names no committed snapshot (or no
+        snapshot was in effect on that as_of), when gc has removed that snapshot, or when it
+        was committed after this one; :class:`SnapshotIntegrityError` when it does not verify.
+        """
+        earlier = _earlier_snapshot(self, since)
+        if earlier is None:
+            return pl.DataFrame(schema=CHANGE_SCHEMA)
+        before = self.storage.retried_read(earlier.key("merchants"), earlier.merchants.collect)
+        after = self.storage.retried_read(self.key("merchants"), self.merchants.collect)
+        return merchant_changes(before, after)
 
 
 def read_latest(storage: Storage) -> tuple[LatestPointer, str] | None:
@@ -139,7 +201,8 @@ def read_manifest(storage: Storage, snapshot_id: str, expected_sha256: str | Non
 
 def file_problems(storage: Storage, manifest: Manifest) -> list[str]:
     """Every way the snapshot's files differ from the manifest (empty when they all verify):
-    missing files, sizes, sha256, and row counts read from the Parquet footers."""
+    missing files, sizes, sha256, and row counts read from the Parquet footers; and the same
+    for the data contracts it carries."""
     problems = []
     prefix = snapshot_prefix(manifest.snapshot_id)
     for entry in manifest.files:
@@ -154,9 +217,20 @@ def file_problems(storage: Storage, manifest: Manifest) -> list[str]:
         if digest != entry.sha256:
             problems.append(f"{entry.path} sha256 is {digest}, expected {entry.sha256}")
             continue
-        rows = pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
+        # The count comes from the Parquet footer; polars reads no column for it.
+        rows = pl.scan_parquet(io.BytesIO(data)).select(pl.len()).collect().item()
         if rows != entry.rows:
             problems.append(f"{entry.path} has {rows} rows, expected {entry.rows}")
+    for contract in manifest.data_contracts:
+        try:
+            data = storage.read_bytes(prefix + contract.path)
+        except NotFound:
+            problems.append(f"{contract.path} is missing")
+            continue
+        digest = sha256_hex(data)
+        if len(data) != contract.bytes or digest != contract.sha256:
+            problems.append(f"{contract.path} has {len(data)} bytes and sha256 {digest}, "
+                            f"expected {contract.bytes} and {contract.sha256}")
     return problems
 
 
@@ -177,20 +251,60 @@ def withdrawn_snapshots(log: list[LogEntry]) -> set[str]:
     return withdrawn
 
 
-def _snapshot_for_as_of(storage: Storage, as_of: date | datetime) -> LogEntry:
+def _snapshot_for_as_of(
+    storage: Storage, as_of: date | datetime, *, log: list[LogEntry] | None = None,
+    skip_removed: bool = True,
+) -> LogEntry:
     """The log entry of the latest committed snapshot whose as_of is on or before ``as_of``.
-    Snapshots that a rollback moved away from are skipped: they were withdrawn."""
+    Snapshots that a rollback moved away from are skipped: they were withdrawn. So are those
+    gc removed, unless ``skip_removed`` is false (then the entry may name a removed one)."""
     when = as_of.date() if isinstance(as_of, datetime) else as_of
-    log = read_log(storage)
+    log = read_log(storage) if log is None else log
     withdrawn = withdrawn_snapshots(log)
     candidates = [
         e for e in log
         if e.action == "publish" and e.snapshot_id not in withdrawn and e.as_of <= when
-        and storage.exists(e.manifest)
+        and (not skip_removed or storage.exists(e.manifest))
     ]
     if not candidates:
         raise SnapshotError(f"no published snapshot has as_of on or before {when.isoformat()}")
     return max(candidates, key=lambda e: (e.as_of, e.seq))
+
+
+def _earlier_snapshot(snap: Snapshot, since: str | date | datetime) -> Snapshot | None:
+    """The snapshot ``since`` names (an id, or an as_of), opened and verified against its log
+    entry, for :meth:`Snapshot.changes_since`; None when it is ``snap`` itself."""
+    storage = snap.storage
+    log = read_log(storage)
+    published = {e.snapshot_id: e for e in log if e.action == "publish"}
+    this = published.get(snap.snapshot_id)
+    if this is None:
+        raise SnapshotError(f"snapshot {snap.snapshot_id} was never committed to the log")
+    if isinstance(since, str):
+        entry = published.get(since)
+        if entry is None:
+            raise SnapshotError(f"unknown snapshot {since}: it was never committed to the log "
+                                f"of {storage.root_uri}")
+    else:
+        entry = _snapshot_for_as_of(storage, since, log=log, skip_removed=False)
+    if entry.snapshot_id == snap.snapshot_id:
+        return None
+    if entry.seq > this.seq:
+        withdrawn = " (withdrawn by a rollback)" if entry.snapshot_id in withdrawn_snapshots(
+            log) else ""
+        raise SnapshotError(
+            f"snapshot {entry.snapshot_id}{withdrawn} is later than {snap.snapshot_id} (log "
+            f"seq {entry.seq} > {this.seq}): changes run from an earlier snapshot to a later "
+            "one; read this one in full")
+    if not storage.exists(entry.manifest):
+        raise SnapshotError(
+            f"snapshot {entry.snapshot_id} was removed by gc (past the retention of committed "
+            f"snapshots): no delta from it to {snap.snapshot_id}; read this one in full")
+    manifest = read_manifest(storage, entry.snapshot_id, entry.manifest_sha256)
+    problems = file_problems(storage, manifest)
+    if problems:
+        raise SnapshotIntegrityError(entry.snapshot_id, problems)
+    return Snapshot(storage=storage, manifest=manifest)
 
 
 def open_snapshot(
@@ -290,6 +404,7 @@ def verify_snapshot(storage: Storage, snapshot_id: str | None = None) -> list[st
 
 __all__ = [
     "MANIFEST_FORMAT",
+    "ContractEntry",
     "FileEntry",
     "LatestPointer",
     "LogEntry",

@@ -1,4 +1,5 @@
-"""The delta between two merchants tables, and listing dates carried forward."""
+"""The delta between two merchants tables (registry.snapshot.delta, which the build re-exports),
+and listing dates carried forward."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from datetime import date
 
 import polars as pl
 
-from registry.build.changes import CHANGE_COLUMNS, merchant_changes, merchants_dated
+from registry.build import changes as build_changes
+from registry.build.changes import merchants_dated
+from registry.config.published import load_published_contracts
+from registry.snapshot import delta
+from registry.snapshot.delta import CHANGE_COLUMNS, CHANGE_SCHEMA, merchant_changes
 
 DAY1, DAY2 = date(2026, 11, 1), date(2026, 12, 1)
 
@@ -53,3 +58,14 @@ def test_listing_dates_carry_forward_and_move_on_change():
     got = {r["uscc"]: (r["first_listed_on"], r["last_changed_on"]) for r in dated2.to_dicts()}
     assert got == {"A": (DAY1, DAY1), "B": (DAY1, DAY2), "C": (DAY2, DAY2)}
     assert dated2.columns[-3:] == ["first_listed_on", "last_changed_on", "source_batches"]
+    assert dated2.get_column("uscc").to_list() == ["A", "B", "C"]  # current's order, kept
+
+
+def test_the_delta_has_the_columns_of_its_published_contract():
+    """The reader may not read config, so delta.py spells the contract's columns: held here."""
+    contract = load_published_contracts()["changes"]
+    assert contract.schema == CHANGE_SCHEMA
+    assert contract.column_names == CHANGE_COLUMNS
+    # One owner: the build's names are the reader's.
+    assert build_changes.merchant_changes is delta.merchant_changes
+    assert build_changes.CHANGE_SCHEMA is delta.CHANGE_SCHEMA

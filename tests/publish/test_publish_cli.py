@@ -53,10 +53,10 @@ def test_snapshots_show_and_explain_a_merchant(world):
 
 def test_diff_lists_what_changed_between_two_snapshots(world):
     _, first, second = world
-    result = runner.invoke(app, ["diff", first, second, "--json"])
+    result = runner.invoke(app, ["diff", first, "--to", second, "--json"])
     changes = {c["uscc"]: c["change"] for c in json.loads(result.output)}
     assert changes == {uscc("31", 2): "removed", uscc("31", 3): "removed"}
-    assert "removed 2" in runner.invoke(app, ["diff", first, second]).output
+    assert "removed 2" in runner.invoke(app, ["diff", first]).output  # to latest
 
 
 def test_verify_exits_non_zero_on_a_mismatch(world):

@@ -43,6 +43,23 @@ def test_latest_by_id_and_by_as_of(staged: Storage, settings):
     assert snap.merchants.filter(pl.col("trusted")).select("uscc").collect().height == 3
 
 
+def test_a_snapshot_published_before_the_complaints_summary_says_so(
+    staged: Storage, settings, monkeypatch: pytest.MonkeyPatch
+):
+    from registry.publish import protocol
+
+    monkeypatch.setattr(protocol, "TABLE_ORDER", ("merchants", "products", "changes"))
+    older = publish_snapshot(staged, settings, as_of=AS_OF)
+    monkeypatch.undo()
+    snap = open_snapshot(staged, older.snapshot_id)  # it verifies: the manifest lists 3 files
+    with pytest.raises(SnapshotError, match=f"snapshot {older.snapshot_id} has no table "
+                                            "'complaints_summary'"):
+        snap.complaints_summary  # noqa: B018
+    # The next snapshot has it, whatever its predecessor lacked.
+    publish_snapshot(staged, settings, as_of=AS_OF)
+    assert open_snapshot(staged).complaints_summary.collect().height == 1
+
+
 def test_nothing_published_yet(storage: Storage):
     with pytest.raises(SnapshotError, match="nothing has been published"):
         open_snapshot(storage)
@@ -78,7 +95,7 @@ def test_polars_pandas_pyarrow_and_duckdb_read_the_same_rows(tmp_path, settings)
     publish_snapshot(storage, settings, as_of=AS_OF)
     snap = open_snapshot(str(tmp_path / "root"))  # a root URI works as well as a Storage
     con = duckdb.connect()
-    for table in ("merchants", "products", "changes"):
+    for table in ("merchants", "products", "changes", "complaints_summary"):
         uri = snap.uri(table)
         expected = snap.manifest.file(table).rows
         counts = {
