@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from registry.config.yaml_loading import safe_load
 
 Dtype = Literal[
     "string", "uscc", "enum", "boolean", "date", "float", "list", "country_list", "city", "phone"
@@ -208,7 +209,7 @@ def load_contracts(schemas_dir: Path) -> dict[str, Contract]:
     contracts: dict[str, Contract] = {}
     for path in sorted(Path(schemas_dir).glob("*.yaml")):
         with open(path, encoding="utf-8") as fh:
-            contract = Contract.model_validate(yaml.safe_load(fh))
+            contract = Contract.model_validate(safe_load(fh))
         if contract.name != path.stem:
             raise ValueError(f"{path}: contract name {contract.name!r} differs from the file name")
         contracts[contract.name] = contract
@@ -226,14 +227,14 @@ def load_vocabulary(schemas_dir: Path) -> Vocabulary:
     :func:`value_key`. Raises ``ValueError`` on a name claimed twice."""
     ref = Path(schemas_dir) / "reference"
     with open(ref / "booleans.yaml", encoding="utf-8") as fh:
-        raw_booleans = yaml.safe_load(fh)
+        raw_booleans = safe_load(fh)
     booleans: dict[str, bool] = {}
     for truth in (True, False):
         for word in raw_booleans[truth]:
             if booleans.setdefault(value_key(str(word)), truth) is not truth:
                 raise ValueError(f"booleans.yaml: {word!r} is both yes and no")
     with open(ref / "countries.yaml", encoding="utf-8") as fh:
-        raw_countries = yaml.safe_load(fh)
+        raw_countries = safe_load(fh)
     countries: dict[str, str] = {}
     for code, names in raw_countries.items():
         if not (isinstance(code, str) and re.fullmatch(r"[A-Z]{2}", code)):

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from registry.config.yaml_loading import safe_load
 
 # Beside the code, like the folders settings.PROJECT_ROOT names; not read from settings, so
 # that the build (which may not read settings, docs/architecture.md §1.3) can read it.
@@ -222,7 +223,7 @@ def parse_published_contract(raw: bytes, table: str, path: Path | None = None
     a file). Raises ``ValueError`` (pydantic's ValidationError among them) when a field the
     registry reads is missing or malformed, a column is declared twice, the key's positions are
     not 1..n, or the contract's ``name`` or its table's name is not ``table``."""
-    document = _Document.model_validate(yaml.safe_load(raw))
+    document = _Document.model_validate(safe_load(raw))
     schema = document.schema_[0]
     where = path or table
     if document.name != table or schema.name != table:

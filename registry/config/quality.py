@@ -9,8 +9,9 @@ import functools
 from datetime import date
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict
+
+from registry.config.yaml_loading import safe_load
 
 
 class _Strict(BaseModel):
@@ -60,4 +61,4 @@ class QualityConfig(_Strict):
 def load_quality_config(config_dir: Path) -> QualityConfig:
     """Parse ``quality.yaml`` in ``config_dir``. Raises on an invalid file."""
     with open(Path(config_dir) / "quality.yaml", encoding="utf-8") as fh:
-        return QualityConfig.model_validate(yaml.safe_load(fh))
+        return QualityConfig.model_validate(safe_load(fh))

@@ -7,8 +7,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from registry.config.yaml_loading import safe_load
 
 UploadMode = Literal["upsert", "replace"]
 
@@ -75,4 +76,4 @@ def city_key(name: str) -> str:
 def load_regions(config_dir: Path) -> RegionConfig:
     """Parse and validate ``regions.yaml`` in ``config_dir``. Raises on an invalid file."""
     with open(Path(config_dir) / "regions.yaml", encoding="utf-8") as fh:
-        return RegionConfig.model_validate(yaml.safe_load(fh))
+        return RegionConfig.model_validate(safe_load(fh))

@@ -8,8 +8,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from registry.config.yaml_loading import safe_load
 
 
 class _Strict(BaseModel):
@@ -79,7 +80,7 @@ def load_score_model(config_dir: Path, version: int) -> LoadedScoreModel:
     file with missing or unknown keys, or a ``version`` field that disagrees with its name.
     """
     raw = (Path(config_dir) / f"score_model_v{version}.yaml").read_bytes()
-    model = ScoreModel.model_validate(yaml.safe_load(raw))
+    model = ScoreModel.model_validate(safe_load(raw))
     if model.version != version:
         raise ValueError(f"score_model_v{version}.yaml declares version {model.version}")
     return LoadedScoreModel(model=model, sha256=hashlib.sha256(raw).hexdigest())
