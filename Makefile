@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TIER ?= S
 
-.PHONY: install test lint demo bench bench-ingest-1m bench-ingest-steps clean
+.PHONY: install test lint demo bench bench-ingest-1m bench-ingest-steps bench-lookup clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[pipeline,dev]'
 	touch $(STAMP)
 
 lint: install
@@ -43,6 +43,12 @@ bench-ingest-1m: install
 # that their sum allows on this machine's cores.
 bench-ingest-steps: install
 	$(BIN)/python -m bench.ingest_steps
+
+# Point lookups on a 10,000,000-merchant snapshot on S3 over loopback (Ceph RGW when installed,
+# else moto): snap.merchant() and DuckDB against a full scan, p50 and p95. The table is
+# generated once into bench/data/; writes bench/results/lookup-{timestamp}.json.
+bench-lookup: install
+	$(BIN)/python -m bench.lookup
 
 clean:
 	rm -rf $(VENV) registry-data .pytest_cache

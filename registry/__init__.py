@@ -28,7 +28,7 @@ _FORMAT_NAMES = ("SnapshotError", "SnapshotIntegrityError")
 
 
 def __getattr__(name: str) -> Any:
-    # The reader (and with it boto3 and pyarrow) loads on first use, not with every submodule:
+    # The reader (and with it polars and boto3) loads on first use, not with every submodule:
     # the upload-reading worker process imports registry.ingest.readers alone, once per worker.
     # The errors need only the formats, which load neither.
     if name in _FORMAT_NAMES:

@@ -1,4 +1,5 @@
-"""Run-time settings. This is the only module that reads the environment.
+"""Run-time settings. This module and :mod:`registry.config.storage_settings`, whose fields
+:class:`Settings` inherits, are the only ones that read the environment.
 
 Everything else receives a :class:`Settings` (or something derived from it, such as a
 :class:`registry.storage.Storage`) as an argument.
@@ -10,8 +11,10 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from registry.config.storage_settings import ENV_PREFIX, StorageSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Council staff work in Asia/Shanghai: their "today" is the default as_of, and receipts and
@@ -19,19 +22,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 COUNCIL_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
-class Settings(BaseSettings):
+class Settings(StorageSettings, BaseSettings):
     """Settings for one process.
 
     `REGISTRY_*` variables configure the registry itself; S3 access uses the standard AWS
-    variables so that the same credentials work for boto3, polars and the AWS CLI.
+    variables so that the same credentials work for boto3, polars and the AWS CLI. The storage
+    root and the S3 fields are :class:`StorageSettings`' (the reader's), inherited.
     """
 
-    model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    storage_uri: str = Field(
-        default="file://./registry-data",
-        description="Root of all storage: file://PATH (embedded default) or s3://bucket/prefix.",
-    )
     config_dir: Path = Field(
         default=PROJECT_ROOT / "config",
         description="Folder holding regions.yaml and the score model.",
@@ -100,26 +100,6 @@ class Settings(BaseSettings):
         "its parsed rows in memory, so this bounds the ingest's memory (Prefect's thread pool "
         "is otherwise unbounded: one thread per pending upload).",
     )
-
-    # S3: the standard AWS variables, read without the REGISTRY_ prefix.
-    aws_endpoint_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-    )
-    aws_access_key_id: str | None = Field(default=None, validation_alias="AWS_ACCESS_KEY_ID")
-    aws_secret_access_key: SecretStr | None = Field(
-        default=None, validation_alias="AWS_SECRET_ACCESS_KEY"
-    )
-    aws_session_token: SecretStr | None = Field(default=None, validation_alias="AWS_SESSION_TOKEN")
-    aws_region: str = Field(
-        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
-    )
-    s3_addressing_style: Literal["path", "virtual", "auto"] = Field(
-        default="path",
-        description="Path-style works on every S3-compatible store (MinIO, Ceph RGW, moto).",
-    )
-    s3_max_attempts: int = Field(default=6, ge=1, le=20)
-    s3_connect_timeout_s: float = Field(default=5.0, gt=0)
-    s3_read_timeout_s: float = Field(default=60.0, gt=0)
 
     # Set by CI systems (usually CI=true): the CLI writes plain progress lines, never bars.
     ci: str | None = Field(default=None, validation_alias="CI")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from registry.config.settings import Settings, load_settings
+from registry.config.storage_settings import StorageSettings, load_storage_settings
 from registry.storage.base import (
     MAX_KEY_BYTES,
     PARQUET_WRITE,
@@ -47,8 +47,9 @@ from registry.storage.probe import (
 from registry.storage.s3 import S3Storage, is_transient
 
 
-def open_storage(settings: Settings, uri: str | None = None) -> Storage:
-    """The storage at ``uri`` (default: ``settings.storage_uri``)."""
+def open_storage(settings: StorageSettings, uri: str | None = None) -> Storage:
+    """The storage at ``uri`` (default: ``settings.storage_uri``). ``settings`` is the
+    pipeline's :class:`~registry.config.settings.Settings` or the reader's storage settings."""
     uri = uri or settings.storage_uri
     scheme = urlparse(uri).scheme
     if scheme == "s3":
@@ -63,8 +64,9 @@ def open_storage(settings: Settings, uri: str | None = None) -> Storage:
 
 def open_storage_from_uri(uri: str | None = None) -> Storage:
     """The storage at ``uri`` (default: ``REGISTRY_STORAGE_URI``), with the environment's
-    settings (S3 endpoint, credentials, timeouts)."""
-    return open_storage(load_settings(), uri)
+    storage settings (S3 endpoint, credentials, timeouts): what a reader has, without the
+    pipeline's settings or their dependencies."""
+    return open_storage(load_storage_settings(), uri)
 
 
 __all__ = [

@@ -27,7 +27,7 @@ from botocore.exceptions import (
 )
 from urllib3.exceptions import ProtocolError
 
-from registry.config.settings import Settings
+from registry.config.storage_settings import StorageSettings
 from registry.storage.base import (
     AlreadyExists,
     NotFound,
@@ -134,7 +134,7 @@ def _retries_spent(exc: BaseException) -> bool:
 class S3Storage(Storage):
     """Storage under ``s3://bucket/prefix`` on AWS S3 or any S3-compatible store."""
 
-    def __init__(self, uri: str, settings: Settings, *, client: Any | None = None):
+    def __init__(self, uri: str, settings: StorageSettings, *, client: Any | None = None):
         parsed = urlparse(uri)
         if parsed.scheme != "s3" or not parsed.netloc:
             raise ValueError(f"not an s3://bucket[/prefix] URI: {uri!r}")

@@ -105,10 +105,12 @@ def test_flow_runs_start_in_the_folder_the_image_installs_the_project_in() -> No
     assert f"REGISTRY_PROJECT_DIR={workdir}" in DOCKERFILE
     assert _environment(COMPOSE["services"]["worker"])["REGISTRY_PROJECT_DIR"] == workdir
     assert TEMPLATE["variables"]["properties"]["env"]["default"]["REGISTRY_PROJECT_DIR"] == workdir
-    # Editable: the registry finds config/, schemas/ and expectations/ beside its code.
-    assert "pip install -e ." in DOCKERFILE
+    # Editable: the registry finds config/, schemas/, contracts/ and expectations/ beside its
+    # code. With the pipeline extra: flows run in it.
+    assert "pip install -e '.[pipeline]'" in DOCKERFILE
     ignored = (INFRA / "Dockerfile.dockerignore").read_text().split()
-    assert not {"config", "schemas", "expectations", "flows", "registry"} & set(ignored)
+    assert not {"config", "schemas", "contracts", "expectations", "flows", "registry"} & set(
+        ignored)
 
 
 def test_the_job_template_is_one_prefect_accepts() -> None:
