@@ -7,23 +7,15 @@ self-contained HTML page in Chinese and English, written beside a snapshot's rep
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 
 import jinja2
 
 from registry.config.published import PublishedContract
+from registry.report.page import template_environment
 
 
-@cache
 def _template() -> jinja2.Template:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("registry.report", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env.get_template("dictionary.html.j2")
+    return template_environment().get_template("dictionary.html.j2")
 
 
 def data_dictionary_html(contracts: Sequence[PublishedContract], snapshot_id: str) -> str:

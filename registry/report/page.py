@@ -61,7 +61,8 @@ def _script_json(value: Any) -> str:
 
 
 @cache
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The report's templates (``registry/report/templates``), HTML-escaped, with its filters."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("registry.report", "templates"),
         autoescape=True,
@@ -80,7 +81,7 @@ def report_html(data: ReportData, runtime: str | None = None) -> str:
     """The complete, self-contained HTML page for ``data``. ``runtime`` is the inlined chart
     JavaScript (default: :func:`vega_runtime`). Text from the data is HTML-escaped, and chart
     specs are embedded as script-safe JSON."""
-    template = _environment().get_template("report.html.j2")
+    template = template_environment().get_template("report.html.j2")
     return template.render(
         data=data,
         changes=data.changes.to_dicts(),

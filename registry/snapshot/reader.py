@@ -203,35 +203,37 @@ def file_problems(storage: Storage, manifest: Manifest) -> list[str]:
     """Every way the snapshot's files differ from the manifest (empty when they all verify):
     missing files, sizes, sha256, and row counts read from the Parquet footers; and the same
     for the data contracts it carries."""
-    problems = []
+    problems: list[str] = []
     prefix = snapshot_prefix(manifest.snapshot_id)
     for entry in manifest.files:
-        try:
-            data = storage.read_bytes(prefix + entry.path)
-        except NotFound:
-            problems.append(f"{entry.path} is missing")
-            continue
-        if len(data) != entry.bytes:
-            problems.append(f"{entry.path} has {len(data)} bytes, expected {entry.bytes}")
-        digest = sha256_hex(data)
-        if digest != entry.sha256:
-            problems.append(f"{entry.path} sha256 is {digest}, expected {entry.sha256}")
+        data = _verified_bytes(storage, prefix, entry, problems)
+        if data is None:
             continue
         # The count comes from the Parquet footer; polars reads no column for it.
         rows = pl.scan_parquet(io.BytesIO(data)).select(pl.len()).collect().item()
         if rows != entry.rows:
             problems.append(f"{entry.path} has {rows} rows, expected {entry.rows}")
     for contract in manifest.data_contracts:
-        try:
-            data = storage.read_bytes(prefix + contract.path)
-        except NotFound:
-            problems.append(f"{contract.path} is missing")
-            continue
-        digest = sha256_hex(data)
-        if len(data) != contract.bytes or digest != contract.sha256:
-            problems.append(f"{contract.path} has {len(data)} bytes and sha256 {digest}, "
-                            f"expected {contract.bytes} and {contract.sha256}")
+        _verified_bytes(storage, prefix, contract, problems)
     return problems
+
+
+def _verified_bytes(storage: Storage, prefix: str, entry: FileEntry | ContractEntry,
+                    problems: list[str]) -> bytes | None:
+    """The stored bytes of ``entry``, or None when they are missing or their sha256 differs;
+    each difference from the manifest is added to ``problems``."""
+    try:
+        data = storage.read_bytes(prefix + entry.path)
+    except NotFound:
+        problems.append(f"{entry.path} is missing")
+        return None
+    if len(data) != entry.bytes:
+        problems.append(f"{entry.path} has {len(data)} bytes, expected {entry.bytes}")
+    digest = sha256_hex(data)
+    if digest != entry.sha256:
+        problems.append(f"{entry.path} sha256 is {digest}, expected {entry.sha256}")
+        return None
+    return data
 
 
 def _storage_of(storage: Storage | str | None) -> Storage:
