@@ -43,6 +43,8 @@ def test_latest_by_id_and_by_as_of(staged: Storage, settings):
     assert snap.merchants.filter(pl.col("trusted")).select("uscc").collect().height == 3
 
 
+# Reading a manifest's file list; test_latest_by_id_and_by_as_of covers the same calls on S3.
+@pytest.mark.parametrize("storage", ["local"], indirect=True)
 def test_a_snapshot_published_before_the_complaints_summary_says_so(
     staged: Storage, settings, monkeypatch: pytest.MonkeyPatch
 ):
