@@ -10,26 +10,17 @@ from datetime import date
 import polars as pl
 
 from registry.build.merchants import in_window
+from registry.config.published import load_published_contracts
 from registry.config.score_model import ScoreModel
 
 # The one complaint status that closes a complaint (schemas/complaints.yaml, ``status``); every
 # other status is unresolved, as the score model's ``unresolved_statuses`` say.
 RESOLVED_STATUS = "resolved"
-COMPLAINTS_SUMMARY_KEY = ("region", "category", "month")
-# The published columns in their order, as contracts/complaints_summary.odcs.yaml has them (the
-# publisher refuses a table that differs from its contract).
-COMPLAINTS_SUMMARY_SCHEMA: dict[str, pl.DataType] = {
-    "region": pl.String(),
-    "category": pl.String(),
-    "month": pl.Date(),
-    "received": pl.Int64(),
-    "resolved": pl.Int64(),
-    "unresolved": pl.Int64(),
-    "median_days_to_resolve": pl.Float64(),
-    "recovered_amount_cny": pl.Float64(),
-    "merchants_named": pl.Int64(),
-    "merchants_named_in_other_regions": pl.Int64(),
-}
+# The published columns, their order and types, and the key are the contract's
+# (contracts/complaints_summary.odcs.yaml), as for the other tables (registry.build.columns).
+_CONTRACT = load_published_contracts()["complaints_summary"]
+COMPLAINTS_SUMMARY_KEY = _CONTRACT.key
+COMPLAINTS_SUMMARY_SCHEMA: dict[str, pl.DataType] = _CONTRACT.schema
 COMPLAINTS_SUMMARY_COLUMNS = tuple(COMPLAINTS_SUMMARY_SCHEMA)
 # Amounts are yuan to the fen: the sum is rounded to it, so that no floating-point noise from
 # the order of summation reaches the published file.
