@@ -6,6 +6,12 @@ row of the batch but only the columns the suite names, as Arrow-backed pandas (z
 polars). The batch fingerprint, which hashes every cell, is turned off, and the Data Docs
 templates are compiled once per process (:mod:`registry._compat.gx`). Nothing is sampled, and
 no expectation is skipped for speed: only by scope (:func:`registry.quality.suites.suite_in_scope`).
+
+Speed (small batches, the common case). The fixed cost of a run is GX's own bookkeeping, so the
+suite is validated on the batch directly (``Batch.validate``), not through a validation
+definition and a checkpoint: those are stored and then checked for freshness twice per run,
+which re-reads the suite from the store, and they change nothing in the result or the Data Docs
+(the run's result is stored and its site built here, as the checkpoint's Data Docs action did).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +99,18 @@ def _format(template: str, values: Mapping[str, Any]) -> str:
 
 def _failure(expectation: Any, context: Mapping[str, Any]) -> CheckFailure:
     config = expectation.expectation_config
-    kwargs = dict(config.kwargs)
-    meta = config.meta or {}
-    result = expectation.result or {}
+    return check_failure(config.type, dict(config.kwargs), config.meta or {},
+                         expectation.result or {}, context,
+                         error=(expectation.exception_info or {}).get("exception_message"))
+
+
+def check_failure(expectation_type: str, kwargs: Mapping[str, Any], meta: Mapping[str, Any],
+                  result: Mapping[str, Any], context: Mapping[str, Any],
+                  error: str | None = None) -> CheckFailure:
+    """The reason for one failed expectation (its ``kwargs`` with parameters resolved, its
+    ``meta`` with the code and message templates, and Great Expectations' ``result``:
+    ``observed_value``, ``unexpected_count``, ``unexpected_percent``). The gate's one way of
+    wording a failure, also used by :mod:`registry.quality.preflight`."""
     observed = result.get("observed_value")
     column = kwargs.get("column") or ", ".join(kwargs.get("column_list") or []) or None
     unexpected_percent = result.get("unexpected_percent")
@@ -111,16 +126,40 @@ def _failure(expectation: Any, context: Mapping[str, Any]) -> CheckFailure:
         "ceiling_pct": (1 - mostly) * 100 if isinstance(mostly, (int, float)) else None,
         "condition": kwargs.get("row_condition"),
     }
-    error = (expectation.exception_info or {}).get("exception_message")
-    message_zh = _format(meta.get("message_zh", config.type), values)
-    message_en = _format(meta.get("message_en", config.type), values)
+    message_zh = _format(meta.get("message_zh", expectation_type), values)
+    message_en = _format(meta.get("message_en", expectation_type), values)
     if error:
         message_zh += f"（检查无法执行：{error}）"
         message_en += f" (the check could not run: {error})"
     return CheckFailure(
-        code=meta.get("code", config.type), expectation=config.type, column=column,
+        code=meta.get("code", expectation_type), expectation=expectation_type, column=column,
         observed=_jsonable(observed), message_zh=message_zh, message_en=message_en,
     )
+
+
+_SITE = "site"
+
+
+def _build_data_docs(ctx: Any, validation: Any, suite_name: str) -> None:
+    """Store ``validation`` (the result of the suite ``suite_name``, which ``ctx`` holds) as a
+    run of now and build its pages and the index into the context's site: what a checkpoint
+    with an ``UpdateDataDocsAction`` stores and builds, with the same run metadata."""
+    from great_expectations.constants import DATAFRAME_REPLACEMENT_STR
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    run_id = RunIdentifier(run_time=datetime.now(UTC))
+    validation.meta["run_id"] = run_id
+    validation.meta["validation_time"] = run_id.run_time
+    validation.meta["batch_parameters"] = {"dataframe": DATAFRAME_REPLACEMENT_STR}
+    suite_id = ExpectationSuiteIdentifier(name=suite_name)
+    key = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run_id,
+                                     batch_identifier=validation.batch_id)
+    ctx.validation_results_store.set(key, validation)
+    ctx.build_data_docs(site_names=[_SITE], resource_identifiers=[key, suite_id])
 
 
 def suite_result(
@@ -147,33 +186,31 @@ def suite_result(
     data = frame.select(suite.columns()).to_pandas(use_pyarrow_extension_array=True)
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = {"globally": False}
-    actions = []
     if data_docs_dir is not None:
-        ctx.add_data_docs_site(site_name="site", site_config={
+        ctx.add_data_docs_site(site_name=_SITE, site_config={
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend",
                               "base_directory": str(data_docs_dir)},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
-        actions.append(gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["site"]))
     source = ctx.data_sources.add_pandas(suite.name)
-    batch = source.add_dataframe_asset(suite.name).add_batch_definition_whole_dataframe("batch")
-    gx_suite = ctx.suites.add(gx.ExpectationSuite(**suite.document))
-    definition = ctx.validation_definitions.add(
-        gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite))
-    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-        name=suite.name, validation_definitions=[definition], actions=actions,
-        result_format={"result_format": "BASIC"},
-    ))
+    definition = source.add_dataframe_asset(suite.name).add_batch_definition_whole_dataframe(
+        "batch")
+    gx_suite = gx.ExpectationSuite(**suite.document)
+    if data_docs_dir is not None:
+        gx_suite = ctx.suites.add(gx_suite)  # the site's page of the suite is built from the store
     with gx_internals.ONE_RUN_AT_A_TIME:
         batch_parameters = {"dataframe": data}
         try:
-            run = checkpoint.run(batch_parameters=batch_parameters,
-                                 expectation_parameters=dict(parameters))
+            validation = definition.get_batch(batch_parameters=batch_parameters).validate(
+                gx_suite, result_format={"result_format": "BASIC"},
+                expectation_parameters=dict(parameters))
         finally:
             batch_parameters.clear()
             gx_internals.release_batch_data(source)
-    (validation,) = run.run_results.values()
+        if data_docs_dir is not None:
+            # Within the lock: the pages share one template cache (registry._compat.gx).
+            _build_data_docs(ctx, validation, suite.name)
     failures = tuple(_failure(e, context or {}) for e in validation.results if not e.success)
     evaluated = len(validation.results)
     return SuiteResult(

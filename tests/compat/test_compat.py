@@ -48,3 +48,30 @@ def test_each_patch_checks_the_version_when_it_is_applied(monkeypatch) -> None:
         opencc.c_converter("t2s.json")
     with pytest.raises(IncompatibleVersion, match=r"opencc 99\.0 "):
         opencc.dictionary_values("TSCharacters.ocd2")
+
+
+def test_each_kwargs_lookup_builds_the_configuration_once_and_answers_as_gx_does(
+        monkeypatch) -> None:
+    """Every expectation of every reviewed suite: the patched kwargs helpers return what Great
+    Expectations' own return, and one call builds the expectation's configuration once."""
+    import json
+
+    from registry.config.settings import Settings
+
+    gx_module = gx.patched()
+    from great_expectations.expectations.expectation import Expectation
+
+    built = []  # a configuration is built from the expectation's dict()
+    as_dict = Expectation.dict
+    monkeypatch.setattr(Expectation, "dict",
+                        lambda e, *a, **k: built.append(e) or as_dict(e, *a, **k))
+    for path in sorted(Settings(_env_file=None).expectations_dir.glob("*.json")):
+        suite = gx_module.ExpectationSuite(**json.loads(path.read_bytes()))
+        for expectation in suite.expectations:
+            for name in gx._KWARGS_HELPERS:
+                helper = getattr(Expectation, name)
+                args = ("result_format",) if name == "_get_success_kwarg" else ()
+                built.clear()
+                patched_answer = helper(expectation, *args)
+                assert len(built) == 1, (path.name, type(expectation).__name__, name)
+                assert patched_answer == helper.__wrapped__(expectation, *args)
