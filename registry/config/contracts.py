@@ -70,6 +70,15 @@ class RequiredWhen(BaseModel):
     equals: str
 
 
+class Description(BaseModel):
+    """What a column means, for the clerks who fill it in and the people who read it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    zh: str
+    en: str
+
+
 class ColumnSpec(BaseModel):
     """One contract column."""
 
@@ -77,6 +86,9 @@ class ColumnSpec(BaseModel):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label_zh: str
+    description: Description
+    # A value the registry accepts, shown in the council's template (registry.ingest.templates).
+    example: str
     dtype: Dtype
     required: bool = False
     # Personal data by design (a consumer's or contact's name or phone): validated, hidden in
