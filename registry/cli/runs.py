@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from registry.cli.common import configured_storage, stderr_progress
+from registry.cli.common import configured_storage, flow_progress
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,7 +34,7 @@ def ingest(
     from flows.ingest import ingest_flow
     from flows.summary import held_batches
 
-    with stderr_progress() as progress:
+    with flow_progress() as progress:
         summary = ingest_flow(region=region, dataset=dataset, progress=progress)
     _print_ingest_summary(summary, held_batches(configured_storage()))
 
@@ -47,7 +47,7 @@ def publish(
     """Run the publish flow: build the registry and publish a new snapshot."""
     from flows.publish import publish_flow
 
-    with _refusal_exits(), stderr_progress() as progress:
+    with _refusal_exits(), flow_progress() as progress:
         result = publish_flow(as_of=_date_option(as_of), progress=progress)
     _print_publish_result(result)
 
@@ -64,7 +64,7 @@ def run(
 
     # The publish subflow's exception reaches here as itself (Prefect re-raises it from the
     # pipeline flow): a refusal is a verdict on the data, told like `registry publish` does.
-    with _refusal_exits(), stderr_progress() as progress:
+    with _refusal_exits(), flow_progress() as progress:
         outcome = pipeline_flow(as_of=_date_option(as_of), progress=progress)
     _print_ingest_summary(outcome["ingest"], held_batches(configured_storage()))
     _print_publish_result(outcome["publish"])
@@ -100,7 +100,7 @@ def demo(
         f"{sum(u.sample.rejected for u in uploads):,} of them bad) put into "
         f"{storage.uri_for(LANDING_PREFIX)}"
     )
-    with stderr_progress() as progress:
+    with flow_progress() as progress:
         outcome = pipeline_flow(as_of=today, progress=progress)
     ingested, result = outcome["ingest"], outcome["publish"]
 

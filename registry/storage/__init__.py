@@ -25,6 +25,7 @@ from registry.storage.base import (
     MAX_KEY_BYTES,
     PARQUET_WRITE,
     AlreadyExists,
+    CredentialsMissing,
     InvalidKey,
     NotFound,
     ObjectInfo,
@@ -32,6 +33,7 @@ from registry.storage.base import (
     PreconditionFailed,
     Storage,
     StorageError,
+    StorageMisconfigured,
     StorageUnavailable,
     checked_key,
 )
@@ -49,7 +51,8 @@ from registry.storage.s3 import S3Storage, is_transient
 
 def open_storage(settings: StorageSettings, uri: str | None = None) -> Storage:
     """The storage at ``uri`` (default: ``settings.storage_uri``). ``settings`` is the
-    pipeline's :class:`~registry.config.settings.Settings` or the reader's storage settings."""
+    pipeline's :class:`~registry.config.settings.Settings` or the reader's storage settings.
+    Raises :class:`StorageMisconfigured` for a URI of another scheme."""
     uri = uri or settings.storage_uri
     scheme = urlparse(uri).scheme
     if scheme == "s3":
@@ -59,7 +62,9 @@ def open_storage(settings: StorageSettings, uri: str | None = None) -> Storage:
         return LocalStorage(Path(path).expanduser())
     if scheme == "" and uri:
         return LocalStorage(Path(uri).expanduser())
-    raise ValueError(f"unsupported storage URI {uri!r}: use file://PATH or s3://bucket/prefix")
+    raise StorageMisconfigured(
+        f"unsupported storage URI {uri!r}: use file://PATH or s3://bucket/prefix"
+    )
 
 
 def open_storage_from_uri(uri: str | None = None) -> Storage:
@@ -77,6 +82,7 @@ __all__ = [
     "PROBE_PREFIX",
     "AlreadyExists",
     "Capabilities",
+    "CredentialsMissing",
     "InvalidKey",
     "LocalStorage",
     "NotFound",
@@ -86,6 +92,7 @@ __all__ = [
     "S3Storage",
     "Storage",
     "StorageError",
+    "StorageMisconfigured",
     "StorageUnavailable",
     "StoreLacksGuarantees",
     "checked_key",

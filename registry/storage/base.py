@@ -71,6 +71,15 @@ class PermissionDenied(StorageError):
     """The store refused the caller (HTTP 403): a bucket policy or ACL forbids this access."""
 
 
+class CredentialsMissing(PermissionDenied):
+    """No credentials to sign S3 requests with: none in the environment or AWS config."""
+
+
+class StorageMisconfigured(StorageError):
+    """The storage settings point nowhere usable: a root URI of an unknown scheme, or a bucket
+    that does not exist."""
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     key: str

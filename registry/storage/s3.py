@@ -23,6 +23,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    NoCredentialsError,
     ReadTimeoutError,
 )
 from urllib3.exceptions import ProtocolError
@@ -30,12 +31,14 @@ from urllib3.exceptions import ProtocolError
 from registry.config.storage_settings import StorageSettings
 from registry.storage.base import (
     AlreadyExists,
+    CredentialsMissing,
     NotFound,
     ObjectInfo,
     PermissionDenied,
     PreconditionFailed,
     Storage,
     StorageError,
+    StorageMisconfigured,
     StorageUnavailable,
     checked_key,
     checked_prefix,
@@ -132,12 +135,16 @@ def _retries_spent(exc: BaseException) -> bool:
 
 
 class S3Storage(Storage):
-    """Storage under ``s3://bucket/prefix`` on AWS S3 or any S3-compatible store."""
+    """Storage under ``s3://bucket/prefix`` on AWS S3 or any S3-compatible store.
+
+    Besides the :class:`Storage` errors, any call raises :class:`CredentialsMissing` when no
+    credentials are configured, and :class:`StorageMisconfigured` when the bucket does not
+    exist."""
 
     def __init__(self, uri: str, settings: StorageSettings, *, client: Any | None = None):
         parsed = urlparse(uri)
         if parsed.scheme != "s3" or not parsed.netloc:
-            raise ValueError(f"not an s3://bucket[/prefix] URI: {uri!r}")
+            raise StorageMisconfigured(f"not an s3://bucket[/prefix] URI: {uri!r}")
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
         self.root_uri = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
@@ -180,6 +187,10 @@ class S3Storage(Storage):
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return fn()
+            except NoCredentialsError as exc:
+                raise CredentialsMissing(
+                    f"{what} {self._where(key)}: no credentials to sign the request with"
+                ) from exc
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -200,7 +211,8 @@ class S3Storage(Storage):
         return self._call(what, where, io)
 
     def _permanent(self, what: str, key: str, err: ClientError) -> StorageError:
-        kind = PermissionDenied if _status(err) == 403 else StorageError
+        kind = (PermissionDenied if _status(err) == 403
+                else StorageMisconfigured if _code(err) == "NoSuchBucket" else StorageError)
         return kind(f"{what} {self._where(key)}: {_code(err) or _status(err)} {err}")
 
     # -- primitives ----------------------------------------------------------------------

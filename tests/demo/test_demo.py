@@ -5,6 +5,7 @@ server and worker: tests/orchestration/test_prefect_deployments.py."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -76,6 +77,10 @@ def test_demo_on_local_storage(tmp_path):
     root = tmp_path / "root"
     first = _demo(tmp_path, {"REGISTRY_STORAGE_URI": root.as_uri()})
     assert first.returncode == 0, first.stderr[-3000:]
+    # Quiet by default: no telemetry attempt and no log lines (Prefect's, Great Expectations'
+    # temporary directories, the temporary server's missing concurrency limit), only progress.
+    assert not re.search(r"telemetry|temporary directory|\| (INFO|WARNING|ERROR) ",
+                         first.stderr), first.stderr[-3000:]
     storage = LocalStorage(root)
     _assert_demo_published(storage, first.stdout)
     assert (root / "reports").is_dir()

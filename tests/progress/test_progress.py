@@ -104,3 +104,40 @@ def test_run_output_is_plain_without_a_terminal(tmp_path, monkeypatch):
     assert "[2/6] publish: writing data files" in lines
     assert any(re.fullmatch(r"\[6/6\] publish: published \S+", line) for line in lines)
     assert "[3/3] report: written" in lines
+
+
+def test_a_bar_says_what_it_waits_for_and_prints_log_lines_above_itself():
+    """Log lines a handler would write across the bar (Prefect's console handler writes to
+    stderr) come out whole, through the bar's console, and the handler writes nothing."""
+    import logging
+
+    class Handler(logging.StreamHandler):
+        emitted = 0
+
+        def emit(self, record: logging.LogRecord) -> None:
+            Handler.emitted += 1
+            super().emit(record)
+
+    terminal = Terminal()
+    handler = Handler(terminal)
+    handler.setFormatter(logging.Formatter("LOG %(message)s"))
+    logging.root.addHandler(handler)
+    try:
+        with cli_progress(Settings(_env_file=None, CI=None), terminal,
+                          starting="starting Prefect's temporary server") as progress:
+            logging.getLogger("registry.test").warning("a line from a flow")
+            progress("ingest: uploads", 1, 2)
+    finally:
+        logging.root.removeHandler(handler)
+    drawn = terminal.getvalue()
+    assert "starting Prefect's temporary server" in drawn
+    assert "LOG a line from a flow\n" in drawn
+    assert Handler.emitted == 0  # not written across the bar by the handler itself
+    assert not handler.filters  # nothing left on the handler after the bar
+
+
+def test_plain_lines_start_with_what_the_work_waits_for():
+    stream = io.StringIO()
+    with cli_progress(Settings(_env_file=None, CI=None), stream, starting="starting X") as p:
+        p("build", 1, 1)
+    assert stream.getvalue().splitlines() == ["starting X", "[1/1] build"]

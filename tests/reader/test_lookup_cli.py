@@ -10,6 +10,7 @@ from staged_rows import AS_OF, merchant, stage_batch, stage_three_regions, uscc
 from typer.testing import CliRunner
 
 from registry.cli import app
+from registry.cli.errors import EXIT_USAGE
 from registry.config.settings import PROJECT_ROOT, Settings
 from registry.publish import publish_snapshot
 from registry.storage import LocalStorage
@@ -71,7 +72,7 @@ def test_lookup_of_an_unlisted_merchant_exits_1(world):
 @pytest.mark.parametrize("code", ["12345", "91310000MA0000000O", "9131000OMA00000001"])
 def test_lookup_of_something_not_a_uscc_is_a_usage_error(world, code):
     result = runner.invoke(app, ["lookup", code], env={"COLUMNS": "250"})  # the box on one line
-    assert result.exit_code == 2
+    assert result.exit_code == EXIT_USAGE
     assert "not a unified social credit code" in result.output
 
 
@@ -96,6 +97,6 @@ def test_diff_refuses_unknown_and_later_snapshots(world):
     assert unknown.exit_code == 1 and "unknown snapshot" in unknown.output
     later = runner.invoke(app, ["diff", third, "--to", first])
     assert later.exit_code == 1 and "is later than" in later.output
-    assert runner.invoke(app, ["diff", "2026-13-01"]).exit_code == 2
+    assert runner.invoke(app, ["diff", "2026-13-01"]).exit_code == EXIT_USAGE
 
 
