@@ -155,4 +155,4 @@ class CouncilWorld:
         """The JSON receipt the council finds for ``result``."""
         assert result.upload_id is not None and result.region is not None
         return json.loads(self.storage.read_bytes(
-            layout.receipt_key(result.region, result.upload_id, "json")))
+            result.receipt))

@@ -36,7 +36,7 @@ import logging
 import re
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +46,7 @@ import polars as pl
 from registry import ledger
 from registry.config.contracts import LINEAGE_SCHEMA, load_contracts, load_vocabulary
 from registry.config.crashpoints import check_crash_setting, crash_point
+from registry.config.quality import load_quality_config
 from registry.config.regions import load_regions
 from registry.config.settings import COUNCIL_TIMEZONE, Settings
 from registry.ingest import read_worker
@@ -58,6 +59,15 @@ from registry.quality import (
     held_receipt_fields,
     staged_batch_gate,
     write_scorecards,
+)
+from registry.quality.gates import row_count_context
+from registry.quality.preflight import gate_warnings
+from registry.quality.suites import (
+    empty_optional_columns,
+    load_suite,
+    row_count_bounds,
+    staged_suite_parameters,
+    suite_in_scope,
 )
 from registry.storage import (
     AlreadyExists,
@@ -98,6 +108,8 @@ class UploadResult:
     held: bool = False
     # Which case of exactly-once applied (registry.ledger.UploadCase), for an upload read.
     case: str | None = None
+    # The storage key of the upload's JSON receipt (layout.receipt_key).
+    receipt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,30 +200,71 @@ def ingest_pending(
 
 
 def checked_file(settings: Settings, path: Path, *, region: str, dataset: str) -> UploadCheck:
-    """``registry check``: the ingest path for a local file, without storage.
+    """``registry check`` and the check ``registry upload`` runs first: the ingest path for a
+    local file, without storage, with ``warnings`` for the batch-gate rules the file will trip
+    (:func:`batch_gate_warnings`).
 
     Raises ValueError for a region or dataset that the configuration does not know."""
+    _check_names(settings, region, dataset)
+    today = council_time(datetime.now(UTC)).date()
+    check = _upload_checked(settings, path.read_bytes(), path.name, region=region,
+                            dataset=dataset, today=today)
+    if check.file_errors:
+        return check
+    return replace(check, warnings=tuple(batch_gate_warnings(settings, check, today)))
+
+
+def _check_names(settings: Settings, region: str, dataset: str) -> None:
     regions = load_regions(settings.config_dir)
     contracts = load_contracts(settings.schemas_dir)
     if region not in regions.regions:
         raise ValueError(f"unknown region {region!r}; known: {', '.join(regions.regions)}")
     if dataset not in contracts:
         raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(contracts)}")
-    return _upload_checked(settings, path.read_bytes(), path.name, region=region,
-                           dataset=dataset, today=council_time(datetime.now(UTC)).date())
+
+
+def batch_gate_warnings(settings: Settings, check: UploadCheck, today: date
+                        ) -> list[dict[str, Any]]:
+    """The staged-batch gate's failures that ``check``'s accepted rows alone will cause, in the
+    batch's scope (the region's upload mode), as dicts: ``code``, ``column``, ``message_zh``,
+    ``message_en``. A replace list is bounded by the row-count floor only: the previous full
+    list is in storage, which a check does not read."""
+    config = load_quality_config(settings.config_dir)
+    contract = load_contracts(settings.schemas_dir)[check.dataset]
+    mode = load_regions(settings.config_dir).regions[check.region].upload_mode(check.dataset)
+    staged = check.accepted.drop(SOURCE_ROW)
+    suite, _ = suite_in_scope(
+        load_suite(settings.expectations_dir, config.suites.staged[check.dataset]), mode=mode,
+        empty_optional=empty_optional_columns(staged, contract.required_columns))
+    bounds = row_count_bounds(config, check.dataset, mode, None)
+    params = staged_suite_parameters(config, region=check.region, dataset=check.dataset,
+                                     today=today, bounds=bounds)
+    return [{"code": f.code, "column": f.column, "message_zh": f.message_zh,
+             "message_en": f.message_en}
+            for f in gate_warnings(staged, suite, params,
+                                   context=row_count_context(bounds, staged.height, config)[1])]
+
+
+@dataclass(frozen=True)
+class LandedUpload:
+    """Where ``registry upload`` put a file, and where its receipt will appear."""
+
+    key: str
+    upload_id: str
+    receipt_key: str
 
 
 def upload_file(storage: Storage, settings: Settings, path: Path, *, region: str, dataset: str
-                ) -> str:
-    """``registry upload``: put a local file at ``landing/{region}/{dataset}/{file name}`` and
-    return its key. Raises ValueError for an unknown region or dataset."""
-    if region not in load_regions(settings.config_dir).regions:
-        raise ValueError(f"unknown region {region!r}")
-    if dataset not in load_contracts(settings.schemas_dir):
-        raise ValueError(f"unknown dataset {dataset!r}")
-    key = layout.landing_prefix(region, dataset) + unicodedata.normalize("NFC", path.name)
+                ) -> LandedUpload:
+    """``registry upload``: put a local file at ``landing/{region}/{dataset}/{file name}``;
+    return its key and the key its JSON receipt will have once it is ingested. Raises
+    ValueError for an unknown region or dataset."""
+    _check_names(settings, region, dataset)
+    file = unicodedata.normalize("NFC", path.name)
+    key = layout.landing_prefix(region, dataset) + file
     storage.write_bytes(key, path.read_bytes())
-    return key
+    upload_id = _upload_id(storage.head(key))
+    return LandedUpload(key, upload_id, layout.receipt_key(region, upload_id, file, "json"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,12 +371,15 @@ def _duplicate_record(claim: ledger.IngestClaim, latest: ledger.BatchRecord, fil
     })
 
 
-def _write_receipt(storage: Storage, region: str, doc: dict[str, Any]) -> None:
+def _write_receipt(storage: Storage, region: str, doc: dict[str, Any]) -> str:
+    """Write the receipt ``doc`` as JSON and CSV; return the JSON one's key."""
     # Not indented: Python's JSON encoder is pure Python (slow) when asked to indent, and a
     # receipt may list thousands of errors. The CSV is the one for people.
-    storage.write_bytes(layout.receipt_key(region, doc["upload_id"], "json"),
-                        _json(doc, indent=None))
-    storage.write_bytes(layout.receipt_key(region, doc["upload_id"], "csv"), receipt_csv(doc))
+    key = layout.receipt_key(region, doc["upload_id"], doc["file"], "json")
+    storage.write_bytes(key, _json(doc, indent=None))
+    storage.write_bytes(layout.receipt_key(region, doc["upload_id"], doc["file"], "csv"),
+                        receipt_csv(doc))
+    return key
 
 
 def _version(info: ObjectInfo) -> str:
@@ -351,9 +407,9 @@ def _refused_unread(
         source_key=source_key or _shown(key), received_at=council_time(now).isoformat(),
         sha256=None, file_error=error,
     )
-    _write_receipt(storage, region, doc)
+    receipt = _write_receipt(storage, region, doc)
     result = UploadResult(key, region, dataset, "rejected", upload_id=upload_id,
-                          file_error=error.code)
+                          file_error=error.code, receipt=receipt)
     _mark_seen(storage, info, result)
     return result
 
@@ -496,7 +552,8 @@ def _finished_earlier(
                               upload_id=earlier.upload_id, batch_id=outcome.batch_id,
                               sha256=earlier.sha256, rows_in=outcome.rows_in,
                               accepted=outcome.accepted, quarantined=outcome.quarantined,
-                              file_error=outcome.file_error, case=outcome.case)
+                              file_error=outcome.file_error, case=outcome.case,
+                              receipt=layout.receipt_key(region, earlier.upload_id, file, "json"))
         _mark_seen(storage, info, result)
         return result
     upload_id = _upload_id(info)
@@ -511,10 +568,11 @@ def _finished_earlier(
         received_at=council_time(earlier.ingested_at).isoformat(), sha256=earlier.sha256,
         duplicate_of=duplicate_of,
     )
-    _write_receipt(storage, region, doc)
+    receipt = _write_receipt(storage, region, doc)
     result = UploadResult(info.key, region, dataset, "duplicate", upload_id=upload_id,
                           batch_id=outcome.batch_id, sha256=earlier.sha256,
-                          duplicate_of=duplicate_of["source_key"], case="duplicate")
+                          duplicate_of=duplicate_of["source_key"], case="duplicate",
+                          receipt=receipt)
     _mark_seen(storage, info, result)
     return result
 
@@ -559,6 +617,7 @@ def _processed(
         quarantined=check.rejected, file_error=check.file_error.code if check.file_error else None,
         duplicate_of=duplicate_of["source_key"] if duplicate_of else None,
         held=held is not None, case=case,
+        receipt=layout.receipt_key(region, ours.upload_id, file, "json"),
     )
     kept = (_filings_kept(check, contract) if mode == "replace" and case == "new" else [])
     doc = receipt_document(

@@ -34,6 +34,23 @@ _XLSX_MAGIC = b"PK\x03\x04"
 _XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _PARQUET_MAGIC = b"PAR1"
 _UTF8_BOM = codecs.BOM_UTF8
+# Files councils send by mistake, by their first bytes: NOT_A_SPREADSHEET names what they are.
+_OTHER_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"), (b"BM", "bmp"), (b"%PDF-", "pdf"), (b"\x1f\x8b", "gzip"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"), (b"Rar!\x1a\x07", "rar"),
+)
+# Stream names in an OLE2 container's directory (UTF-16LE). A password-protected .xlsx is an
+# OLE2 container holding EncryptionInfo and EncryptedPackage; Word and PowerPoint files are
+# OLE2 containers too, without a Workbook stream.
+_OLE_ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
+_OLE_WORKBOOK = ("Workbook".encode("utf-16-le"), "Book".encode("utf-16-le"))
+_OLE_OTHERS = (("WordDocument".encode("utf-16-le"), "word"),
+               ("PowerPoint Document".encode("utf-16-le"), "powerpoint"))
+# A zip archive's entry that says which Office document it is.
+_ZIP_OTHERS = (("word/document.xml", "word"), ("ppt/presentation.xml", "powerpoint"))
+# Names councils give workbooks: a file so named that reads as no text is a damaged workbook.
+_WORKBOOK_NAME = re.compile(r"(?i)\.(xlsx|xlsm|xls|et)$")
 _SAMPLE_BYTES = 64 * 1024
 _FIRST_VISIBLE = re.compile(rb"\s*(\S)")
 # Encodings a council's CSV plausibly uses; charset-normalizer picks among these.
@@ -72,10 +89,14 @@ def read_here(data: bytes, known_headers: Collection[str], limits: Limits) -> Up
     """:func:`upload_table` in this process, whatever the time and memory limits say (the
     reading worker process reads with this), for bytes :func:`upload_table` has already
     checked for size and emptiness."""
+    kind = next((kind for magic, kind in _OTHER_MAGIC if data.startswith(magic)), None)
+    if kind is not None:
+        raise rj.FileRejected(rj.NOT_A_SPREADSHEET, kind)
     if data.startswith(_XLSX_MAGIC):
         _check_xlsx_unpacked_size(data, limits)
         table = _spreadsheet_table(data, "xlsx", known_headers, limits)
     elif data.startswith(_XLS_MAGIC):
+        _check_ole_workbook(data)
         table = _spreadsheet_table(data, "xls", known_headers, limits)
     elif data.startswith(_PARQUET_MAGIC) and data.endswith(_PARQUET_MAGIC):
         table = _parquet_table(data)
@@ -93,10 +114,12 @@ def _check_xlsx_unpacked_size(data: bytes, limits: Limits) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
-    except zipfile.BadZipFile as exc:
-        raise rj.FileRejected(rj.FILE_UNREADABLE, f"damaged zip/xlsx ({exc})") from None
-    if not any(info.filename == "xl/workbook.xml" for info in infos):
-        raise rj.FileRejected(rj.FILE_UNREADABLE, "a zip archive that is not an .xlsx workbook")
+    except zipfile.BadZipFile:
+        raise rj.FileRejected(rj.WORKBOOK_DAMAGED) from None
+    names = {info.filename for info in infos}
+    if "xl/workbook.xml" not in names:
+        kind = next((kind for entry, kind in _ZIP_OTHERS if entry in names), "zip")
+        raise rj.FileRejected(rj.NOT_A_SPREADSHEET, kind)
     unpacked = sum(info.file_size for info in infos)
     if unpacked > limits.max_xlsx_uncompressed_bytes:
         raise rj.FileRejected(
@@ -104,28 +127,60 @@ def _check_xlsx_unpacked_size(data: bytes, limits: Limits) -> None:
         )
 
 
+def _check_ole_workbook(data: bytes) -> None:
+    """Refuse an OLE2 container that is not an .xls workbook: a password-protected workbook
+    (WORKBOOK_ENCRYPTED), a Word or PowerPoint file (NOT_A_SPREADSHEET)."""
+    if _OLE_ENCRYPTED in data:
+        raise rj.FileRejected(rj.WORKBOOK_ENCRYPTED)
+    if not any(name in data for name in _OLE_WORKBOOK):
+        kind = next((kind for name, kind in _OLE_OTHERS if name in data), "ole")
+        raise rj.FileRejected(rj.NOT_A_SPREADSHEET, kind)
+
+
+def refusal_for_name(error: rj.FileRejected, file: str) -> rj.FileRejected:
+    """``error`` as the clerk should read it, given the upload's file name: a file named like a
+    workbook that is no workbook and reads as no text (an encoding problem, NUL bytes) is a
+    damaged workbook, not a CSV with an unknown encoding. Any other refusal is returned as is."""
+    if _WORKBOOK_NAME.search(file) and error.code in (rj.ENCODING_UNDECODABLE,
+                                                      rj.FILE_UNREADABLE):
+        return rj.FileRejected(rj.WORKBOOK_DAMAGED)
+    return error
+
+
 def _spreadsheet_table(
     data: bytes, fmt: str, known_headers: Collection[str], limits: Limits
 ) -> UploadTable:
+    """The data sheet of a workbook: the sheet whose head names the most known columns (a
+    填表说明 sheet often comes first), the first sheet with anything in it on a tie."""
     try:
         reader = fastexcel.read_excel(data)
+        chosen, chosen_score = None, 0
         for name in reader.sheet_names:
             # header_row=None with skip_rows=0 keeps leading empty rows, so that index i is
             # Excel row i + 1 (fastexcel otherwise drops them and the numbers would shift).
-            sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
-            if sheet.width > limits.max_columns:
-                raise rj.FileRejected(
-                    rj.TOO_MANY_COLUMNS, f"{sheet.width} > {limits.max_columns}"
-                )
-            grid = sheet.to_polars()
-            if grid.width and not _blank_rows(grid).all():
-                break
-        else:
+            head = reader.load_sheet(name, header_row=None, skip_rows=0,
+                                     n_rows=HEADER_SEARCH_ROWS, dtypes="string")
+            if head.width > limits.max_columns:
+                raise rj.FileRejected(rj.TOO_MANY_COLUMNS, f"{head.width} > {limits.max_columns}")
+            grid = head.to_polars()
+            if not grid.width or _blank_rows(grid).all():
+                continue
+            score = _header_score(grid.rows(), known_headers)[1]
+            if chosen is None or score > chosen_score:
+                chosen, chosen_score = name, score
+        if chosen is None:
             raise rj.FileRejected(rj.NO_DATA_ROWS)
+        name = chosen
+        sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
+        grid = sheet.to_polars()
     except rj.FileRejected:
         raise
     except Exception as exc:  # fastexcel raises its own hierarchy for damaged or locked files
-        raise rj.FileRejected(rj.FILE_UNREADABLE, f"{type(exc).__name__}: {exc}") from None
+        # Its messages are the library's internals (CalamineError ... Context): the clerk is
+        # told what is wrong in their words instead.
+        locked = re.search(r"(?i)password|encrypt", str(exc))
+        raise rj.FileRejected(rj.WORKBOOK_ENCRYPTED if locked else rj.WORKBOOK_DAMAGED
+                              ) from None
     grid = grid.rename({c: f"c{i}" for i, c in enumerate(grid.columns)})
     header_at = _header_position(grid.head(HEADER_SEARCH_ROWS).rows(), known_headers)
     header = [cell or "" for cell in grid.row(header_at)]
@@ -311,15 +366,23 @@ def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(out)
 
 
-def _header_position(records: list[list[str | None]] | list[tuple], known: Collection[str]) -> int:
-    """Index of the record that names the most known columns (the first one on a tie).
-
-    Raises NO_HEADER when no record among the first rows names at least two."""
+def _header_score(records: list[list[str | None]] | list[tuple], known: Collection[str]
+                  ) -> tuple[int, int]:
+    """(index, score) of the record that names the most known columns (the first one on a
+    tie) among the first rows; (-1, 1) when none names at least two."""
     best_at, best_score = -1, 1
     for at, record in enumerate(records[:HEADER_SEARCH_ROWS]):
         score = sum(1 for cell in record if cell and header_key(str(cell)) in known)
         if score > best_score:
             best_at, best_score = at, score
+    return best_at, best_score
+
+
+def _header_position(records: list[list[str | None]] | list[tuple], known: Collection[str]) -> int:
+    """Index of the record that names the most known columns (the first one on a tie).
+
+    Raises NO_HEADER when no record among the first rows names at least two."""
+    best_at, _ = _header_score(records, known)
     if best_at < 0:
         raise rj.FileRejected(rj.NO_HEADER, HEADER_SEARCH_ROWS)
     return best_at

@@ -66,7 +66,9 @@ def receipt_document(
     ``held_en``, ``held_reasons``; see :func:`registry.quality.held_receipt_fields`).
     ``kept_previous`` names the filings of a complete list (replace mode) whose rows were
     rejected: each keeps its previous accepted row until the council corrects it."""
-    error = file_error or (check.file_error if check else None)
+    errors_of_file = ((file_error,) if file_error is not None
+                      else check.file_errors if check is not None else ())
+    error = errors_of_file[0] if errors_of_file else None
     if duplicate_of is not None:
         status = "duplicate"
     elif error is not None:
@@ -120,7 +122,7 @@ def receipt_document(
         "rows": rows,
         "accepted": accepted,
         "rejected": rejected,
-        "file_errors": [error.as_dict(file)] if error else [],
+        "file_errors": [e.as_dict(file) for e in errors_of_file],
         "error_counts": (
             dict(errors.group_by("code").len().sort("code").iter_rows())
             if not errors.is_empty() else {}

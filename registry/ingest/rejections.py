@@ -32,6 +32,9 @@ UNKNOWN_DATASET = "UNKNOWN_DATASET"
 KEY_UNSAFE = "KEY_UNSAFE"
 READ_TIME_LIMIT = "READ_TIME_LIMIT"
 READ_MEMORY_LIMIT = "READ_MEMORY_LIMIT"
+WORKBOOK_DAMAGED = "WORKBOOK_DAMAGED"
+WORKBOOK_ENCRYPTED = "WORKBOOK_ENCRYPTED"
+NOT_A_SPREADSHEET = "NOT_A_SPREADSHEET"
 
 # -- row-level codes: the row goes to quarantine ---------------------------------------------
 REQUIRED_MISSING = "REQUIRED_MISSING"
@@ -148,6 +151,49 @@ FILE_MESSAGES: dict[str, tuple[str, str]] = {
         "processed. Split it, or remove extra sheets, formatting and empty columns, and upload "
         "it again.",
     ),
+    WORKBOOK_DAMAGED: (
+        "文件「{file}」已损坏，无法作为 Excel 工作簿打开。请在 Excel 或 WPS 中打开它，"
+        "另存为 .xlsx 后重新上传；打不开时请从原系统重新导出。",
+        "File '{file}' is damaged and cannot be opened as an Excel workbook. Open it in Excel or "
+        "WPS, save it as .xlsx and upload it again; if it does not open, export it again from "
+        "the system it came from.",
+    ),
+    WORKBOOK_ENCRYPTED: (
+        "文件「{file}」设有打开密码，无法读取。请在 Excel 或 WPS 中去掉打开密码"
+        "（文件 → 信息 → 保护工作簿 → 用密码进行加密，清空密码），保存后重新上传。",
+        "File '{file}' is protected by a password and cannot be read. Remove the password in "
+        "Excel or WPS (File → Info → Protect Workbook → Encrypt with Password, clear it), save "
+        "it and upload it again.",
+    ),
+    NOT_A_SPREADSHEET: (
+        "文件「{file}」不是表格文件（它是{detail}）。请上传按模板填写的 .xlsx 或 .csv 文件。",
+        "File '{file}' is not a spreadsheet (it is {detail}). Upload the .xlsx or .csv file "
+        "filled in from the template.",
+    ),
+}
+
+# What a file turned out to be, for NOT_A_SPREADSHEET: the detail names one of these kinds.
+FILE_KINDS: dict[str, tuple[str, str]] = {
+    "png": ("一张 PNG 图片", "a PNG image"),
+    "jpeg": ("一张 JPEG 图片", "a JPEG image"),
+    "gif": ("一张 GIF 图片", "a GIF image"),
+    "bmp": ("一张 BMP 图片", "a BMP image"),
+    "pdf": ("一份 PDF 文档", "a PDF document"),
+    "word": ("一份 Word 文档", "a Word document"),
+    "powerpoint": ("一份 PowerPoint 演示文稿", "a PowerPoint presentation"),
+    "gzip": ("一个 gzip 压缩包", "a gzip archive"),
+    "zip": ("一个压缩包，里面没有 Excel 工作簿", "a zip archive without an Excel workbook in it"),
+    "7z": ("一个 7z 压缩包", "a 7z archive"),
+    "rar": ("一个 RAR 压缩包", "a RAR archive"),
+    "ole": ("一份非 Excel 的 Office 文件", "an Office file that is not an Excel workbook"),
+}
+
+# Appended to a header problem's message when a close accepted header was found.
+DID_YOU_MEAN: dict[str, tuple[str, str]] = {
+    UNKNOWN_COLUMN: ("是否应为「{suggestion}」？", "Did you mean '{suggestion}'?"),
+    MISSING_COLUMN: ("文件中的「{suggestion}」是否就是这一列？如是，请改用模板的列名。",
+                     "Is the file's column '{suggestion}' this one? If so, use the template's "
+                     "column name."),
 }
 
 ROW_MESSAGES: dict[str, tuple[str, str]] = {
@@ -239,21 +285,42 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 class FileRejected(Exception):
-    """The whole upload is refused. ``code`` is stable; ``detail`` fills the message."""
+    """The whole upload is refused. ``code`` is stable; ``detail`` fills the message (for
+    NOT_A_SPREADSHEET, a key of :data:`FILE_KINDS`). ``did_you_mean`` is a header that the
+    column may have been meant as (UNKNOWN_COLUMN), or the file's header that may be the
+    missing column (MISSING_COLUMN)."""
 
-    def __init__(self, code: str, detail: object = ""):
+    def __init__(self, code: str, detail: object = "", *, did_you_mean: str | None = None):
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = str(detail)
+        self.did_you_mean = did_you_mean
 
     def as_dict(self, file: str) -> dict[str, str]:
+        """``code``, ``message_zh``, ``message_en``, and ``did_you_mean`` when there is one."""
         zh, en = FILE_MESSAGES[self.code]
-        fields = {"file": file, "detail": self.detail}
-        return {
+        detail_zh, detail_en = FILE_KINDS.get(self.detail, (self.detail, self.detail))
+        if self.code != NOT_A_SPREADSHEET:
+            detail_zh = detail_en = self.detail
+        doc = {
             "code": self.code,
-            "message_zh": zh.format(**fields),
-            "message_en": en.format(**fields),
+            "message_zh": zh.format(file=file, detail=detail_zh),
+            "message_en": en.format(file=file, detail=detail_en),
         }
+        if self.did_you_mean and self.code in DID_YOU_MEAN:
+            hint_zh, hint_en = DID_YOU_MEAN[self.code]
+            doc["message_zh"] += hint_zh.format(suggestion=self.did_you_mean)
+            doc["message_en"] += " " + hint_en.format(suggestion=self.did_you_mean)
+            doc["did_you_mean"] = self.did_you_mean
+        return doc
+
+
+class FileProblems(Exception):
+    """Several file-level problems found in one pass (every header problem at once)."""
+
+    def __init__(self, problems: list[FileRejected]):
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
 
 
 def _formatted(template: str, fields: dict[str, pl.Expr]) -> pl.Expr:

@@ -13,6 +13,7 @@ the registry build relies on, so a normalisation bug stops the batch instead of 
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -24,7 +25,7 @@ from registry.config.contracts import LINEAGE_SCHEMA, ColumnSpec, Contract, Voca
 from registry.config.regions import RegionConfig
 from registry.ingest import rejections as rj
 from registry.ingest.normalize import REGION_SUFFIX, city_lookup, normalized
-from registry.ingest.readers import upload_table
+from registry.ingest.readers import refusal_for_name, upload_table
 from registry.ingest.tables import SOURCE_ROW, Limits, SkippedNote, UploadTable
 from registry.ingest.uscc import uscc_is_valid
 
@@ -234,7 +235,10 @@ class UploadCheck:
     ones, personal numbers in free text masked; ``region``, ``_source_row``) with ``_errors``, a
     list of {column, code, value, message_zh, message_en}.
     ``errors``: one row per (row, error), for receipts and ``registry check``.
-    ``file_error`` is set (and the frames are empty) when the whole file is refused."""
+    ``file_errors`` lists every reason the whole file is refused (the frames are then empty);
+    ``warnings`` are the batch-gate rules the file will trip
+    (:func:`registry.ingest.pipeline.checked_file` fills them, as dicts with ``code``,
+    ``column``, ``message_zh`` and ``message_en``)."""
 
     file: str
     region: str
@@ -244,27 +248,40 @@ class UploadCheck:
     accepted: pl.DataFrame
     quarantined: pl.DataFrame
     errors: pl.DataFrame
-    file_error: rj.FileRejected | None = None
+    file_errors: tuple[rj.FileRejected, ...] = ()
     format: str | None = None
     encoding: str | None = None
     sheet: str | None = None
     notes: list[SkippedNote] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    warnings: tuple[dict[str, str], ...] = ()
 
     @property
     def rejected(self) -> int:
         return self.quarantined.height
 
+    @property
+    def file_error(self) -> rj.FileRejected | None:
+        """The first reason the whole file is refused, or None when it was read."""
+        return self.file_errors[0] if self.file_errors else None
+
 
 def header_columns(table: UploadTable, contract: Contract) -> tuple[dict[str, str], list[str]]:
     """Map the table's ``c{i}`` columns to contract column names, and list ignored headers.
 
-    Raises FileRejected for a header cell over a data column that is blank (BLANK_HEADER), a
-    column not in the contract nor on its ignore list (UNKNOWN_COLUMN), two headers naming
-    one column (DUPLICATE_COLUMN), or a required column missing (MISSING_COLUMN)."""
+    Every header problem is found in one pass and raised together as
+    :class:`~registry.ingest.rejections.FileProblems`, in the file's column order, then the
+    missing columns in the contract's: a header cell over a data column that is blank
+    (BLANK_HEADER), a column not in the contract nor on its ignore list (UNKNOWN_COLUMN, with
+    the accepted header it may have been meant as), two headers naming one column
+    (DUPLICATE_COLUMN), a required column missing (MISSING_COLUMN, with the file's unknown
+    header that may be it)."""
     index = contract.header_index()
     mapping: dict[str, str] = {}
     ignored: list[str] = []
+    # (column position, problem): told in the file's column order.
+    found: list[tuple[int, rj.FileRejected]] = []
+    unknown: dict[int, str] = {}
     empty_columns = set()
     blank_positions = [i for i, cell in enumerate(table.header) if not str(cell or "").strip()]
     if blank_positions:
@@ -273,25 +290,62 @@ def header_columns(table: UploadTable, contract: Contract) -> tuple[dict[str, st
         ).row(0)
         for i, count in zip(blank_positions, counts, strict=True):
             if count:
-                raise rj.FileRejected(rj.BLANK_HEADER, i + 1)
+                found.append((i, rj.FileRejected(rj.BLANK_HEADER, i + 1)))
             empty_columns.add(i)
     for i, cell in enumerate(table.header):
         if i in empty_columns:
             continue
         key = header_key(str(cell))
         if key not in index:
-            raise rj.FileRejected(rj.UNKNOWN_COLUMN, str(cell).strip())
+            unknown[i] = str(cell).strip()
+            continue
         name = index[key]
         if name is None:
             ignored.append(str(cell).strip())
-            continue
-        if name in mapping.values():
-            raise rj.FileRejected(rj.DUPLICATE_COLUMN, contract.by_name[name].label)
-        mapping[f"c{i}"] = name
+        elif name in mapping.values():
+            found.append((i, rj.FileRejected(rj.DUPLICATE_COLUMN, contract.by_name[name].label)))
+        else:
+            mapping[f"c{i}"] = name
+    meant = {i: _meant_column(i, text, mapping, contract) for i, text in unknown.items()}
+    for i, text in unknown.items():
+        found.append((i, rj.FileRejected(rj.UNKNOWN_COLUMN, text,
+                                         did_you_mean=meant[i].label_zh if meant[i] else None)))
+    problems = [problem for _, problem in sorted(found, key=lambda f: f[0])]
     for name in contract.required_columns:
         if name not in mapping.values():
-            raise rj.FileRejected(rj.MISSING_COLUMN, contract.by_name[name].label)
+            maybe = next((unknown[i] for i, col in meant.items() if col and col.name == name),
+                         None)
+            problems.append(rj.FileRejected(rj.MISSING_COLUMN, contract.by_name[name].label,
+                                            did_you_mean=maybe))
+    if problems:
+        raise rj.FileProblems(problems)
     return mapping, ignored
+
+
+# How close (difflib's ratio, 0..1) an unknown header must be to an accepted one to be offered.
+_CLOSE_HEADER = 0.6
+
+
+def _meant_column(at: int, text: str, mapping: dict[str, str], contract: Contract
+                  ) -> ColumnSpec | None:
+    """The contract column an unknown header at position ``at`` was probably meant as.
+
+    First the accepted header closest in spelling (difflib on the matching keys, so Chinese
+    compares character by character). Failing that, the template's order: a column the file
+    lacks that the template puts right after the column to the left of this one (营业执照号
+    after 备案编号, where the template has 统一社会信用代码), when that column is required.
+    None when neither says anything."""
+    index = {k: v for k, v in contract.header_index().items() if v is not None}
+    close = difflib.get_close_matches(header_key(text), list(index), n=1, cutoff=_CLOSE_HEADER)
+    if close:
+        return contract.by_name[index[close[0]]]
+    left = next((mapping[f"c{i}"] for i in range(at - 1, -1, -1) if f"c{i}" in mapping), None)
+    names = [c.name for c in contract.columns]
+    after = names.index(left) + 1 if left else 0
+    following = names[after] if after < len(names) else None
+    if following not in contract.required_columns or following in mapping.values():
+        return None
+    return contract.by_name[following]
 
 
 def _error_structs(errors: pl.DataFrame) -> pl.DataFrame:
@@ -300,8 +354,8 @@ def _error_structs(errors: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _empty_check(file: str, region: str, contract: Contract, error: rj.FileRejected,
-                 table: UploadTable | None) -> UploadCheck:
+def _empty_check(file: str, region: str, contract: Contract,
+                 errors: tuple[rj.FileRejected, ...], table: UploadTable | None) -> UploadCheck:
     return UploadCheck(
         file=file,
         region=region,
@@ -311,7 +365,7 @@ def _empty_check(file: str, region: str, contract: Contract, error: rj.FileRejec
         accepted=pl.DataFrame(),
         quarantined=pl.DataFrame(),
         errors=pl.DataFrame(),
-        file_error=error,
+        file_errors=errors,
         format=table.format if table else None,
         encoding=table.encoding if table else None,
         sheet=table.sheet if table else None,
@@ -339,7 +393,9 @@ def checked_upload(
         table = upload_table(data, set(contract.header_index()), limits)
         mapping, ignored = header_columns(table, contract)
     except rj.FileRejected as error:
-        return _empty_check(file, region, contract, error, table)
+        return _empty_check(file, region, contract, (refusal_for_name(error, file),), table)
+    except rj.FileProblems as found:
+        return _empty_check(file, region, contract, tuple(found.problems), table)
 
     # rename (and drop), not select: renaming is free, a select or drop copies every column.
     unused = [c for c in table.rows.columns if c not in mapping and c != SOURCE_ROW]
@@ -393,19 +449,23 @@ def checked_upload(
 
 
 def checked_file_as_json(check: UploadCheck) -> dict:
-    """The ``registry check --json`` document (docs/architecture.md §13)."""
+    """The ``registry check --json`` document (docs/architecture.md §13): every file-level
+    problem, every row error, and the batch-gate warnings; ``sheet`` names the worksheet read."""
     return {
         "file": check.file,
         "region": check.region,
         "dataset": check.dataset,
+        "format": check.format,
+        "encoding": check.encoding,
+        "sheet": check.sheet,
         "rows": check.rows_in,
         "accepted": check.accepted.height,
         "rejected": check.rejected,
-        "file_errors": [check.file_error.as_dict(check.file)] if check.file_error else [],
+        "file_errors": [error.as_dict(check.file) for error in check.file_errors],
         "row_errors": (
             check.errors.select("row", "column", "code", "message_zh", "message_en").to_dicts()
-            if check.file_error is None
+            if not check.file_errors
             else []
         ),
+        "warnings": list(check.warnings),
     }
-

@@ -105,6 +105,19 @@ def _bound_reason(bounds: Mapping[str, Any], observed: int, config: QualityConfi
             f"a replace batch above {pct} of the previous full batch ({previous.accepted} rows)")
 
 
+def row_count_context(bounds: Mapping[str, Any], observed: int, config: QualityConfig
+                      ) -> tuple[str, dict[str, Any]]:
+    """The code of the row-count bound a batch of ``observed`` rows broke ("" when none) and
+    what the row-count check's message templates need of it (``bound_zh``, ``bound_en``,
+    ``max_value``)."""
+    code, zh, en = (_bound_reason(bounds, observed, config)
+                    if observed < bounds["min_rows"] or (
+                        bounds["max_rows"] is not None and observed > bounds["max_rows"])
+                    else ("", "", ""))
+    return code, {"bound_zh": zh, "bound_en": en,
+                  "max_value": bounds["max_rows"] if bounds["max_rows"] is not None else "∞"}
+
+
 def staged_batch_gate(
     storage: Storage, settings: Settings, staged: pl.DataFrame, *, region: str, dataset: str,
     batch_id: str, mode: str, today: date,
@@ -127,13 +140,7 @@ def staged_batch_gate(
     bounds = row_count_bounds(config, dataset, mode, previous)
     params = staged_suite_parameters(config, region=region, dataset=dataset, today=today,
                                      bounds=bounds)
-    observed = staged.height
-    code, zh, en = (_bound_reason(bounds, observed, config)
-                    if observed < bounds["min_rows"] or (
-                        bounds["max_rows"] is not None and observed > bounds["max_rows"])
-                    else ("", "", ""))
-    context = {"bound_zh": zh, "bound_en": en,
-               "max_value": bounds["max_rows"] if bounds["max_rows"] is not None else "∞"}
+    code, context = row_count_context(bounds, staged.height, config)
     result = _validated_with_docs(storage, staged, suite, params, context,
                                   batch_docs_prefix(dataset, region, batch_id))
     failures = tuple(

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 DATASETS = ("merchants", "complaints", "inspections", "gift_evaluations")
 
 RECEIPTS_DIR = "_receipts"
+RECEIPT_STEM_CHARS = 80
+# \w is Unicode-aware: Chinese file names stay readable in receipt keys.
+_UNSAFE_NAME_CHARS = re.compile(r"[^\w-]+")
 # What downstream apps read: the snapshots, their commit log and the latest pointer.
 PUBLISHED_PREFIX = "registry/"
 LATEST_KEY = f"{PUBLISHED_PREFIX}latest.json"
@@ -49,8 +53,16 @@ def landing_parts(key: str) -> tuple[str, str, str] | None:
     return parts[1], parts[2], parts[-1]
 
 
-def receipt_key(region: str, upload_id: str, ext: str) -> str:
-    return f"{LANDING_PREFIX}{region}/{RECEIPTS_DIR}/{upload_id}.{ext}"
+def receipt_key(region: str, upload_id: str, file: str, ext: str) -> str:
+    """``landing/{region}/_receipts/{upload_id}_{stem}.{ext}``: the upload id sorts a region's
+    receipts by landing time, and the stem of the uploaded file's name lets a clerk find theirs.
+    The stem is always a safe key segment, whatever the file was called: NFC, every run of
+    characters other than letters (any script), digits and ``-`` replaced by ``_``, at most
+    :data:`RECEIPT_STEM_CHARS` characters."""
+    name = unicodedata.normalize("NFC", file)
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    safe = _UNSAFE_NAME_CHARS.sub("_", stem).strip("_")[:RECEIPT_STEM_CHARS] or "upload"
+    return f"{LANDING_PREFIX}{region}/{RECEIPTS_DIR}/{upload_id}_{safe}.{ext}"
 
 
 def raw_key(region: str, dataset: str, sha256: str, ext: str) -> str:
@@ -137,6 +149,11 @@ def report_prefix(snapshot_id: str) -> str:
 def report_key(snapshot_id: str) -> str:
     """A snapshot's HTML report."""
     return report_prefix(snapshot_id) + PAGE_FILE
+
+
+def reports_index_key() -> str:
+    """The page listing every snapshot's report, newest first: where a reader starts."""
+    return REPORTS_PREFIX + PAGE_FILE
 
 
 def dictionary_key(snapshot_id: str) -> str:

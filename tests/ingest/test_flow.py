@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fixtures.council_files import FIXTURES
 from typer.testing import CliRunner
@@ -17,15 +19,22 @@ def test_upload_then_ingest_through_the_flow(prefect_home, tmp_path, monkeypatch
     root = tmp_path / "registry-data"
     monkeypatch.setenv("REGISTRY_STORAGE_URI", root.as_uri())
     runner = CliRunner()
-    for file, region, dataset in [
-        ("merchants_sh_gb18030.csv", "SH", "merchants"),
-        ("complaints_zj.xlsx", "ZJ", "complaints"),
-        ("merchants_unknown_column.csv", "SH", "merchants"),
+    # The third file is one `upload` refuses (an unknown column) until the clerk insists.
+    refused = runner.invoke(app, ["upload", str(FIXTURES / "merchants_unknown_column.csv"),
+                                  "--region", "SH", "--dataset", "merchants"])
+    assert refused.exit_code == 2 and "UNKNOWN_COLUMN" in refused.output
+    assert not (root / "landing").exists()
+    for file, region, dataset, force in [
+        ("merchants_sh_gb18030.csv", "SH", "merchants", []),
+        ("complaints_zj.xlsx", "ZJ", "complaints", []),
+        ("merchants_unknown_column.csv", "SH", "merchants", ["--force"]),
     ]:
         result = runner.invoke(app, ["upload", str(FIXTURES / file), "--region", region,
-                                     "--dataset", dataset])
+                                     "--dataset", dataset, *force])
         assert result.exit_code == 0, result.output
-        assert result.stdout.strip() == f"landing/{region}/{dataset}/{file}"
+        landed, receipt = result.stdout.strip().splitlines()[-2:]
+        assert landed == f"landing/{region}/{dataset}/{file}"
+        assert receipt.endswith(f"_{Path(file).stem}.json")
 
     result = runner.invoke(app, ["ingest"])
     assert result.exit_code == 0, result.output

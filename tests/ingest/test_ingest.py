@@ -115,7 +115,7 @@ def test_every_fixture_is_staged_quarantined_recorded_and_receipted(storage: Sto
         assert (claim.state, claim.source_key, claim.upload_id) == ("done", key, r.upload_id)
         assert (claim.outcome.status, claim.outcome.case, claim.outcome.batch_id) == (
             "staged", "new", r.batch_id)
-        receipt = _json(storage, layout.receipt_key(r.region, r.upload_id, "json"))
+        receipt = _json(storage, r.receipt)
         assert (receipt["status"], receipt["case"], receipt["rows"], receipt["accepted"]) == (
             "partially_accepted", "new", rows, accepted)
         assert len(receipt["row_errors"]) >= rows - accepted
@@ -127,8 +127,7 @@ def test_every_fixture_is_staged_quarantined_recorded_and_receipted(storage: Sto
             landed.strftime("%Y%m%dT%H%M%SZ"))
     assert len({r.batch_id for r in summary.results}) == len(UPLOADS)
     # the xlsx footer is reported to the council
-    zj = _json(storage, layout.receipt_key("ZJ", results["landing/ZJ/complaints/投诉.xlsx"]
-                                           .upload_id, "json"))
+    zj = _json(storage, results["landing/ZJ/complaints/投诉.xlsx"].receipt)
     assert [n["row"] for n in zj["skipped_note_rows"]] == [13, 14]
 
 
@@ -161,7 +160,7 @@ def test_same_bytes_landed_later_under_another_name_are_a_duplicate_of_the_lates
     assert ledger.committed_refs(storage) == {("inspections", "AH", first.batch_id),
                                               ("inspections", "AH", second.batch_id)}
     assert _staged_batches(storage) == {first.batch_id}  # no rows written twice
-    receipt = _json(storage, layout.receipt_key("AH", second.upload_id, "json"))
+    receipt = _json(storage, second.receipt)
     assert (receipt["status"], receipt["case"]) == ("duplicate", "duplicate")
     assert receipt["duplicate_of"] == {"batch_id": first.batch_id,
                                        "source_key": "landing/AH/inspections/april.jsonl",
@@ -179,7 +178,7 @@ def test_same_bytes_landed_in_the_same_second_under_two_names_are_one_batch(
     assert (second.status, second.case) == ("duplicate", "duplicate")
     assert second.batch_id == first.batch_id and second.duplicate_of == first.key
     assert ledger.committed_refs(storage) == {("inspections", "AH", first.batch_id)}
-    receipt = _json(storage, layout.receipt_key("AH", second.upload_id, "json"))
+    receipt = _json(storage, second.receipt)
     assert receipt["case"] == "duplicate"
     assert receipt["duplicate_of"]["batch_id"] == first.batch_id
     assert receipt["duplicate_of"]["source_key"] == first.key
@@ -222,7 +221,7 @@ def test_the_same_bytes_from_another_council_are_its_own_batch_and_do_not_reveal
     record = ledger.read_batch_record(storage, "inspections", "AH", result.batch_id)
     assert (record.region, record.same_as, record.accepted) == ("AH", None, result.accepted)
     assert result.batch_id in _staged_batches(storage)
-    raw = storage.read_bytes(layout.receipt_key("AH", result.upload_id, "json")).decode()
+    raw = storage.read_bytes(result.receipt).decode()
     assert "secret-name" not in raw and "ZJ" not in raw
 
 
@@ -240,7 +239,7 @@ def test_same_bytes_sent_to_the_wrong_dataset_then_the_right_one_are_staged_in_t
     assert (right.status, right.case, right.accepted) == ("staged", "new", 3)
     assert right.sha256 == wrong.sha256
     assert ledger.committed_refs(storage) == {("inspections", "AH", right.batch_id)}
-    assert _json(storage, layout.receipt_key("AH", right.upload_id, "json"))["case"] == "new"
+    assert _json(storage, right.receipt)["case"] == "new"
 
 
 @_LOCAL_ONLY
@@ -346,7 +345,7 @@ def test_a_taken_over_claim_of_an_earlier_day_judges_rows_as_of_that_day(
     crashed = _crashed_claim(storage, key, data, age_s=3 * 86400)
     result = ingest_object(storage, SETTINGS, key)
     assert (result.status, result.batch_id, result.accepted) == ("staged", crashed.batch_id, 0)
-    receipt = _json(storage, layout.receipt_key("AH", crashed.upload_id, "json"))
+    receipt = _json(storage, result.receipt)
     assert [e["code"] for e in receipt["row_errors"]] == ["DATE_IN_FUTURE"]
 
 
@@ -390,7 +389,7 @@ def test_file_rejections_get_a_claim_and_a_receipt_but_no_batch(storage: Storage
     claim, _ = ledger.read_claim(storage, "merchants", "SH",
                                  _batch_id(storage, key, result.sha256))
     assert (claim.outcome.case, claim.outcome.file_error) == ("rejected", "UNKNOWN_COLUMN")
-    receipt = _json(storage, layout.receipt_key("SH", result.upload_id, "json"))
+    receipt = _json(storage, result.receipt)
     assert (receipt["status"], receipt["case"]) == ("rejected", "rejected")
     assert "营业执照照片" in receipt["file_errors"][0]["message_zh"]
     assert ledger.committed_refs(storage) == set() and _keys(storage, "staged/") == []
@@ -409,7 +408,7 @@ def test_a_refused_file_sent_again_is_refused_again_not_called_a_duplicate(
     assert (again.status, again.case, again.file_error, again.duplicate_of) == (
         "rejected", "rejected", "UNKNOWN_COLUMN", None)
     assert again.upload_id != first.upload_id
-    receipt = _json(storage, layout.receipt_key("SH", again.upload_id, "json"))
+    receipt = _json(storage, again.receipt)
     assert (receipt["status"], receipt["duplicate_of"]) == ("rejected", None)
     assert receipt["file_errors"][0]["code"] == "UNKNOWN_COLUMN"
 
@@ -431,7 +430,7 @@ def test_receipt_csv_opens_in_excel_and_cannot_run_formulas(storage: Storage) ->
     storage.write_bytes("landing/AH/inspections/x.csv",
                         f'{header}\nT1,"=HYPERLINK(""http://x"")",奶粉,-1,@SUM(1)\n'.encode())
     result = ingest_pending(storage, SETTINGS).results[0]
-    raw = storage.read_bytes(layout.receipt_key("AH", result.upload_id, "csv"))
+    raw = storage.read_bytes(layout.receipt_key("AH", result.upload_id, "x.csv", "csv"))
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     # Row errors name their column; the batch-gate lines (no row left: held) do not.
@@ -484,7 +483,7 @@ def test_the_same_file_uploaded_again_under_its_name_gets_a_duplicate_receipt(
     again = ingest_pending(storage, SETTINGS).results
     assert [(r.status, r.case, r.duplicate_of) for r in again] == [
         ("duplicate", "duplicate", key)]
-    receipt = _json(storage, layout.receipt_key("AH", again[0].upload_id, "json"))
+    receipt = _json(storage, again[0].receipt)
     assert again[0].upload_id != first.upload_id
     assert receipt["duplicate_of"]["batch_id"] == first.batch_id
     assert receipt["duplicate_of"]["source_key"] == key

@@ -14,7 +14,7 @@ from fixtures.council_files import FIXTURES
 
 from registry.config.settings import Settings
 from registry.ingest.pipeline import ingest_pending, list_pending
-from registry.storage import S3Storage, layout
+from registry.storage import S3Storage, checked_key, layout
 
 SETTINGS = Settings(_env_file=None)
 SH = "landing/SH/"
@@ -44,6 +44,18 @@ HOSTILE = {
     "landing/sh/merchants/x.csv": ("skipped", None),
     "landing/../ZJ/merchants/x.csv": ("skipped", None),
 }
+
+
+@pytest.mark.parametrize(("file", "stem"), [
+    ("六月备案.csv", "六月备案"), ("SH 名单 (终稿).v2.xlsx", "SH_名单_终稿_v2"),
+    ("a\\..\\..\\ZJ\\x.csv", "a_ZJ_x"), ("x\u202ecsv.xlsx", "x_csv"), (".csv", "csv"),
+    ("\u200b\ufeff.csv", "upload"), ("长" * 400 + ".csv", "长" * 80),
+    (unicodedata.normalize("NFD", "café.csv"), "café"),
+])
+def test_a_receipt_key_carries_the_file_name_and_is_always_safe(file: str, stem: str) -> None:
+    key = layout.receipt_key("SH", "20260601T010203Z-abc", file, "json")
+    assert key == f"landing/SH/_receipts/20260601T010203Z-abc_{stem}.json"
+    assert checked_key(key) == key
 
 
 @pytest.fixture
@@ -85,7 +97,9 @@ def test_hostile_landing_keys_are_refused_or_kept_in_their_own_region(
     assert (zj_card["batches"], zj_card["rows_received"]) == (0, 0)
     written = [i.key for i in s3.list() if not i.key.startswith(("landing/", "reports/score"))
                or "/_receipts/" in i.key]
-    assert not [k for k in written if "ZJ" in k or ("region=" in k and "region=SH" not in k)]
+    # (A receipt's name carries the file's own name, whatever it says: the folders decide.)
+    folders = [k.rsplit("/", 1)[0] for k in written]
+    assert not [k for k in folders if "ZJ" in k or ("region=" in k and "region=SH" not in k)]
     assert all(k.startswith(f"{SH}_receipts/") for k in written if k.startswith("landing/"))
     receipts = [json.loads(s3.read_bytes(k)) for k in written
                 if k.startswith(f"{SH}_receipts/") and k.endswith(".json")]

@@ -21,7 +21,7 @@ from registry.ingest import read_worker
 from registry.ingest import rejections as rj
 from registry.ingest.pipeline import ingest_object, ingest_pending, read_limits
 from registry.ingest.readers import upload_table
-from registry.storage import LocalStorage, layout
+from registry.storage import LocalStorage
 
 SETTINGS = Settings(_env_file=None)
 CONTRACTS = load_contracts(SETTINGS.schemas_dir)
@@ -108,7 +108,7 @@ def test_an_upload_over_the_memory_limit_gets_a_receipt_and_is_kept(tmp_path) ->
     result = ingest_object(storage, settings, key)
     assert (result.status, result.file_error, result.batch_id) == (
         "rejected", rj.READ_MEMORY_LIMIT, None)
-    receipt = json.loads(storage.read_bytes(layout.receipt_key("JS", result.upload_id, "json")))
+    receipt = json.loads(storage.read_bytes(result.receipt))
     [error] = receipt["file_errors"]
     assert error["code"] == rj.READ_MEMORY_LIMIT
     assert "内存" in error["message_zh"] and "memory" in error["message_en"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import zipfile
 
 import polars as pl
@@ -14,7 +15,7 @@ from registry.config.contracts import load_contracts
 from registry.config.settings import Settings
 from registry.ingest import rejections as rj
 from registry.ingest.pipeline import read_limits
-from registry.ingest.readers import upload_table
+from registry.ingest.readers import refusal_for_name, upload_table
 from registry.ingest.tables import SOURCE_ROW, Limits
 
 SETTINGS = Settings(_env_file=None)
@@ -108,13 +109,68 @@ def test_parquet_is_read_by_content_whatever_the_name() -> None:
         (b"a,b\n1,2\n", rj.NO_HEADER),
         (f"{HEADER}\n".encode(), rj.NO_DATA_ROWS),
         (f"{HEADER}\n{ROW},extra,more\n".encode(), rj.CSV_MALFORMED),
-        (b"PK\x03\x04not really a zip", rj.FILE_UNREADABLE),
+        (b"PK\x03\x04not really a zip", rj.WORKBOOK_DAMAGED),
         (b'{"a": 1}\n{broken\n', rj.FILE_UNREADABLE),
         (b"\xef\xbb\xbf\xd6\xd0\xce\xc4", rj.ENCODING_UNDECODABLE),
     ],
 )
 def test_unreadable_files_are_refused_with_a_stable_code(data: bytes, code: str) -> None:
     assert _refused(data) == code
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "kind_en"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)), rj.NOT_A_SPREADSHEET, "a PNG image"),
+        (b"%PDF-1.7\n" + bytes(range(256)), rj.NOT_A_SPREADSHEET, "a PDF document"),
+        (_zip({"word/document.xml": b"<w/>"}), rj.NOT_A_SPREADSHEET, "a Word document"),
+        (_zip({"xl/workbook.xml": b"<workbook>"}), rj.WORKBOOK_DAMAGED, None),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600
+         + "EncryptedPackage".encode("utf-16-le"), rj.WORKBOOK_ENCRYPTED, None),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600 + "Workbook".encode("utf-16-le")
+         + bytes(range(256)) * 4, rj.WORKBOOK_DAMAGED, None),
+    ],
+    ids=["png", "pdf", "docx", "broken-xlsx", "encrypted", "broken-xls"],
+)
+def test_reader_errors_say_what_the_file_is_in_plain_words(data, code, kind_en) -> None:
+    with pytest.raises(rj.FileRejected) as info:
+        upload_table(data, KNOWN, LIMITS)
+    assert info.value.code == code
+    message = info.value.as_dict("名单.xlsx")
+    for text in (message["message_zh"], message["message_en"]):
+        assert "名单.xlsx" in text
+        assert not re.search(r"(?i)calamine|context|error|zip|xml|0x", text), text
+    assert kind_en is None or kind_en in message["message_en"]
+
+
+def test_a_damaged_workbook_is_not_called_a_csv_encoding_problem() -> None:
+    damaged = bytes(range(256)) * 40  # what is left of an .xlsx whose first bytes are gone
+    assert _refused(damaged) == rj.ENCODING_UNDECODABLE
+    error = refusal_for_name(rj.FileRejected(rj.ENCODING_UNDECODABLE, "x"), "名单.XLSX")
+    assert error.code == rj.WORKBOOK_DAMAGED
+    same = rj.FileRejected(rj.ENCODING_UNDECODABLE, "x")
+    assert refusal_for_name(same, "名单.csv") is same
+
+
+def test_the_data_sheet_is_the_one_whose_header_matches_not_the_first() -> None:
+    buf = io.BytesIO()
+    book = xlsxwriter.Workbook(buf)
+    book.add_worksheet("填表说明").write_column(0, 0, ["填表说明", "1. 检测编号必填", "2. 日期"])
+    book.add_worksheet("汇总").write_row(0, 0, ["检测编号", "合计"])  # one known header: less
+    data = book.add_worksheet("抽检数据")
+    data.write_row(0, 0, HEADER.split(","))
+    data.write_row(1, 0, ROW.split(","))
+    book.close()
+    table = upload_table(buf.getvalue(), KNOWN, LIMITS)
+    assert (table.sheet, table.rows.height) == ("抽检数据", 1)
 
 
 def _limits(**overrides: int) -> Limits:

@@ -143,6 +143,30 @@ def test_header_problems_refuse_the_whole_file(header: str, code: str) -> None:
     assert (check.rows_in, check.accepted.height, check.rejected) == (0, 0, 0)
 
 
+def test_every_header_problem_is_found_at_once_in_column_order() -> None:
+    header = "检测编号,样品名称,检测机构照片,检测日起,检测结论,检测日期"
+    check = check_bytes(f"{header}\nT1,奶粉,x,2024-04-01,合格,2024-04-01\n".encode(),
+                        "inspections", "AH")
+    assert [(e.code, e.detail, e.did_you_mean) for e in check.file_errors] == [
+        (rj.UNKNOWN_COLUMN, "检测机构照片", None),
+        (rj.UNKNOWN_COLUMN, "检测日起", "检测日期"),  # a typo: the closest accepted header
+        (rj.MISSING_COLUMN, "统一社会信用代码 (uscc)", None),
+    ]
+    told = check.file_errors[1].as_dict("抽检.csv")
+    assert told["did_you_mean"] == "检测日期"
+    assert "是否应为「检测日期」" in told["message_zh"]
+    assert "Did you mean '检测日期'?" in told["message_en"]
+
+
+def test_a_header_in_a_missing_columns_place_is_offered_as_that_column() -> None:
+    header = "检测编号,营业执照号,样品名称,检测日期,检测结论"
+    check = check_bytes(f"{header}\nT1,{GOOD},奶粉,2024-04-01,合格\n".encode(),
+                        "inspections", "AH")
+    assert [(e.code, e.did_you_mean) for e in check.file_errors] == [
+        (rj.UNKNOWN_COLUMN, "统一社会信用代码"), (rj.MISSING_COLUMN, "营业执照号")]
+    assert "营业执照号" in check.file_errors[1].as_dict("抽检.csv")["message_zh"]
+
+
 def test_headers_match_ignoring_case_width_spaces_and_stars() -> None:
     header = "*检测编号,ＵＳＣＣ,样品 名称,Test Date,RESULT,备注"
     check = check_bytes(f"{header}\nT1,{GOOD},奶粉,2024-04-01,pass,随便\n".encode(),

@@ -17,7 +17,7 @@ from registry.ingest.pipeline import ingest_pending
 from registry.publish import publish_snapshot
 from registry.quality import batch_listings, release_batch
 from registry.snapshot.reader import open_snapshot
-from registry.storage import LocalStorage, Storage, layout
+from registry.storage import LocalStorage, Storage
 
 # The pipeline on local disk and S3; RGW's S3 semantics: tests/storage, tests/publish.
 pytestmark = pytest.mark.backends("local", "s3")
@@ -49,8 +49,7 @@ def _ingest_one(storage: Storage, key: str, data: bytes, settings: Settings = SE
     (result,) = ingest_pending(storage, settings).results
     assert result.status == "staged"
     record = ledger.read_batch_record(storage, result.dataset, result.region, result.batch_id)
-    receipt = json.loads(storage.read_bytes(layout.receipt_key(result.region, result.upload_id,
-                                                               "json")))
+    receipt = json.loads(storage.read_bytes(result.receipt))
     return result, record, receipt
 
 
