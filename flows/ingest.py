@@ -36,7 +36,7 @@ from registry.ingest.pipeline import (
     region_of_key,
 )
 from registry.ingest.read_worker import close_idle_workers
-from registry.orchestration import region_tag
+from registry.orchestration import announce_ingest, region_tag
 from registry.progress import ProgressCallback
 from registry.quality import write_scorecards
 from registry.storage import StorageError, open_storage
@@ -104,14 +104,24 @@ def held_batches_now() -> list[HeldBatch]:
     return held_batches(open_storage(load_settings()))
 
 
+@task(name="announce-ingest", cache_policy=NO_CACHE)
+def announce_ingest_task(results: list[UploadResult], held: list[HeldBatch], staged: bool
+                         ) -> int:
+    reasons = {h.batch_id: h.reasons for h in held}
+    return len(announce_ingest(results, reasons, staged=staged))
+
+
 @flow(name="ingest", task_runner=ingest_task_runner(load_settings()))
 def ingest_flow(
     region: str | None = None,
     dataset: str | None = None,
     progress: ProgressCallback | None = None,
+    announce_staged: bool = True,
 ) -> IngestSummary:
     """Ingest every pending upload into staged and quarantined batches, one task per upload,
-    and publish a summary artifact (``registry-ingest``).
+    publish a summary artifact (``registry-ingest``), and send the run's events
+    (:func:`registry.orchestration.ingest_events`): batches staged (the publish deployment's
+    trigger), batches held and files rejected (the notification automations).
 
     Args:
         region: Only this council's uploads (a region code of config/regions.yaml, e.g. SH).
@@ -119,6 +129,8 @@ def ingest_flow(
         dataset: Only this dataset (merchants, complaints, inspections, gift_evaluations).
             Default: every dataset.
         progress: Told of each upload as it finishes (the CLI draws a bar with it).
+        announce_staged: Send ``registry.batches.staged`` for the staged batches. Off when a
+            publication follows in the same run (the pipeline flow).
 
     Returns the outcome of every upload. Raises after the summary is published when an upload
     still fails after its retries; that upload stays pending for the next run.
@@ -143,11 +155,13 @@ def ingest_flow(
     )
     if summary.results:
         quality_scorecards([r.batch_id for r in summary.results if r.batch_id])
+    held = held_batches_now()
     create_markdown_artifact(
-        run_summary_markdown(ingested=summary, failed=failed, held=held_batches_now()),
+        run_summary_markdown(ingested=summary, failed=failed, held=held),
         key=ARTIFACT_KEY,
         description="Uploads ingested per region, staged batch ids, held batches",
     )
+    announce_ingest_task(summary.results, held, announce_staged)
     if failed:
         # Re-raise the first failure so the run is marked failed, with its real cause.
         for future in futures:

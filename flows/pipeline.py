@@ -31,7 +31,8 @@ def pipeline_flow(as_of: date | None = None, progress: ProgressCallback | None =
     the run before publication. A refused publication raises ``PublishRefused`` (Prefect
     re-raises the publish subflow's own exception), with the ingested batches committed.
     """
-    ingested = ingest_flow(progress=progress)
+    # This run publishes next: no registry.batches.staged to trigger a second publication.
+    ingested = ingest_flow(progress=progress, announce_staged=False)
     published = publish_flow(as_of=as_of, progress=progress)
     create_markdown_artifact(
         run_summary_markdown(ingested=ingested, published=published, held=held_batches_now()),

@@ -20,7 +20,7 @@ from prefect.concurrency.sync import concurrency
 from flows.ingest import held_batches_now
 from flows.summary import run_summary_markdown
 from registry.config.settings import load_settings
-from registry.orchestration import PUBLISH_LIMIT
+from registry.orchestration import PUBLISH_LIMIT, announce_snapshot
 from registry.progress import ProgressCallback
 from registry.publish import PublishResult, publish_snapshot
 from registry.storage import open_storage
@@ -37,11 +37,17 @@ def publish_snapshot_task(as_of: date | None, progress: ProgressCallback | None 
     return publish_snapshot(open_storage(settings), settings, as_of=as_of, progress=progress)
 
 
+@task(name="announce-snapshot", cache_policy=NO_CACHE)
+def announce_snapshot_task(result: PublishResult) -> None:
+    announce_snapshot(result)
+
+
 @flow(name="publish")
 def publish_flow(as_of: date | None = None, progress: ProgressCallback | None = None
                  ) -> PublishResult:
     """Build the registry from every publishable staged batch, publish it as a new snapshot,
-    and publish a summary artifact (``registry-publish``).
+    publish a summary artifact (``registry-publish``), and send
+    ``registry.snapshot.published`` (the notification automations).
 
     Args:
         as_of: Score as of this date (ISO, e.g. 2026-11-30). Default: today in Asia/Shanghai.
@@ -64,4 +70,5 @@ def publish_flow(as_of: date | None = None, progress: ProgressCallback | None = 
         key=ARTIFACT_KEY,
         description="Published snapshot, its report, and the batches held back",
     )
+    announce_snapshot_task(result)
     return result

@@ -143,4 +143,5 @@ def prefect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # Ceph RGW, a production S3 server on loopback: tests/rgw_fixtures.py.
 # Totals of the reliability tests' record_property values: tests/reliability_tally.py.
-pytest_plugins = ["rgw_fixtures", "reliability_tally"]
+# A running Prefect deployment (server, worker, webhook receiver): tests/prefect_stack.py.
+pytest_plugins = ["rgw_fixtures", "reliability_tally", "prefect_stack"]

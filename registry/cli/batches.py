@@ -49,7 +49,11 @@ def batches_release(
         str | None, typer.Option("--by", help="Who releases it (default: the OS user).")
     ] = None,
 ) -> None:
-    """Release a held batch: it counts in the next publication. Records who, when and why."""
+    """Release a held batch: it counts in the next publication. Records who, when and why.
+
+    Tells the Prefect server at PREFECT_API_URL, if set, with a registry.batches.staged event:
+    the publish deployment's trigger then publishes within minutes."""
+    from registry.orchestration import batch_released_event, emit_events
     from registry.quality import ReleaseRefused, release_batch
 
     who = by or _os_user()
@@ -60,6 +64,7 @@ def batches_release(
         raise typer.Exit(1) from None
     typer.echo(f"released {doc['region']} {doc['dataset']} batch {batch_id} by "
                f"{doc['released_by']} at {doc['released_at']}: {doc['reason']}")
+    emit_events([batch_released_event(doc)])
 
 
 def _os_user() -> str:

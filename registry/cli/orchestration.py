@@ -16,14 +16,18 @@ def orchestration_setup(
         int, typer.Option("--per-region", min=1, help="Ingest tasks at once per council.")
     ] = 2,
 ) -> None:
-    """Create the work pool and concurrency limits on the server at PREFECT_API_URL.
+    """Create the work pool, concurrency limits and notifications on the server at
+    PREFECT_API_URL.
 
     The pool is registry-pool; the limits are registry-publish (1) and region:{R}
-    (--per-region). Safe to run again."""
+    (--per-region). With REGISTRY_NOTIFY_WEBHOOK_URL set, the Webhook block registry-notify
+    calls it, and the automations of automations.yaml send held batches, rejected files and
+    published snapshots to it. Safe to run again."""
     from registry.config.regions import load_regions
     from registry.config.settings import load_settings
     from registry.orchestration import set_up_orchestration
 
-    regions = load_regions(load_settings().config_dir).regions
-    for line in set_up_orchestration(regions, per_region).lines():
+    settings = load_settings()
+    regions = load_regions(settings.config_dir).regions
+    for line in set_up_orchestration(regions, per_region, settings.notify_webhook_url).lines():
         typer.echo(line)

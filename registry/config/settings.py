@@ -100,6 +100,12 @@ class Settings(StorageSettings, BaseSettings):
         "its parsed rows in memory, so this bounds the ingest's memory (Prefect's thread pool "
         "is otherwise unbounded: one thread per pending upload).",
     )
+    notify_webhook_url: str | None = Field(
+        default=None,
+        description="Where the Prefect server posts the registry's notifications (held "
+        "batches, rejected files, published snapshots): `registry orchestration setup` saves it "
+        "as the Webhook block registry-notify.",
+    )
 
     # Set by CI systems (usually CI=true): the CLI writes plain progress lines, never bars.
     ci: str | None = Field(default=None, validation_alias="CI")

@@ -1,17 +1,24 @@
-"""The orchestration contract without a server: the upload event, what happens when it cannot be
-sent, the task-runner switch, and prefect.yaml against the names the code uses."""
+"""The orchestration contract without a server: the events and their payloads (ids and counts, no
+personal data), what happens when they cannot be sent, the task-runner switch, and prefect.yaml
+and automations.yaml against the names the code uses."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
+import uuid
+from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
 
 import pytest
 import yaml
 from fixtures.council_files import FIXTURES
+from prefect.events import Event
+from prefect.events.schemas.automations import AutomationCore
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from prefect.server.utilities.user_templates import render_user_template_sync
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
@@ -22,14 +29,29 @@ from flows.ingest import ingest_task_runner
 from registry.cli import app
 from registry.config.regions import load_regions
 from registry.config.settings import PROJECT_ROOT, Settings
+from registry.ingest.pipeline import UploadResult
 from registry.orchestration import (
+    BATCH_HELD_EVENT,
+    BATCHES_STAGED_EVENT,
+    SNAPSHOT_PUBLISHED_EVENT,
     UPLOAD_EVENT,
+    UPLOAD_REJECTED_EVENT,
     WORK_POOL,
+    RegistryEvent,
+    announce_ingest,
+    batch_released_event,
+    batches_resource_id,
+    emit_events,
     emit_upload_created,
+    ingest_events,
+    notification_automations,
     set_up_orchestration,
+    snapshot_published_event,
+    snapshot_resource_id,
     upload_event_payload,
     upload_resource_id,
 )
+from registry.publish import PublishResult
 from registry.storage import LocalStorage
 from registry.storage.layout import DATASETS
 
@@ -47,10 +69,88 @@ def dead_api_url() -> str:
     return f"http://127.0.0.1:{port}/api"
 
 
-def test_the_event_payload_says_where_and_how_big_never_what() -> None:
-    assert upload_event_payload("landing/SH/merchants/a.csv", "SH", "merchants", 120) == {
-        "key": "landing/SH/merchants/a.csv", "region": "SH", "dataset": "merchants", "size": 120}
+def test_the_upload_event_says_whose_and_how_big_never_the_file_name() -> None:
+    assert upload_event_payload("SH", "merchants", 120) == {
+        "region": "SH", "dataset": "merchants", "size": 120}
     assert upload_resource_id("SH", "merchants") == "registry.landing.SH.merchants"
+
+
+# A council's file name can carry a person's name; no event may.
+PERSONAL = "张三"
+
+
+def _outcome(region: str, status: str, n: int, **fields: object) -> UploadResult:
+    defaults: dict[str, object] = {"upload_id": f"u{n}", "rows_in": 3, "accepted": 3}
+    if status == "staged":
+        defaults["batch_id"] = f"b{n}"
+    return UploadResult(key=f"landing/{region}/merchants/{PERSONAL}-{n}.csv", region=region,
+                        dataset="merchants", status=status, **{**defaults, **fields})
+
+
+def test_an_ingest_run_announces_staged_held_and_rejected_with_ids_and_counts_only() -> None:
+    outcomes = [
+        _outcome("JS", "staged", 1, quarantined=1), _outcome("JS", "staged", 2),
+        _outcome("SH", "staged", 3, held=True, accepted=2),
+        _outcome("AH", "rejected", 4, accepted=0, file_error="NOT_A_SPREADSHEET"),
+        _outcome("ZJ", "duplicate", 5),
+    ]
+    events = {(e.event, e.region): e for e in
+              ingest_events(outcomes, {"b3": ["NULL_CEILING"]})}
+    assert set(events) == {(BATCHES_STAGED_EVENT, "JS"), (BATCH_HELD_EVENT, "SH"),
+                           (UPLOAD_REJECTED_EVENT, "AH")}
+    staged = events[BATCHES_STAGED_EVENT, "JS"]
+    assert staged.resource_id == batches_resource_id("JS", "merchants")
+    assert staged.payload == {"region": "JS", "dataset": "merchants", "batches": 2,
+                              "batch_ids": ["b1", "b2"], "accepted_rows": 6,
+                              "quarantined_rows": 1}
+    assert events[BATCH_HELD_EVENT, "SH"].payload["held"] == [
+        {"batch_id": "b3", "accepted_rows": 2, "quarantined_rows": 0,
+         "reasons": ["NULL_CEILING"]}]
+    rejected = events[UPLOAD_REJECTED_EVENT, "AH"]
+    assert rejected.resource_id == upload_resource_id("AH", "merchants")
+    assert rejected.payload["rejected"] == [{"upload_id": "u4", "code": "NOT_A_SPREADSHEET"}]
+    everything = json.dumps([e.payload for e in events.values()], ensure_ascii=False)
+    assert PERSONAL not in everything and ".csv" not in everything
+
+
+def test_a_run_that_publishes_itself_sends_no_staged_event() -> None:
+    events = ingest_events([_outcome("JS", "staged", 1), _outcome("SH", "staged", 2, held=True)],
+                           staged=False)
+    assert [e.event for e in events] == [BATCH_HELD_EVENT]
+
+
+def test_a_released_batch_announces_itself_as_staged_without_who_released_it() -> None:
+    event = batch_released_event({
+        "batch_id": "b9", "region": "SH", "dataset": "merchants", "released_by": PERSONAL,
+        "released_at": "2026-12-01T09:00:00+00:00", "reason": f"{PERSONAL} checked the file"})
+    assert (event.event, event.resource_id) == (BATCHES_STAGED_EVENT,
+                                                batches_resource_id("SH", "merchants"))
+    assert PERSONAL not in json.dumps(event.payload, ensure_ascii=False)
+    assert event.payload["batch_ids"] == ["b9"] and event.payload["released"] is True
+
+
+def test_a_publication_announces_its_snapshot_and_counts() -> None:
+    result = PublishResult(
+        snapshot_id="20261206T010203000000Z-abcd1234", manifest_key="m", seq=7,
+        as_of=date(2026, 12, 6), previous_snapshot=None, rows={"merchants": 3},
+        trusted_by_grade={"A": 2}, changes={"disqualified": 1})
+    event = snapshot_published_event(result)
+    assert (event.event, event.resource_id) == (SNAPSHOT_PUBLISHED_EVENT,
+                                                snapshot_resource_id(result.snapshot_id))
+    assert event.payload == {
+        "snapshot_id": result.snapshot_id, "seq": 7, "as_of": "2026-12-06",
+        "previous_snapshot": None, "rows": {"merchants": 3}, "trusted_by_grade": {"A": 2},
+        "changes": {"disqualified": 1}}
+
+
+def test_announcing_never_fails_the_flow(caplog, dead_api_url) -> None:
+    caplog.set_level(logging.WARNING, logger="registry.orchestration")
+    broken = [_outcome("JS", "staged", 1), object()]  # a bug in what the flow hands over
+    with temporary_settings({PREFECT_API_URL: dead_api_url}):
+        assert announce_ingest(broken) == []
+        assert emit_events([RegistryEvent(BATCHES_STAGED_EVENT, "registry.batches.JS.x")]) is False
+    assert "could not be built" in caplog.text
+    assert f"{BATCHES_STAGED_EVENT} could not be sent to {dead_api_url}" in caplog.text
 
 
 def test_without_a_server_configured_no_event_is_sent(caplog) -> None:
@@ -66,7 +166,7 @@ def test_an_unreachable_server_is_logged_and_does_not_raise(caplog, dead_api_url
     with temporary_settings({PREFECT_API_URL: dead_api_url}):
         assert emit_upload_created("landing/SH/merchants/a.csv", "SH", "merchants", 1) is False
     assert time.monotonic() - started < 10
-    assert f"{UPLOAD_EVENT} event could not be sent to {dead_api_url}" in caplog.text
+    assert f"{UPLOAD_EVENT} could not be sent to {dead_api_url}" in caplog.text
     assert "landing/SH/merchants/a.csv" in caplog.text
 
 
@@ -134,4 +234,42 @@ def test_the_upload_trigger_matches_every_upload_event_and_debounces_bursts() ->
     assert trigger.within.total_seconds() > 0
     assert trigger.schedule_after == trigger.within
     assert trigger.parameters is None  # every region's pending uploads, not just the first's
-    assert not any(DEPLOYMENTS[n].get("triggers") for n in ("publish", "pipeline"))
+    assert "triggers" not in DEPLOYMENTS["pipeline"]
+
+
+def test_staged_or_released_batches_trigger_one_publication_per_burst() -> None:
+    [raw] = DEPLOYMENTS["publish"]["triggers"]
+    trigger = TypeAdapter(DeploymentEventTrigger).validate_python(raw)
+    assert trigger.expect == {BATCHES_STAGED_EVENT}
+    pattern = trigger.match.root["prefect.resource.id"]
+    for region in REGIONS:
+        for dataset in DATASETS:
+            assert fnmatchcase(batches_resource_id(region, dataset), pattern)
+    assert trigger.posture == "Reactive" and trigger.threshold == 1
+    assert trigger.schedule_after == trigger.within
+    # Well inside the five minutes a revocation may take to be published, with the ingest
+    # trigger's window before it.
+    [ingest] = DEPLOYMENTS["ingest"]["triggers"]
+    assert ingest["schedule_after"] + trigger.schedule_after.total_seconds() <= 120
+    assert trigger.parameters is None  # as_of: today
+
+
+def test_the_shipped_automations_notify_each_event_with_a_json_body() -> None:
+    block = str(uuid.uuid4())
+    automations = [AutomationCore.model_validate(a) for a in notification_automations(block)]
+    resources = {BATCH_HELD_EVENT: batches_resource_id("SH", "merchants"),
+                 UPLOAD_REJECTED_EVENT: upload_resource_id("AH", "merchants"),
+                 SNAPSHOT_PUBLISHED_EVENT: snapshot_resource_id("20261206T010203000000Z-ab")}
+    assert {e for a in automations for e in a.trigger.expect} == set(resources)
+    for automation in automations:
+        [event_name] = automation.trigger.expect
+        assert fnmatchcase(resources[event_name],
+                           automation.trigger.match.root["prefect.resource.id"])
+        [action] = automation.actions
+        assert (action.type, str(action.block_document_id)) == ("call-webhook", block)
+        event = Event(event=event_name, resource={"prefect.resource.id": resources[event_name]},
+                      payload={"region": "SH", "counts": {"a<b": 1}},
+                      occurred=datetime(2026, 12, 6, tzinfo=UTC))
+        body = json.loads(render_user_template_sync(action.payload, {"event": event}))
+        assert body["event"] == event_name and body["resource"] == resources[event_name]
+        assert body["payload"] == {"region": "SH", "counts": {"a<b": 1}}
