@@ -14,16 +14,20 @@ Three layers, as everywhere in the registry:
 - :mod:`~registry.report.page`: one rendering function, :func:`report_html`, over the Jinja2
   template ``registry/report/templates/report.html.j2``;
 - :mod:`~registry.report.writer`: the I/O edge; :func:`report_data` reads a snapshot and the
-  batch ledger, :func:`write_report` writes the page.
+  batch ledger, :func:`write_report` writes the page and rewrites ``reports/index.html``, the
+  list of every snapshot's report, newest first.
 
 The data-quality scorecard is computed from the batch records (rows received, accepted, the
-quarantine codes that failed most, held batches). Great Expectations Data Docs found under the
-report's folder are linked.
+quarantine reasons that failed most, held batches with the gate's reasons and the uploaded
+file's name, masked). Everything is said in words, with codes small beside them: reasons from
+the rejection catalogue and the batch gate, kinds of change and column names from the published
+contracts. Great Expectations Data Docs found under the report's folder are linked.
 """
 
 from registry.report.data import (
     GRADE_COLOURS,
     GRADES,
+    check_reason,
     complaint_category_labels,
     complaint_charts,
     complaints_by_region_and_category,
@@ -31,6 +35,8 @@ from registry.report.data import (
     complaints_headline,
     cross_region_merchants,
     days_to_resolve,
+    file_name_shown,
+    file_name_words,
     gift_rankings,
     headline_numbers,
     region_scorecards,
@@ -40,14 +46,16 @@ from registry.report.data import (
     top_changes,
     trusted_by_region_and_grade,
     trusted_chart_spec,
+    value_label,
 )
-from registry.report.page import ReportData, report_html, vega_runtime
-from registry.report.writer import report_data, write_report
+from registry.report.page import ReportData, report_html, reports_index_html, vega_runtime
+from registry.report.writer import report_data, write_report, write_reports_index
 
 __all__ = [
     "GRADES",
     "GRADE_COLOURS",
     "ReportData",
+    "check_reason",
     "complaint_category_labels",
     "complaint_charts",
     "complaints_by_region_and_category",
@@ -55,17 +63,22 @@ __all__ = [
     "complaints_headline",
     "cross_region_merchants",
     "days_to_resolve",
+    "file_name_shown",
+    "file_name_words",
     "gift_rankings",
     "headline_numbers",
     "region_scorecards",
     "relative_link",
     "report_data",
     "report_html",
+    "reports_index_html",
     "score_chart_spec",
     "score_distribution",
     "top_changes",
     "trusted_by_region_and_grade",
     "trusted_chart_spec",
+    "value_label",
     "vega_runtime",
     "write_report",
+    "write_reports_index",
 ]

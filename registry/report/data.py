@@ -4,15 +4,19 @@ no storage, no settings."""
 from __future__ import annotations
 
 import posixpath
+import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import altair as alt
 import polars as pl
 
+from registry.config.contracts import Contract
+from registry.config.pii import masked
 from registry.config.regions import RegionConfig
+from registry.ingest.rejections import ROW_MESSAGES
 from registry.ledger.records import BatchRecord
 
 TOP_CHANGES = 20
@@ -25,6 +29,84 @@ SCORE_BIN_WIDTH = 10
 GRADES = ("A", "B", "C", "none")
 GRADE_COLOURS = ("#1b7837", "#5aae61", "#f4a582", "#bababa")
 _CHANGE_ORDER = {"removed": 0, "added": 1, "updated": 2}
+# A placeholder of a row-error message ("「{column}」的值「{value}」…") and what stands in for
+# it when the message speaks of every row with the code at once.
+_PLACEHOLDER = re.compile(r"\{\w+\}")
+_ANY = "…"
+# A file name's words: Latin letters, or Chinese characters (CJK unified ideographs).
+_WORD = re.compile(r"[A-Za-z]+|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_LATIN = re.compile(r"[A-Za-z]+")
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+_MASK = "***"
+
+
+def check_reason(code: str) -> tuple[str, str] | None:
+    """A row quarantine code's reason in Chinese and English, from the rejection catalogue
+    (:data:`registry.ingest.rejections.ROW_MESSAGES`, the one owner of the words): its message
+    with the file, row, column and value left out as "…", since it speaks of every row with
+    the code. None for a code the catalogue does not know."""
+    messages = ROW_MESSAGES.get(code)
+    if messages is None:
+        return None
+    zh, en = (_PLACEHOLDER.sub(_ANY, message) for message in messages)
+    return zh, en
+
+
+def value_label(value: str, description_zh: str) -> str:
+    """A contract value in words: the lead term of its Chinese description (the text before a
+    full-width colon, as in ``新增：本快照在册…``; all of it when there is none) and the value
+    in English words, e.g. ``新增 added``, ``售后服务 after sales``."""
+    return f"{description_zh.split('：', 1)[0].strip()} {value.replace('_', ' ')}"
+
+
+def file_name_words(regions: RegionConfig, contracts: Mapping[str, Contract]) -> frozenset[str]:
+    """The words an uploaded file's name may show in the report (:func:`file_name_shown`),
+    lower-cased: the regions' codes and names (also without 省 or 市, as cities are named with
+    and without 市), their cities' names and aliases, and the datasets' names and titles. The
+    registry's own words, so none of them names a person."""
+    words: set[str] = set()
+    for code, region in regions.regions.items():
+        words |= {code, region.name_zh, region.name_zh.rstrip("省市"), region.name_en}
+        for city, aliases in region.cities.items():
+            words |= {city, *aliases}
+    for name, contract in contracts.items():
+        words |= {name, contract.title_zh, contract.title_en}
+    return frozenset(w.lower() for word in words for w in _WORD.findall(word))
+
+
+def _shown_word(word: str, words: Collection[str]) -> str:
+    if _LATIN.fullmatch(word):
+        return word if word.lower() in words else _MASK
+    # Chinese has no spaces: the registry's words are matched longest first, and each stretch
+    # between them is masked as one.
+    longest = max((len(w) for w in words), default=1)
+    out: list[str] = []
+    i = 0
+    while i < len(word):
+        known = next((word[i:j] for j in range(min(len(word), i + longest), i, -1)
+                      if word[i:j] in words), None)
+        if known:
+            out.append(known)
+            i += len(known)
+        else:
+            if not out or out[-1] != _MASK:
+                out.append(_MASK)
+            i += 1
+    return "".join(out)
+
+
+def file_name_shown(name: str, words: Collection[str]) -> str:
+    """An uploaded file's name as the report shows it. A clerk may name a file after a person
+    (``张三提交_merchants.xlsx``), and no rule tells a personal name from other words, so the
+    name keeps only what cannot name anyone: the registry's own ``words``
+    (:func:`file_name_words`), digits and punctuation, and the extension. Every other run of
+    letters, Chinese or Latin (a name in pinyin), becomes ``***``; digit runs long enough to be
+    a phone or ID number are masked as everywhere (:func:`registry.config.pii.masked`):
+    ``张三提交_merchants_江苏.xlsx`` -> ``***_merchants_江苏.xlsx``."""
+    extension = _EXTENSION.search(name)
+    stem, suffix = (name[:extension.start()], extension.group()) if extension else (name, "")
+    shown = _WORD.sub(lambda m: _shown_word(m.group(), words), stem) + suffix
+    return pl.select(masked(pl.lit(shown))).item()
 
 
 def headline_numbers(merchants: pl.DataFrame, changes: pl.DataFrame) -> dict[str, int]:
@@ -89,18 +171,29 @@ def top_changes(
     changes: pl.DataFrame,
     names: pl.DataFrame,
     limit: int = TOP_CHANGES,
+    *,
+    change_labels: Mapping[str, str] | None = None,
+    field_labels: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """The ``limit`` changes a reader should see first: trusted status flips, then removals,
     additions, and updates with the largest score moves. ``names`` (``uscc``, ``name``)
     supplies merchant names, from the current snapshot and, for removed merchants, the
-    previous one. Adds ``name``, ``score_delta`` (null for additions and removals) and
-    ``fields`` (the changed fields, comma-joined)."""
+    previous one. Adds ``name``, ``change_label`` (the change in words, from
+    ``change_labels``, else the value), ``score_delta`` (null for additions and removals) and
+    ``fields`` (the changed fields, comma-joined, each in words from ``field_labels``, e.g.
+    ``总分 score``, else by name)."""
     named = names.unique("uscc", keep="first").select("uscc", "name")
+    fields = dict(field_labels or {})
     return (
         changes.join(named, on="uscc", how="left")
         .with_columns(
             (pl.col("score_after") - pl.col("score_before")).round(2).alias("score_delta"),
-            pl.col("fields_changed").list.join(", ").alias("fields"),
+            pl.col("fields_changed").list.eval(
+                pl.element().replace_strict(fields, default=pl.element(),
+                                            return_dtype=pl.String)
+            ).list.join(", ").alias("fields"),
+            pl.col("change").replace_strict(dict(change_labels or {}), default=pl.col("change"),
+                                            return_dtype=pl.String).alias("change_label"),
             (pl.col("trusted_before").fill_null(False) != pl.col("trusted_after").fill_null(False))
             .alias("_flipped"),
             pl.col("change").replace_strict(_CHANGE_ORDER, default=3, return_dtype=pl.Int64)
@@ -113,8 +206,8 @@ def top_changes(
         )
         .head(limit)
         .select(
-            "uscc", "name", "change", "fields", "grade_before", "grade_after", "score_before",
-            "score_after", "score_delta", "trusted_before", "trusted_after",
+            "uscc", "name", "change", "change_label", "fields", "grade_before", "grade_after",
+            "score_before", "score_after", "score_delta", "trusted_before", "trusted_after",
         )
     )
 
@@ -125,16 +218,22 @@ def region_scorecards(
     input_batches: Iterable[str],
     published_at: datetime,
     top_checks: int = TOP_CHECKS,
+    *,
+    file_words: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Each configured region's data-quality scorecard for a snapshot, from the batch records
     committed by ``published_at`` (later uploads belong to later snapshots):
 
     ``code``, ``name_zh``, ``name_en``, ``batches``, ``rows_in``, ``accepted``, ``quarantined``,
     ``accepted_pct`` (None without rows), ``top_checks`` (the ``top_checks`` most frequent
-    quarantine codes as ``(code, count)``, most frequent first), and ``held`` (batches held by
-    the batch gate and not in ``input_batches``: ``batch_id``, ``dataset``, ``reasons``).
-    A region with no uploads gets a card of zeros, so a silent council shows up.
-    """
+    quarantine codes, most frequent first: ``code``, ``count``, and ``reason_zh`` and
+    ``reason_en`` from :func:`check_reason`, None for a code without words), and ``held``
+    (batches held by the batch gate and not in ``input_batches``: ``batch_id``, ``dataset``,
+    ``file`` (the uploaded file's name as :func:`file_name_shown` shows it with ``file_words``;
+    None when not recorded), ``landed_at`` and ``reasons``: the gate's failures as ``code``,
+    ``message_zh``, ``message_en``, and a held code the record gives no words for with its
+    messages None). A region with no uploads gets a card of zeros, so a silent council shows
+    up."""
     published = set(input_batches)
     cards: dict[str, dict[str, Any]] = {}
     failing: dict[str, Counter[str]] = {}
@@ -156,15 +255,31 @@ def region_scorecards(
             card["held"].append({
                 "batch_id": record.batch_id,
                 "dataset": record.dataset,
-                "reasons": list(record.held_reasons),
+                "file": None if record.file is None else file_name_shown(record.file,
+                                                                         file_words),
+                "landed_at": f"{record.landed_at:%Y-%m-%d %H:%M:%S %Z}",
+                "reasons": _held_reasons(record),
             })
     for code, card in cards.items():
         rows = card["rows_in"]
         card["accepted_pct"] = round(100 * card["accepted"] / rows, 1) if rows else None
         # Most frequent first; ties by code so the page is the same on every rebuild.
-        card["top_checks"] = sorted(failing[code].items(), key=lambda kv: (-kv[1], kv[0])
-                                    )[:top_checks]
+        card["top_checks"] = [
+            {"code": check, "count": count,
+             **dict(zip(("reason_zh", "reason_en"), check_reason(check) or (None, None),
+                        strict=True))}
+            for check, count in sorted(failing[code].items(), key=lambda kv: (-kv[1], kv[0])
+                                       )[:top_checks]]
     return list(cards.values())
+
+
+def _held_reasons(record: BatchRecord) -> list[dict[str, str | None]]:
+    """The gate's failures of a held batch in words, then any held code without them (a record
+    written before batch records kept the gate's messages)."""
+    reasons: list[dict[str, str | None]] = [dict(reason) for reason in record.reasons]
+    explained = {reason["code"] for reason in reasons}
+    return reasons + [{"code": code, "message_zh": None, "message_en": None}
+                      for code in record.held_reasons if code not in explained]
 
 
 def gift_rankings(products: pl.DataFrame, per_category: int = GIFTS_PER_CATEGORY
@@ -196,29 +311,41 @@ def _count_axis(counts: pl.Series) -> alt.Axis:
     return alt.Axis(values=list(range(0, top + step, step)), format="d")
 
 
-def _grade_scale() -> alt.Scale:
-    return alt.Scale(domain=list(GRADES), range=list(GRADE_COLOURS))
+def _grade_scale(grades: Iterable[str]) -> alt.Scale:
+    """Grade colours for the grades that occur (a legend lists nothing that cannot be seen),
+    in display order, each in its own colour whatever else occurs."""
+    present = set(grades)
+    shown = [g for g in GRADES if g in present]
+    return alt.Scale(domain=shown, range=[GRADE_COLOURS[GRADES.index(g)] for g in shown])
+
+
+def _tooltip(*fields: str) -> list[alt.Tooltip]:
+    # Channel objects, not shorthand strings: altair turns each string into its class by
+    # hashing its whole schema, which once cost most of the report's rendering time.
+    return [alt.Tooltip(field) for field in fields]
 
 
 def trusted_chart_spec(frame: pl.DataFrame, region_labels: Mapping[str, str]) -> dict[str, Any]:
     """Stacked bars of trusted merchants per region (labelled by ``region_labels``) and grade,
     from :func:`trusted_by_region_and_grade`."""
-    data = frame.with_columns(
+    # Only the cells with merchants are drawn (so the legend lists the grades that occur); the
+    # region axis still shows every region, a council with none included.
+    data = frame.filter(pl.col("merchants") > 0).with_columns(
         pl.col("region").replace_strict(region_labels, default=pl.col("region")).alias("label")
     )
+    regions = [region_labels.get(c, c) for c in frame["region"].unique(maintain_order=True)]
     chart = (
         alt.Chart(data, title="可信商户（按地区、等级） Trusted merchants by region and grade")
         .mark_bar()
         .encode(
-            x=alt.X("label:N", title="地区 Region", sort=[region_labels.get(c, c)
-                                                        for c in frame["region"].unique(
-                                                            maintain_order=True)],
-                    axis=alt.Axis(labelAngle=0)),
+            x=alt.X("label:N", title="地区 Region", sort=regions,
+                    scale=alt.Scale(domain=regions), axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(merchants):Q", title="可信商户 Trusted merchants",
                     axis=_count_axis(frame.group_by("region").agg(pl.col("merchants").sum())
                                      .get_column("merchants"))),
-            color=alt.Color("grade:N", title="等级 Grade", scale=_grade_scale()),
-            tooltip=["label:N", "grade:N", "merchants:Q"],
+            color=alt.Color("grade:N", title="等级 Grade",
+                            scale=_grade_scale(data.get_column("grade"))),
+            tooltip=_tooltip("label:N", "grade:N", "merchants:Q"),
         )
         .properties(width=360, height=220)
     )
@@ -234,12 +361,13 @@ def score_chart_spec(frame: pl.DataFrame, bin_width: int = SCORE_BIN_WIDTH) -> d
         .encode(
             x=alt.X("score_from:Q", title="评分 Score", bin=alt.Bin(binned=True, step=bin_width),
                     scale=alt.Scale(domain=[0, 100])),
-            x2="score_to:Q",
+            x2=alt.X2("score_to"),
             y=alt.Y("sum(merchants):Q", title="商户 Merchants",
                     axis=_count_axis(frame.group_by("score_from").agg(pl.col("merchants").sum())
                                      .get_column("merchants"))),
-            color=alt.Color("grade:N", title="等级 Grade", scale=_grade_scale()),
-            tooltip=["score_from:Q", "score_to:Q", "grade:N", "merchants:Q"],
+            color=alt.Color("grade:N", title="等级 Grade",
+                            scale=_grade_scale(frame.get_column("grade"))),
+            tooltip=_tooltip("score_from:Q", "score_to:Q", "grade:N", "merchants:Q"),
         )
         .properties(width=360, height=220)
     )
@@ -253,10 +381,9 @@ def score_chart_spec(frame: pl.DataFrame, bin_width: int = SCORE_BIN_WIDTH) -> d
 def complaint_category_labels(values: Mapping[str, Sequence[str]]) -> dict[str, str]:
     """Each complaint category's label, e.g. ``售后服务 after sales``: the first Chinese word
     given for it (the complaints_summary contract's meaning of the value) and the code in
-    English words, in the contract's order."""
-    return {
-        code: " ".join([*words[:1], code.replace("_", " ")]) for code, words in values.items()
-    }
+    English words, in the contract's order (:func:`value_label`)."""
+    return {code: value_label(code, words[0]) if words else code.replace("_", " ")
+            for code, words in values.items()}
 
 
 def complaints_headline(summary: pl.DataFrame) -> dict[str, Any]:
@@ -357,15 +484,22 @@ def complaint_charts(
         return {}
     regions = list(region_labels)
     region_order = list(region_labels.values())
-    category_order = list(category_labels.values())
     region_axis = alt.X("region_label:N", title="地区 Region", sort=region_order,
                         axis=alt.Axis(labelAngle=0))
+    # Legends list the categories and regions that occur, in the contract's and the
+    # configuration's order.
+    occurring = set(summary.get_column("category"))
+    category_order = [label for code, label in category_labels.items() if code in occurring]
     category_colour = alt.Color("category_label:N", title="投诉类别 Category",
                                 sort=category_order,
                                 scale=alt.Scale(domain=category_order, scheme="tableau10"),
                                 legend=alt.Legend(orient="bottom", columns=3))
-    region_colour = alt.Color("region_label:N", title="地区 Region", sort=region_order,
-                              scale=alt.Scale(domain=region_order, scheme="set2"))
+
+    def region_colour(frame: pl.DataFrame) -> alt.Color:
+        present = set(frame.get_column("region"))
+        order = [label for code, label in region_labels.items() if code in present]
+        return alt.Color("region_label:N", title="地区 Region", sort=order,
+                         scale=alt.Scale(domain=order, scheme="set2"))
 
     monthly = _labelled(complaints_by_region_and_month(summary, regions), "region",
                         region_labels, "region_label").unpivot(
@@ -384,7 +518,7 @@ def complaint_charts(
             color=alt.Color("measure_label:N", title="", sort=measure_order,
                             scale=alt.Scale(domain=measure_order,
                                             range=list(_MEASURE_COLOURS))),
-            tooltip=["region_label:N", "month:O", "measure_label:N", "complaints:Q"],
+            tooltip=_tooltip("region_label:N", "month:O", "measure_label:N", "complaints:Q"),
         )
         .properties(width=220, height=160)
         .facet(facet=alt.Facet("region_label:N", title=None, sort=region_order), columns=2,
@@ -408,7 +542,8 @@ def complaint_charts(
                     axis=_count_axis(totals.get_column("received"))),
             color=category_colour,
             order=alt.Order("category_rank:Q"),
-            tooltip=["region_label:N", "category_label:N", "received:Q", "resolved:Q"],
+            tooltip=_tooltip("region_label:N", "category_label:N", "received:Q",
+                             "resolved:Q"),
         )
         .properties(width=360, height=220)
     )
@@ -422,7 +557,7 @@ def complaint_charts(
                     axis=alt.Axis(format=",.2f")),
             color=category_colour,
             order=alt.Order("category_rank:Q"),
-            tooltip=["region_label:N", "category_label:N",
+            tooltip=[*_tooltip("region_label:N", "category_label:N"),
                      alt.Tooltip("recovered_amount_cny:Q", format=",.2f")],
         )
         .properties(width=360, height=220)
@@ -436,10 +571,10 @@ def complaint_charts(
         .encode(
             x=alt.X("month:O", title="受理月份 Month received", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("median_days_to_resolve:Q", title="天 Days"),
-            color=region_colour,
+            color=region_colour(days),
             size=alt.Size("resolved:Q", title="办结 Resolved", legend=None),
-            tooltip=["region_label:N", "category_label:N", "month:O",
-                     "median_days_to_resolve:Q", "resolved:Q"],
+            tooltip=_tooltip("region_label:N", "category_label:N", "month:O",
+                             "median_days_to_resolve:Q", "resolved:Q"),
         )
         .properties(width=360, height=220)
     )
@@ -457,8 +592,8 @@ def complaint_charts(
                     # Whole ticks up to at least 1, even when no merchant is named twice.
                     scale=alt.Scale(domainMin=0,
                                     domainMax=max(1, int(cross["merchants"].max() or 0)))),
-            color=region_colour,
-            tooltip=["region_label:N", "month:O", "merchants:Q", "named:Q"],
+            color=region_colour(cross),
+            tooltip=_tooltip("region_label:N", "month:O", "merchants:Q", "named:Q"),
         )
         .properties(width=360, height=220)
     )
@@ -476,7 +611,7 @@ _MEASURE_COLOURS = ("#4c78a8", "#1b7837")
 
 
 def _spec(chart: alt.Chart | alt.FacetChart) -> dict[str, Any]:
-    spec = chart.to_dict()
+    spec = chart.to_dict(validate=False)
     # The schema URL is an identifier, never fetched; dropping it keeps the page free of URLs.
     spec.pop("$schema", None)
     return spec

@@ -77,6 +77,12 @@ def template_environment() -> jinja2.Environment:
     return env
 
 
+def reports_index_html(reports: list[dict[str, str]]) -> str:
+    """The index page of the snapshots' reports: ``reports`` (``snapshot_id``, ``as_of``,
+    ``committed_at``, ``link``) in the order given, newest first. Self-contained, escaped."""
+    return template_environment().get_template("reports_index.html.j2").render(reports=reports)
+
+
 def report_html(data: ReportData, runtime: str | None = None) -> str:
     """The complete, self-contained HTML page for ``data``. ``runtime`` is the inlined chart
     JavaScript (default: :func:`vega_runtime`). Text from the data is HTML-escaped, and chart

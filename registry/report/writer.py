@@ -1,6 +1,6 @@
 """The report's I/O edge: :func:`report_data` reads a snapshot and the batch ledger,
 :func:`write_report` writes the page and the data dictionary under the snapshot's report
-folder."""
+folder, and the index of every snapshot's report (``reports/index.html``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import polars as pl
 
 from registry import ledger
+from registry.config.contracts import load_contracts
 from registry.config.published import (
     PublishedContract,
     load_published_contracts,
@@ -21,6 +22,7 @@ from registry.report.data import (
     complaint_category_labels,
     complaint_charts,
     complaints_headline,
+    file_name_words,
     gift_rankings,
     headline_numbers,
     region_scorecards,
@@ -30,10 +32,11 @@ from registry.report.data import (
     top_changes,
     trusted_by_region_and_grade,
     trusted_chart_spec,
+    value_label,
 )
 from registry.report.dictionary import data_dictionary_html
-from registry.report.page import ReportData, report_html
-from registry.snapshot.reader import Snapshot, SnapshotError, open_snapshot
+from registry.report.page import ReportData, report_html, reports_index_html
+from registry.snapshot.reader import Snapshot, SnapshotError, list_snapshots, open_snapshot
 from registry.storage import Storage
 from registry.storage.layout import (
     PAGE_FILE,
@@ -41,6 +44,7 @@ from registry.storage.layout import (
     manifest_key,
     report_key,
     report_prefix,
+    reports_index_key,
     snapshot_prefix,
 )
 
@@ -85,6 +89,16 @@ def _complaints(storage: Storage, settings: Settings, snapshot: Snapshot,
     return complaints_headline(summary), complaint_charts(summary, region_labels, labels)
 
 
+def _change_words() -> tuple[dict[str, str], dict[str, str]]:
+    """The changes table's kinds of change in words (``新增 added``) and the merchants columns
+    a change names (``总分 score``), from the published contracts."""
+    contracts = load_published_contracts()
+    change = next(c for c in contracts["changes"].columns if c.name == "change")
+    kinds = {v.value: value_label(v.value, v.description_zh) for v in change.values}
+    fields = {c.name: f"{c.label_zh} {c.name}" for c in contracts["merchants"].columns}
+    return kinds, fields
+
+
 def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = None
                 ) -> ReportData:
     """Read snapshot ``snapshot_id`` (latest by default; checksums verified) and the batch
@@ -104,6 +118,7 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
     trusted = trusted_by_region_and_grade(merchants, list(regions.regions))
     scores = score_distribution(merchants)
     complaints, complaints_charts = _complaints(storage, settings, snapshot, labels)
+    change_labels, field_labels = _change_words()
     own = report_key(manifest.snapshot_id)
     return ReportData(
         snapshot_id=manifest.snapshot_id,
@@ -117,9 +132,11 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
                  for c, r in regions.regions.items()],
         trusted=trusted,
         scores=scores,
-        changes=top_changes(changes, names),
+        changes=top_changes(changes, names, change_labels=change_labels,
+                            field_labels=field_labels),
         scorecards=region_scorecards(
-            ledger.batch_records(storage), regions, manifest.input_batches, manifest.published_at
+            ledger.batch_records(storage), regions, manifest.input_batches, manifest.published_at,
+            file_words=file_name_words(regions, load_contracts(settings.schemas_dir)),
         ),
         gifts=gift_rankings(storage.retried_read(where, snapshot.products.collect)),
         manifest_link=relative_link(own, manifest_key(manifest.snapshot_id)),
@@ -175,6 +192,22 @@ def write_report(
     dictionary = data_dictionary_html(_dictionary_contracts(storage, data.snapshot_id),
                                       data.snapshot_id)
     storage.write_bytes(dictionary_key(data.snapshot_id), dictionary.encode("utf-8"))
+    write_reports_index(storage)
     step("report: written", 3, 3)
     log.info("wrote report %s", key)
+    return key
+
+
+def write_reports_index(storage: Storage) -> str:
+    """Write ``reports/index.html``: every committed snapshot whose report is there, newest
+    first, each linked. Rewritten with every report; returns its key."""
+    key = reports_index_key()
+    listed = [
+        {"snapshot_id": s.snapshot_id, "as_of": s.as_of.isoformat(),
+         "committed_at": f"{s.committed_at:%Y-%m-%d %H:%M:%S %Z}",
+         "link": relative_link(key, report_key(s.snapshot_id))}
+        for s in sorted(list_snapshots(storage), key=lambda s: s.seq, reverse=True)
+        if storage.exists(report_key(s.snapshot_id))
+    ]
+    storage.write_bytes(key, reports_index_html(listed).encode("utf-8"))
     return key

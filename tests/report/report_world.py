@@ -1,6 +1,7 @@
 """A published world for the report tests (imported by conftest.py): the council fixture
 files uploaded, ingested and published, then a second snapshot after Shanghai's replace-mode
-list shrank to one merchant, now suspended, and a held Anhui batch."""
+list shrank to one merchant, now suspended, a held Anhui batch, and a Jiangsu file named after
+the clerk who sent it whose only row was refused, so the batch gate held it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ UPLOADS = COUNCIL_UPLOADS
 # A Shanghai merchant of merchants_sh_gb18030.csv: grade A and trusted in the first snapshot.
 SH_KEPT = "91310104076543212J"
 HELD_BATCH = "29991231T000000Z-ah-held"
+# A file named after a person: the report shows it as HELD_FILE_SHOWN.
+HELD_FILE = "张三提交_merchants_江苏.csv"
+HELD_FILE_SHOWN = "***_merchants_江苏.csv"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,14 @@ def build_world(root) -> World:
         upload_file(storage, settings, FIXTURES / name, region=region, dataset=dataset)
     ingest_pending(storage, settings)
     first = publish_snapshot(storage, settings, as_of=date(2025, 3, 1))
+
+    header, row = (FIXTURES / "merchants_js_bom.csv").read_text(encoding="utf-8-sig"
+                                                               ).splitlines()[:2]
+    held_file = root.parent / HELD_FILE
+    held_file.write_text(f"{header}\n{row.replace('91320106134000014K', '91320106134000014X')}\n",
+                         encoding="utf-8")
+    upload_file(storage, settings, held_file, region="JS", dataset="merchants")
+    ingest_pending(storage, settings)
 
     stage_batch(
         storage, "merchants", "SH", "29991231T000000Z-sh-replace",

@@ -10,10 +10,14 @@ from html import unescape
 import polars as pl
 from staged_rows import batch_record
 
+from registry.config.contracts import load_contracts
 from registry.config.published import load_published_contracts
 from registry.config.regions import load_regions
 from registry.config.settings import Settings
+from registry.ingest.rejections import ROW_MESSAGES
 from registry.ledger import BatchRecord
+from registry.quality.gates import gate_record_fields
+from registry.quality.runner import CheckFailure, SuiteResult
 from registry.report import (
     ReportData,
     complaint_category_labels,
@@ -23,6 +27,8 @@ from registry.report import (
     complaints_headline,
     cross_region_merchants,
     days_to_resolve,
+    file_name_shown,
+    file_name_words,
     gift_rankings,
     headline_numbers,
     region_scorecards,
@@ -36,6 +42,7 @@ from registry.report import (
 )
 
 REGIONS = load_regions(Settings(_env_file=None).config_dir)
+FILE_WORDS = file_name_words(REGIONS, load_contracts(Settings(_env_file=None).schemas_dir))
 PUBLISHED = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 
 
@@ -140,13 +147,73 @@ def test_scorecards_sum_batches_rank_failing_checks_and_list_held_batches():
     sh = cards["SH"]
     assert (sh["batches"], sh["rows_in"], sh["accepted"], sh["quarantined"]) == (3, 40, 38, 2)
     assert sh["accepted_pct"] == 95.0
-    assert sh["top_checks"] == [("CITY_UNKNOWN", 5), ("DATE_INVALID", 2), ("USCC_INVALID", 2)]
-    assert sh["held"] == [{"batch_id": "B3", "dataset": "merchants",
-                           "reasons": ["row_count_below_floor"]}]
+    assert [(c["code"], c["count"]) for c in sh["top_checks"]] == [
+        ("CITY_UNKNOWN", 5), ("DATE_INVALID", 2), ("USCC_INVALID", 2)]
+    assert [(b["batch_id"], b["dataset"], [r["code"] for r in b["reasons"]])
+            for b in sh["held"]] == [("B3", "merchants", ["row_count_below_floor"])]
     assert cards["JS"]["held"] == [] and cards["JS"]["rows_in"] == 10
     # A council that sent nothing still has a card, with no percentage to show.
     assert cards["AH"]["batches"] == 0 and cards["AH"]["accepted_pct"] is None
     assert (cards["SH"]["name_zh"], cards["SH"]["name_en"]) == ("上海市", "Shanghai")
+
+
+def test_failing_checks_read_as_reasons_in_chinese_and_english_from_the_catalogue():
+    (sh,) = [c for c in region_scorecards([record("B1", "SH")], REGIONS, ["B1"], PUBLISHED)
+             if c["code"] == "SH"]
+    (check,) = sh["top_checks"]
+    assert (check["code"], check["count"]) == ("USCC_INVALID", 2)
+    # The clerk's message with the file, row, column and value left out.
+    zh, en = ROW_MESSAGES["USCC_INVALID"]
+    assert check["reason_zh"] == zh.replace("{column}", "…").replace("{value}", "…")
+    assert check["reason_en"] == en.replace("{column}", "…").replace("{value}", "…")
+    assert "不是有效的统一社会信用代码" in check["reason_zh"] and "{" not in check["reason_zh"]
+    page = report_html(page_data(scorecards=[sh]), runtime="")
+    item = re.search(r'<ul class="checks"><li>(.*?)</li>', page).group(1)
+    # Words first, the code after them.
+    assert item.index("不是有效的统一社会信用代码") < item.index("× 2") < item.index("USCC_INVALID")
+
+
+def held_record(batch_id: str, region: str, file: str | None) -> BatchRecord:
+    """A batch the gate held for too few rows, as the gate records it."""
+    failure = CheckFailure("batch_row_count", "expect_table_row_count_to_be_between", None, 0,
+                           "批次接收 0 行，不在允许范围 1–∞ 行内", "The batch has 0 accepted rows")
+    result = SuiteResult("staged_merchants", "1", success=False, evaluated=5, passed=4, rows=0,
+                         failures=(failure,))
+    return record(batch_id, region, rows_in=1, accepted=0, quarantined=1, file=file,
+                  **gate_record_fields(result))
+
+
+def test_held_batches_show_the_gates_reasons_and_the_file_name_masked():
+    cards = {c["code"]: c for c in region_scorecards(
+        [held_record("B1", "JS", "张三提交_merchants_江苏.xlsx"),
+         record("B2", "JS", status="held", held_reasons=["batch_row_count"])],
+        REGIONS, [], PUBLISHED, file_words=FILE_WORDS)}
+    with_words, without = cards["JS"]["held"]
+    assert with_words["file"] == "***_merchants_江苏.xlsx"
+    assert with_words["reasons"] == [{"code": "batch_row_count",
+                                      "message_zh": "批次接收 0 行，不在允许范围 1–∞ 行内",
+                                      "message_en": "The batch has 0 accepted rows"}]
+    # A record without the gate's words (or its file name) still shows its code.
+    assert without["file"] is None
+    assert without["reasons"] == [{"code": "batch_row_count", "message_zh": None,
+                                   "message_en": None}]
+    page = report_html(page_data(scorecards=list(cards.values())), runtime="")
+    assert "***_merchants_江苏.xlsx" in page and "张三" not in page
+    assert "批次接收 0 行" in page and "The batch has 0 accepted rows" in page
+
+
+def test_file_names_keep_only_the_registrys_own_words():
+    shown = {name: file_name_shown(name, FILE_WORDS) for name in (
+        "张三提交_merchants.xlsx", "上海市经营者备案2025.xlsx", "上海张三.csv",
+        "zhangsan_complaints_SH.csv", "李四 13912345678.xlsx", "merchants_js_bom.csv")}
+    assert shown == {
+        "张三提交_merchants.xlsx": "***_merchants.xlsx",
+        "上海市经营者备案2025.xlsx": "上海市经营者备案2025.xlsx",
+        "上海张三.csv": "上海***.csv",
+        "zhangsan_complaints_SH.csv": "***_complaints_SH.csv",  # a name in pinyin, too
+        "李四 13912345678.xlsx": "*** 139****5678.xlsx",
+        "merchants_js_bom.csv": "merchants_js_***.csv",
+    }
 
 
 def test_gift_rankings_keep_the_top_of_each_category_newest_round_first():
@@ -169,6 +236,64 @@ def test_relative_links_climb_out_of_the_report_folder():
         "../../registry/snapshots/S1/_manifest.json")
     assert relative_link("reports/S1/index.html", "reports/S1/data_docs/index.html") == (
         "data_docs/index.html")
+
+
+NO_GIFTS = pl.DataFrame(schema={
+    "evaluation_round": pl.String, "category": pl.String, "rank_in_category": pl.Int64,
+    "product_name": pl.String, "region": pl.String, "product_id": pl.String,
+    "origin_city": pl.String, "overall": pl.Float64, "quality": pl.Float64,
+    "culture": pl.Float64, "packaging": pl.Float64, "value": pl.Float64, "evaluators": pl.Int64})
+
+
+def page_data(**fields) -> ReportData:
+    """The report of LISTED and DELTA, with ``fields`` replaced."""
+    trusted, scores = trusted_by_region_and_grade(LISTED, ["SH"]), score_distribution(LISTED)
+    base = dict(
+        snapshot_id="S1", as_of="2026-11-30", published_at="now", previous_snapshot=None,
+        code_version="0", score_model_version=1, headline=headline_numbers(LISTED, DELTA),
+        regions=[], trusted=trusted, scores=scores, changes=top_changes(DELTA, LISTED),
+        scorecards=[], gifts=gift_rankings(NO_GIFTS), manifest_link="m.json",
+        charts={"trusted": trusted_chart_spec(trusted, {}), "scores": score_chart_spec(scores)})
+    return ReportData(**{**base, **fields})
+
+
+def test_changes_read_in_chinese_words_from_the_changes_contract():
+    published = load_published_contracts()
+    kinds = {v.value: v for v in next(c for c in published["changes"].columns
+                                       if c.name == "change").values}
+    assert kinds["added"].description_zh.startswith("新增：")  # the contract's own words
+    from registry.report.writer import _change_words
+
+    change_labels, field_labels = _change_words()
+    assert change_labels == {"added": "新增 added", "removed": "移除 removed",
+                             "updated": "更新 updated"}
+    top = top_changes(DELTA, LISTED, change_labels=change_labels, field_labels=field_labels)
+    by_uscc = {row["uscc"]: row for row in top.to_dicts()}
+    assert by_uscc["U4"]["change_label"] == "新增 added"
+    assert by_uscc["U1"]["fields"] == f"{field_labels['score']}"
+    assert field_labels["score"].endswith(" score") and field_labels["score"] != "score score"
+    page = report_html(page_data(changes=top), runtime="")
+    section = page.split('id="changes"')[1].split("</section>")[0]
+    assert "新增 added" in section and "移除 removed" in section and "更新 updated" in section
+
+
+def test_legends_list_only_the_grades_and_categories_that_occur():
+    only_a = merchants(("U1", "甲", ["SH"], 90.0, "A", True), ("U2", "乙", ["JS"], 50.0, None,
+                                                             False))
+    trusted = trusted_chart_spec(trusted_by_region_and_grade(only_a, ["SH", "JS"]),
+                                 {"SH": "上海", "JS": "江苏"})
+    assert trusted["encoding"]["color"]["scale"] == {"domain": ["A"], "range": ["#1b7837"]}
+    # Every region is still on the axis, one with no trusted merchant included.
+    assert trusted["encoding"]["x"]["scale"]["domain"] == ["上海", "江苏"]
+    scores = score_chart_spec(score_distribution(only_a))
+    assert scores["encoding"]["color"]["scale"] == {"domain": ["A", "none"],
+                                                    "range": ["#1b7837", "#bababa"]}
+    charts = complaint_charts(COMPLAINTS, REGION_LABELS, CATEGORY_LABELS)
+    categories = charts["complaints_categories"]["encoding"]["color"]["scale"]["domain"]
+    assert categories == ["商品质量 quality", "售后服务 after sales", "价格问题 price",
+                          "其他 other"]
+    days = charts["complaints_days"]["encoding"]["color"]["scale"]["domain"]
+    assert days == ["上海市 Shanghai", "安徽省 Anhui"]  # the regions with a resolved complaint
 
 
 def test_council_text_is_escaped_in_the_page_and_in_chart_data():

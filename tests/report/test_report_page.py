@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from fixtures.council_files import FIXTURES, personal_values
-from report_world import HELD_BATCH, SH_KEPT, UPLOADS, World
+from report_world import HELD_BATCH, HELD_FILE, HELD_FILE_SHOWN, SH_KEPT, UPLOADS, World
 from staged_rows import stage_three_regions
 from typer.testing import CliRunner
 
@@ -24,7 +24,7 @@ from registry.publish import publish_snapshot
 from registry.report import vega_runtime, write_report
 from registry.snapshot.reader import read_latest
 from registry.storage import LocalStorage
-from registry.storage.layout import report_key
+from registry.storage.layout import report_key, reports_index_key
 
 runner = CliRunner()
 # A URL that leaves the page: a scheme with //, or a protocol-relative //host.
@@ -118,6 +118,7 @@ def test_report_contains_no_personal_data(world: World):
     text = without_runtime(page_of(world, world.second.snapshot_id))
     assert [value for value in personal if value in text] == []
     assert [Path(key).name for key in files if Path(key).name in text] == []
+    assert HELD_FILE not in text and "张三" not in text
     values = pl.Series([text])
     assert not values.str.contains(MOBILE_PATTERN).any()
     assert not values.str.contains(RESIDENT_ID_PATTERN).any()
@@ -142,6 +143,32 @@ def test_report_shows_the_snapshot_regions_changes_quality_and_gifts(world: Worl
     headline = " ".join(re.sub(r"<[^>]+>", " ", section).split())
     assert re.search(r"Merchants listed 2 -3 ", headline), headline
     assert re.search(r"Trusted merchants 2 -3 ", headline), headline
+
+
+def test_held_batches_show_their_file_reasons_and_upload_time_in_words(world: World):
+    """Jiangsu's clerk sent a file named after themself whose only row had a bad USCC."""
+    page = page_of(world, world.second.snapshot_id)
+    jiangsu = page.split('id="region-JS"')[1].split('<div class="card"')[0]
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", jiangsu)).split())
+    assert HELD_FILE_SHOWN in text
+    # The batch gate's reason in both languages, then its code; the quarantine reason too.
+    assert re.search(r"批次接收 0 行.* The batch has 0 accepted rows.* batch_rows_below_floor",
+                     text)
+    assert re.search(r"不是有效的统一社会信用代码.* is not a valid unified social credit code"
+                     r".*× 1 USCC_INVALID", text), text
+
+
+def test_the_reports_index_lists_every_report_newest_first(world: World):
+    key = reports_index_key()
+    page = world.storage.read_bytes(key).decode("utf-8")
+    links = re.findall(r'class="report-link" href="([^"]+)"', page)
+    folder = Path(world.storage.uri_for(key)).parent
+    assert [(folder / link).resolve() for link in links] == [
+        Path(world.storage.uri_for(report_key(r.snapshot_id))).resolve()
+        for r in (world.second, world.first)]
+    refs = _References()
+    refs.feed(page)
+    assert [u for u in refs.urls if NETWORK_URL.match(u[2])] == []
 
 
 def test_report_shows_the_joint_complaint_analysis(world: World):
