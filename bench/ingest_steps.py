@@ -103,9 +103,10 @@ def measure(sample: SampleFile, repeat: int, work: Path) -> dict:
             s, layout.staged_prefix("merchants", "JS", b) + "part-0.parquet"))
         timed("quarantine_parquet", lambda q=check.quarantined, b=batch: storage.write_parquet(
             q, layout.quarantine_prefix("merchants", "JS", b) + "part-0.parquet"))
-        timed("gx_gate", lambda s=staged, b=batch: staged_batch_gate(
+        order = ledger.batch_order(now, LANDING_KEY, batch)
+        timed("gx_gate", lambda s=staged, b=batch, o=order: staged_batch_gate(
             storage, settings, s, region="JS", dataset="merchants", batch_id=b, mode="append",
-            today=today))
+            today=today, order=o))
         for where, in_worker in (("in_worker", True), ("in_process", False)):
             fresh = LocalStorage(work / f"whole-{where}-{n}")
             fresh.write_bytes(LANDING_KEY, data)

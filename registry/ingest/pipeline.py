@@ -695,6 +695,7 @@ def _staged_batch(
         gate = gate_record_fields(staged_batch_gate(
             storage, settings, staged, region=region, dataset=dataset, batch_id=batch_id,
             mode=mode, today=council_time(claim.ingested_at).date(),
+            order=ledger.batch_order(claim.landed_at, claim.source_key, batch_id),
         ))
         writing.result()
     crash_point(settings, "after_batch_gate", "ingest worker")

@@ -50,6 +50,14 @@ def landed_stamp(at: datetime) -> str:
     return landed_time(at).strftime("%Y%m%dT%H%M%SZ")
 
 
+def batch_order(landed_at: datetime, source_key: str, batch_id: str
+                ) -> tuple[datetime, str, str]:
+    """The ledger order of a batch (module docstring): its landing second, then its landing
+    key, then its id. Two uploads of one second are ordered by their keys, never by the hash
+    part of their ids alone."""
+    return (landed_at, source_key, batch_id)
+
+
 def batch_id_for(landed_at: datetime, sha256: str) -> str:
     """``{landed second}-{sha256[:12]}``: the same upload always gets the same id, whoever
     ingests it and whenever. Within a region and dataset, two uploads share an id only when
@@ -119,7 +127,7 @@ class BatchRecord(_Record):
     @property
     def order(self) -> tuple[datetime, str, str]:
         """Where the batch stands among its region's and dataset's batches (module docstring)."""
-        return (self.landed_at, self.source_key, self.batch_id)
+        return batch_order(self.landed_at, self.source_key, self.batch_id)
 
     @property
     def stages(self) -> str:

@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +66,19 @@ def _validated_with_docs(
 # The staged-batch gate (ingest)
 
 
-def previous_full_batch(storage: Storage, dataset: str, region: str, batch_id: str
-                        ) -> PreviousBatch | None:
-    """The latest replace-mode batch of ``region`` and ``dataset`` landed before ``batch_id``
-    (batch ids begin with the landing second) that counts for publication (released, or held
-    and then released), or None."""
+def previous_full_batch(storage: Storage, dataset: str, region: str,
+                        order: tuple[datetime, str, str]) -> PreviousBatch | None:
+    """The latest replace-mode batch of ``region`` and ``dataset`` before the batch at ledger
+    ``order`` (:func:`registry.ledger.batch_order`) that counts for publication (released, or
+    held and then released), or None."""
     candidates = [
         r for r in ledger.publishable(ledger.batch_records(storage, dataset=dataset,
                                                            region=region),
                                       ledger.released_ids(storage))
-        if r.batch_id < batch_id and r.mode == "replace"
+        if r.mode == "replace"
     ]
-    if not candidates:
-        return None
-    latest = max(candidates, key=lambda r: r.order)
-    return PreviousBatch(latest.batch_id, latest.accepted)
+    latest = ledger.latest_before(candidates, order)
+    return PreviousBatch(latest.batch_id, latest.accepted) if latest else None
 
 
 def _bound_reason(bounds: Mapping[str, Any], observed: int, config: QualityConfig
@@ -120,12 +118,13 @@ def row_count_context(bounds: Mapping[str, Any], observed: int, config: QualityC
 
 def staged_batch_gate(
     storage: Storage, settings: Settings, staged: pl.DataFrame, *, region: str, dataset: str,
-    batch_id: str, mode: str, today: date,
+    batch_id: str, mode: str, today: date, order: tuple[datetime, str, str],
 ) -> SuiteResult:
     """Validate every staged row of a batch against the dataset's staged suite in the batch's
     scope (:func:`~registry.quality.suites.suite_in_scope`: whole-list checks for replace
     batches only, no range check of an optional column left empty), with row-count bounds from
-    the configured floor and, for a replace batch, the region's previous released full batch.
+    the configured floor and, for a replace batch, the region's previous released full batch
+    in ledger ``order`` (:func:`registry.ledger.batch_order`).
     Builds the run's Data Docs and stores them
     (:func:`~registry.storage.layout.batch_docs_prefix`). A failed result means the batch must
     be held; the failures say why, in zh/en, and ``skipped`` says what was not run and why."""
@@ -135,7 +134,7 @@ def staged_batch_gate(
     suite, skipped = suite_in_scope(
         load_suite(settings.expectations_dir, config.suites.staged[dataset]), mode=mode,
         empty_optional=empty_optional_columns(staged, required))
-    previous = (previous_full_batch(storage, dataset, region, batch_id)
+    previous = (previous_full_batch(storage, dataset, region, order)
                 if mode == "replace" else None)
     bounds = row_count_bounds(config, dataset, mode, previous)
     params = staged_suite_parameters(config, region=region, dataset=dataset, today=today,

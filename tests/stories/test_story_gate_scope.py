@@ -5,12 +5,15 @@ a held batch is shown where ingest results are shown."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from datetime import UTC, datetime
 
 from council_world import (
     AS_OF,
     CouncilWorld,
     complaint,
+    csv_bytes,
     filing,
     inspection,
     merchant_code,
@@ -149,3 +152,30 @@ def test_registry_ingest_and_run_show_the_held_batch_and_why(prefect_home, tmp_p
     assert "1 held batch(es)" in ran.stdout
     assert "batch_implausible_distribution" in ran.stdout
     assert "published snapshot" in ran.stdout
+
+
+def test_a_short_list_landing_in_the_same_second_as_the_full_one_is_still_held(tmp_path):
+    """Shanghai's export job writes its complete list of 20 filings and, in the same second, a
+    truncated re-export of 10 (the job was killed half-way and retried). Both are ingested in
+    one run. The short list must be held against the full one whatever their ids' hash parts,
+    which alone order two uploads of one second, and the 20 merchants stay listed."""
+    world = CouncilWorld(tmp_path)
+    second = datetime(2025, 3, 1, 1, 0, 0, tzinfo=UTC)
+    full = _sh_list(20)
+    # Trailing blank lines change only the bytes: pick a truncated export whose id sorts before
+    # the full list's, the order in which a comparison of ids alone misses the full list.
+    full_id = hashlib.sha256(csv_bytes(full)).hexdigest()[:12]
+    short = next(data for n in range(64)
+                 if hashlib.sha256(data := csv_bytes(full[:10]) + b"\n" * n).hexdigest()[:12]
+                 < full_id)
+    full_key = world.upload("SH", "merchants", full, name="a-full.csv", at=second)
+    short_key = world.upload("SH", "merchants", short, name="b-retry.csv", at=second)
+    results = world.ingest([full_key, short_key])
+
+    assert results[short_key].batch_id < results[full_key].batch_id
+    assert results[full_key].held is False
+    assert results[short_key].held is True
+    assert "batch_rows_below_previous" in world.receipt(results[short_key])["held_reasons"][0][
+        "code"]
+    world.publish()
+    assert len(world.merchants()) == 20
