@@ -8,14 +8,13 @@ installs it)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from headless_chromium import chromium_or_skip
 from report_world import World
 
-from registry.config.settings import Settings
 from registry.report import GRADE_COLOURS
 from registry.storage.layout import report_key
 
@@ -33,14 +32,7 @@ FLAGS = (
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        message = ("Debian's chromium is not installed: apt-get install -y "
-                   "--no-install-recommends chromium fonts-wqy-zenhei")
-        if Settings(_env_file=None).in_ci:
-            pytest.fail(message + " (.ci/run installs it)")
-        pytest.skip(message)
-    return path
+    return chromium_or_skip()
 
 
 def run_chromium(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
