@@ -31,10 +31,11 @@ ARTIFACT_KEY = "registry-publish"
 # No retries: a publish that failed part-way leaves an orphan for gc, and the next run starts
 # over from the commit log. No cache: every run must publish.
 @task(name="publish-snapshot", cache_policy=NO_CACHE)
-def publish_snapshot_task(as_of: date | None, progress: ProgressCallback | None = None
-                          ) -> PublishResult:
+def publish_snapshot_task(as_of: date | None, progress: ProgressCallback | None = None,
+                          full: bool = False) -> PublishResult:
     settings = load_settings()
-    return publish_snapshot(open_storage(settings), settings, as_of=as_of, progress=progress)
+    return publish_snapshot(open_storage(settings), settings, as_of=as_of, progress=progress,
+                            full=full)
 
 
 @task(name="announce-snapshot", cache_policy=NO_CACHE)
@@ -43,8 +44,8 @@ def announce_snapshot_task(result: PublishResult) -> None:
 
 
 @flow(name="publish")
-def publish_flow(as_of: date | None = None, progress: ProgressCallback | None = None
-                 ) -> PublishResult:
+def publish_flow(as_of: date | None = None, progress: ProgressCallback | None = None,
+                 full: bool = False) -> PublishResult:
     """Build the registry from every publishable staged batch, publish it as a new snapshot,
     publish a summary artifact (``registry-publish``), and send
     ``registry.snapshot.published`` (the notification automations).
@@ -52,6 +53,8 @@ def publish_flow(as_of: date | None = None, progress: ProgressCallback | None = 
     Args:
         as_of: Score as of this date (ISO, e.g. 2026-11-30). Default: today in Asia/Shanghai.
         progress: Told of each publication stage (the CLI draws a bar with it).
+        full: Rebuild the current state from every staged batch instead of bringing it
+            forward from the batches committed since the last publication (same data files).
 
     Raises ``PublishRefused`` (nothing published) when the output fails its checks, and
     ``ConcurrentPublish`` when another writer committed first.
@@ -59,7 +62,7 @@ def publish_flow(as_of: date | None = None, progress: ProgressCallback | None = 
     logger = get_run_logger()
     logger.info("waiting for the %s concurrency slot (single writer)", PUBLISH_LIMIT)
     with concurrency(PUBLISH_LIMIT, occupy=1):
-        result = publish_snapshot_task(as_of, progress)
+        result = publish_snapshot_task(as_of, progress, full)
     logger.info(
         "published snapshot %s (log seq %d, as_of %s, previous %s, rows %s); report %s",
         result.snapshot_id, result.seq, result.as_of, result.previous_snapshot,

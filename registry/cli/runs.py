@@ -43,12 +43,16 @@ def publish(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Score as of this date (default: today).")
     ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild the current state from every staged batch "
+                           "first, instead of bringing it forward (same data files).")
+    ] = False,
 ) -> None:
     """Run the publish flow: build the registry and publish a new snapshot."""
     from flows.publish import publish_flow
 
     with _refusal_exits(), flow_progress() as progress:
-        result = publish_flow(as_of=_date_option(as_of), progress=progress)
+        result = publish_flow(as_of=_date_option(as_of), progress=progress, full=full)
     _print_publish_result(result)
 
 

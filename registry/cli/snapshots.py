@@ -239,6 +239,8 @@ def gc(
         typer.echo(f"removed {len(report.batches_removed)} uncommitted ingest batch(es)")
     for batch_id in report.batches_removed:
         typer.echo(f"  uncommitted batch: {batch_id}")
+    if report.state_files_removed:
+        typer.echo(f"removed {report.state_files_removed} current-state file(s) no pointer names")
 
 
 def report(

@@ -41,13 +41,20 @@ PUBLISH_CRASH_STEPS = (
     "after_latest",
 )
 
+# The steps of the current state's commit (registry.publish.state), before the snapshot is
+# built: its partition files written, then its pointer moved.
+STATE_CRASH_STEPS = (
+    "after_state_files",
+    "after_state_pointer",
+)
+
 
 def check_crash_setting(settings: Settings) -> None:
     """Raise ValueError when ``settings.crash_at`` is set but names no step of either protocol
     (``registry run`` ingests and publishes in one process, under one setting)."""
     if settings.crash_at is None:
         return
-    known = (*INGEST_CRASH_STEPS, *PUBLISH_CRASH_STEPS)
+    known = (*INGEST_CRASH_STEPS, *STATE_CRASH_STEPS, *PUBLISH_CRASH_STEPS)
     if settings.crash_at not in known:
         raise ValueError(f"REGISTRY_CRASH_AT={settings.crash_at!r} is not a step; one of {known}")
 

@@ -8,7 +8,10 @@ Four kinds of record live under ``ledger/`` (keys spelled in :mod:`registry.stor
   files, with the batch gate's verdict;
 - :class:`Release`: who released a held batch, when and why;
 - :class:`SeenMarker`: one per processed version of a landing object, so that a run finds the
-  pending uploads with one listing.
+  pending uploads with one listing;
+- :class:`JournalEntry`: one per committed batch or release, written just before it under a
+  key that sorts by writing time, so that a publisher finds what is new since its last read
+  with one listing (``registry.publish.state``).
 
 Order (docs/architecture.md, "Which upload is the latest"): a batch's place is when the
 council's upload landed (the landing object's last-modified time, to the second, as S3 reports
@@ -162,6 +165,21 @@ class Release(_Record):
         if not value.strip():
             raise ValueError("must not be blank")
         return value.strip()
+
+
+JournalKind = Literal["batch", "release"]
+
+
+class JournalEntry(_Record):
+    """A batch committed or released (``ledger/journal/{written}-{kind}-{dataset}-{region}-
+    {batch_id}.json``). Written just before the record it announces: an entry whose record is
+    missing is a commit in flight, or one that died (its takeover writes a new entry)."""
+
+    kind: JournalKind
+    dataset: str
+    region: str
+    batch_id: str
+    written_at: datetime
 
 
 class SeenMarker(_Record):

@@ -6,8 +6,9 @@ crash can never leave two versions of one fact.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -15,6 +16,8 @@ from registry.ledger.records import (
     BatchRecord,
     InEffect,
     IngestClaim,
+    JournalEntry,
+    JournalKind,
     Release,
     SeenMarker,
     held_unreleased,
@@ -132,8 +135,10 @@ def find_batch(storage: Storage, batch_id: str) -> list[BatchRecord]:
 
 def commit_batch(storage: Storage, record: BatchRecord) -> BatchRecord:
     """Write the record that commits a batch, create-if-absent, and return the committed one:
-    ours, or the identical batch a worker that took over our claim committed first."""
+    ours, or the identical batch a worker that took over our claim committed first. The
+    journal hears of it first."""
     key = layout.batch_record_key(record.dataset, record.region, record.batch_id)
+    _journal(storage, "batch", record.dataset, record.region, record.batch_id)
     try:
         storage.put_if_absent(key, _bytes(record))
         return record
@@ -159,7 +164,9 @@ def read_release(storage: Storage, record: BatchRecord) -> Release | None:
 
 
 def write_release(storage: Storage, release: Release) -> Release:
-    """Record a release, create-if-absent; raises ``AlreadyExists`` when one exists."""
+    """Record a release, create-if-absent; raises ``AlreadyExists`` when one exists. The
+    journal hears of it first."""
+    _journal(storage, "release", release.dataset, release.region, release.batch_id)
     storage.put_if_absent(layout.release_key(release.dataset, release.region, release.batch_id),
                           _bytes(release))
     return release
@@ -181,6 +188,42 @@ def held_batches(storage: Storage) -> list[BatchRecord]:
 def batches_in_effect(storage: Storage) -> list[InEffect]:
     """The batches whose rows the next publication reads (:func:`records.in_effect`)."""
     return in_effect(publishable_batches(storage))
+
+
+# --- the journal -------------------------------------------------------------------------------
+
+JOURNAL_STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+
+
+def journal_stamp(at: datetime) -> str:
+    """``at`` as journal keys begin: UTC to the microsecond, so keys sort by writing time."""
+    return at.astimezone(UTC).strftime(JOURNAL_STAMP_FORMAT)
+
+
+def _journal(storage: Storage, kind: JournalKind, dataset: str, region: str,
+             batch_id: str) -> None:
+    entry = JournalEntry(kind=kind, dataset=dataset, region=region, batch_id=batch_id,
+                         written_at=datetime.now(UTC))
+    key = layout.journal_key(journal_stamp(entry.written_at), kind, dataset, region, batch_id)
+    with contextlib.suppress(AlreadyExists):  # the same microsecond and batch: one says it
+        storage.put_if_absent(key, _bytes(entry))
+
+
+def journal_since(storage: Storage, since: datetime | None) -> list[tuple[str, JournalEntry]]:
+    """The journal entries written at or after ``since`` (every entry when None), with their
+    keys, in writing order. One listing; the entries are read from their keys."""
+    start_after = layout.JOURNAL_PREFIX + journal_stamp(since) if since is not None else None
+    found = []
+    for info in storage.list(layout.JOURNAL_PREFIX, start_after=start_after):
+        name = info.key[len(layout.JOURNAL_PREFIX):].removesuffix(".json")
+        parts = name.split("-", 4)
+        if len(parts) != 5 or parts[1] not in ("batch", "release"):
+            raise LedgerError(f"journal entry {info.key} is not named as the ledger names them")
+        stamp, kind, dataset, region, batch_id = parts
+        written = datetime.strptime(stamp, JOURNAL_STAMP_FORMAT).replace(tzinfo=UTC)
+        found.append((info.key, JournalEntry(kind=kind, dataset=dataset, region=region,
+                                             batch_id=batch_id, written_at=written)))
+    return found
 
 
 # --- seen markers ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from registry import ledger
 from registry.config.settings import Settings
 from registry.publish.protocol import SNAPSHOT_ID_PATTERN, recover_latest
+from registry.publish.state import state_keys_in_use
 from registry.snapshot.reader import read_log, read_manifest
 from registry.storage import ObjectInfo, Storage
 from registry.storage.layout import (
@@ -20,6 +21,7 @@ from registry.storage.layout import (
     REPORTS_PREFIX,
     SNAPSHOTS_PREFIX,
     STAGED_PREFIX,
+    STATE_PREFIX,
     batch_of_key,
     manifest_key,
     report_prefix,
@@ -36,6 +38,8 @@ class GcReport:
     objects_deleted: int = 0
     # Batches a crashed ingest worker staged but never committed.
     batches_removed: list[str] = field(default_factory=list)
+    # Current-state files no pointer names (superseded, or left by a publisher that died).
+    state_files_removed: int = 0
 
 
 def _delete_snapshot(storage: Storage, snapshot_id: str, keys: list[str]) -> int:
@@ -116,7 +120,23 @@ def collect_garbage(
         report.expired_removed.append(snapshot_id)
     report.kept.sort()
     report.batches_removed = remove_uncommitted_batches(storage, settings, cutoff=cutoff, now=now)
+    report.state_files_removed = remove_unused_state(storage, cutoff=cutoff)
     return report
+
+
+def remove_unused_state(storage: Storage, *, cutoff: datetime) -> int:
+    """Delete the current state's files that the pointer in force does not name and that are
+    not younger than ``cutoff`` (a publisher may be writing a newer state); returns how many.
+    The state is derived data: nothing is lost, the next publication rebuilds what it needs."""
+    in_use = state_keys_in_use(storage)
+    removed = 0
+    for info in storage.list(STATE_PREFIX):
+        if info.key not in in_use and info.last_modified <= cutoff:
+            storage.delete(info.key)
+            removed += 1
+    if removed:
+        log.info("removed %d current-state file(s) no pointer names", removed)
+    return removed
 
 
 def remove_uncommitted_batches(

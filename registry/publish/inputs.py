@@ -14,7 +14,7 @@ from registry.storage import Storage
 from registry.storage.layout import DATASETS, quarantine_prefix, staged_prefix
 
 
-def _staged_batch(storage: Storage, record: BatchRecord, order: int) -> pl.LazyFrame:
+def staged_batch(storage: Storage, record: BatchRecord, order: int) -> pl.LazyFrame:
     """The staged rows ``record`` reads (a duplicate's come from the batch that first staged
     them), labelled with its batch id and its rank in ledger order."""
     where = staged_prefix(record.dataset, record.region, record.stages)
@@ -34,7 +34,7 @@ def _staged_batch(storage: Storage, record: BatchRecord, order: int) -> pl.LazyF
     )
 
 
-def _quarantined_keys(storage: Storage, record: BatchRecord, key: Sequence[str]
+def quarantined_keys(storage: Storage, record: BatchRecord, key: Sequence[str]
                       ) -> pl.LazyFrame:
     """The natural keys of the rows ``record`` quarantined (as the council wrote them)."""
     columns = [c for c in key if c != "region"]
@@ -44,20 +44,20 @@ def _quarantined_keys(storage: Storage, record: BatchRecord, key: Sequence[str]
     return quarantined.select(pl.col(c).cast(pl.String) for c in columns).drop_nulls()
 
 
-def _rows_in_effect(storage: Storage, effect: InEffect, order: Mapping[str, int],
+def rows_in_effect(storage: Storage, effect: InEffect, order: Mapping[str, int],
                     natural_keys: Mapping[str, Sequence[str]]
                     ) -> list[pl.LazyFrame]:
-    frames = [_staged_batch(storage, record, order[record.batch_id])
+    frames = [staged_batch(storage, record, order[record.batch_id])
               for record in effect.batches]
     replace = effect.replace
     if replace is not None and effect.before is not None and replace.quarantined:
         # A complete list's quarantined filings keep the row they had just before it: a typo
         # never withdraws a filing, only leaving it out of the list does.
         keys = [c for c in natural_keys[effect.dataset] if c != "region"]
-        kept = _quarantined_keys(storage, replace, natural_keys[effect.dataset])
+        kept = quarantined_keys(storage, replace, natural_keys[effect.dataset])
         frames.extend(
             frame.join(kept, on=keys, how="semi")
-            for frame in _rows_in_effect(storage, effect.before, order, natural_keys)
+            for frame in rows_in_effect(storage, effect.before, order, natural_keys)
         )
     return frames
 
@@ -74,7 +74,7 @@ def staged_inputs(storage: Storage, effects: Iterable[InEffect],
     for effect in effects:
         if effect.dataset not in frames:
             raise ValueError(f"{effect.region}: unknown dataset {effect.dataset!r}")
-        frames[effect.dataset].extend(_rows_in_effect(storage, effect, order, natural_keys))
+        frames[effect.dataset].extend(rows_in_effect(storage, effect, order, natural_keys))
     empty = {ORDER_COLUMN: pl.Int64}
     return StagedInputs(
         **{

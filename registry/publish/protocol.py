@@ -187,9 +187,13 @@ def recover_latest(storage: Storage) -> LatestPointer | None:
 
 def publish_snapshot(
     storage: Storage, settings: Settings, *, as_of: date | None = None,
-    progress: ProgressCallback | None = None,
+    progress: ProgressCallback | None = None, full: bool = False,
 ) -> PublishResult:
     """Build the registry from the publishable staged batches and publish it as a new snapshot.
+
+    The build reads the current state brought forward by the batches committed since the last
+    publication (:mod:`registry.publish.state`); ``full`` rebuilds the state from every staged
+    batch first. Both give the same data files.
 
     ``as_of`` defaults to today in Asia/Shanghai. The data files depend only on the staged
     inputs, ``as_of`` and the previous snapshot (for the delta and listing dates).
@@ -213,7 +217,7 @@ def publish_snapshot(
     seq = (latest.seq if latest else 0) + 1
 
     step("publish: building the registry", 0, PUBLISH_STAGES)
-    built = snapshot_tables(storage, settings, as_of, previous)
+    built = snapshot_tables(storage, settings, as_of, previous, full=full)
     step("publish: checking for personal data", 1, PUBLISH_STAGES)
     contracts = load_contracts(settings.schemas_dir)
     pii_columns = {c for contract in contracts.values() for c in contract.pii_columns}

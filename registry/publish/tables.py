@@ -7,7 +7,7 @@ import io
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pyarrow as pa
@@ -20,8 +20,7 @@ from registry.config.published import PublishedContract
 from registry.config.regions import load_regions
 from registry.config.score_model import load_score_model
 from registry.config.settings import Settings
-from registry.ledger import batches_in_effect
-from registry.publish.inputs import staged_inputs
+from registry.publish.state import StateUpdate, input_batches, refresh_state, state_inputs
 from registry.snapshot.delta import merchant_changes
 from registry.snapshot.reader import open_snapshot
 from registry.storage import Storage
@@ -34,19 +33,23 @@ TABLE_ORDER = ("merchants", "products", "changes", "complaints_summary")
 class BuiltSnapshot:
     tables: dict[str, pl.DataFrame]
     input_batches: list[str]
+    state: StateUpdate
 
 
 def snapshot_tables(
-    storage: Storage, settings: Settings, as_of: date, previous: str | None
+    storage: Storage, settings: Settings, as_of: date, previous: str | None, *,
+    full: bool = False,
 ) -> BuiltSnapshot:
-    """The published tables (:data:`TABLE_ORDER`) for ``as_of``, from the publishable staged
-    batches and the ``previous`` snapshot (verified) for the delta and the listing dates."""
+    """The published tables (:data:`TABLE_ORDER`) for ``as_of``, from the current state
+    brought forward to the publishable staged batches (rebuilt from every one when ``full``;
+    :mod:`registry.publish.state`) and the ``previous`` snapshot (verified) for the delta and
+    the listing dates."""
     model = load_score_model(settings.config_dir, settings.score_model_version).model
     regions = load_regions(settings.config_dir)
     keys = natural_keys(load_contracts(settings.schemas_dir))
-    effects = batches_in_effect(storage)
-    built = registry_tables(staged_inputs(storage, effects, keys), as_of, model,
-                            regions.division_regions, keys)
+    state = refresh_state(storage, settings, keys, model.window_days, as_of, full=full)
+    inputs = state_inputs(storage, state.pointer, as_of - timedelta(days=model.window_days))
+    built = registry_tables(inputs, as_of, model, regions.division_regions, keys)
     # The reads of staged rows and of the previous snapshot happen at these collects.
     current = storage.retried_read(STAGED_PREFIX, built.merchants.collect)
     before = None
@@ -60,7 +63,8 @@ def snapshot_tables(
     return BuiltSnapshot(
         tables={"merchants": merchants, "products": products, "changes": changes,
                 "complaints_summary": complaints},
-        input_batches=sorted({b.batch_id for e in effects for b in e.all_batches()}),
+        input_batches=input_batches(state.pointer),
+        state=state,
     )
 
 

@@ -173,8 +173,9 @@ class Storage(ABC):
         """Remove the object. Deleting a missing object is not an error."""
 
     @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object whose key starts with ``prefix``, in key order, however many."""
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order (UTF-8 bytes), however
+        many; with ``start_after``, only the keys that sort after it (S3's ``StartAfter``)."""
 
     @abstractmethod
     def uri_for(self, key: str) -> str:

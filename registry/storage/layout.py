@@ -23,6 +23,13 @@ CLAIMS_PREFIX = "ledger/ingest/"
 BATCHES_PREFIX = "ledger/batches/"
 RELEASES_PREFIX = "ledger/releases/"
 SEEN_PREFIX = "ledger/seen/"
+# The ledger's journal: one entry per committed batch or release, keyed by when it was written,
+# so that a publisher lists what is new with one listing that starts after what it has read.
+JOURNAL_PREFIX = "ledger/journal/"
+# The compacted current state (docs/architecture.md §12): rows in effect per dataset and
+# region, derived from staged batches, and the pointer that names the state in force.
+STATE_PREFIX = "state/"
+STATE_POINTER_KEY = f"{STATE_PREFIX}current.json"
 LANDING_PREFIX = "landing/"
 RAW_PREFIX = "raw/"
 STAGED_PREFIX = "staged/"
@@ -94,6 +101,16 @@ def batch_record_key(dataset: str, region: str, batch_id: str) -> str:
 def release_key(dataset: str, region: str, batch_id: str) -> str:
     """Who released a held batch, when and why."""
     return f"{RELEASES_PREFIX}{dataset}/{region}/{batch_id}.json"
+
+
+def journal_key(stamp: str, kind: str, dataset: str, region: str, batch_id: str) -> str:
+    """A journal entry: ``stamp`` (UTC, to the microsecond) first, so keys sort by writing time."""
+    return f"{JOURNAL_PREFIX}{stamp}-{kind}-{dataset}-{region}-{batch_id}.json"
+
+
+def state_part_key(generation: str, dataset: str, region: str) -> str:
+    """The rows in effect of one dataset and region, as written by state ``generation``."""
+    return f"{STATE_PREFIX}{generation}/{dataset}/{region}.parquet"
 
 
 def staged_prefix(dataset: str, region: str, batch_id: str) -> str:

@@ -126,8 +126,9 @@ class LocalStorage(Storage):
                 break
             parent = parent.parent
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
         checked_prefix(prefix)
+        after = start_after.encode("utf-8") if start_after is not None else None
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         start = self.root / base if base else self.root
         if not start.is_dir():
@@ -140,7 +141,7 @@ class LocalStorage(Storage):
                 if name.startswith(TMP_PREFIX):
                     continue
                 key = name if rel == "." else f"{rel}/{name}"
-                if key.startswith(prefix):
+                if key.startswith(prefix) and (after is None or key.encode("utf-8") > after):
                     keys.append(key)
         # S3 orders keys by their UTF-8 bytes; do the same.
         for key in sorted(keys, key=lambda k: k.encode("utf-8")):

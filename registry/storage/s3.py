@@ -327,13 +327,16 @@ class S3Storage(Storage):
             if _status(err) != 404:
                 raise self._permanent("delete", key, err) from err
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
         checked_prefix(prefix)
         full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix
         strip = len(self.prefix) + 1 if self.prefix else 0
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full_prefix}
+            if start_after is not None:
+                kwargs["StartAfter"] = (f"{self.prefix}/{start_after}" if self.prefix
+                                        else start_after)
             if token:
                 kwargs["ContinuationToken"] = token
             try:

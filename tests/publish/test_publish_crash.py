@@ -15,8 +15,11 @@ from typer.testing import CliRunner
 
 from registry.cli import app
 from registry.config.crashpoints import PUBLISH_CRASH_STEPS as CRASH_STEPS
+from registry.config.crashpoints import STATE_CRASH_STEPS
 from registry.publish import publish_snapshot
-from registry.snapshot.reader import read_latest, read_log, verify_snapshot
+from registry.publish.state import read_pointer
+from registry.publish.tables import snapshot_tables
+from registry.snapshot.reader import open_snapshot, read_latest, read_log, verify_snapshot
 from registry.storage import LocalStorage, S3Storage, Storage
 from registry.storage.layout import SNAPSHOTS_PREFIX
 
@@ -108,3 +111,39 @@ def test_an_unknown_crash_step_is_refused(tmp_path, settings):
     with pytest.raises(ValueError, match="not a step"):
         publish_snapshot(LocalStorage(tmp_path), settings.model_copy(
             update={"crash_at": "after_lunch"}), as_of=AS_OF)
+
+
+@pytest.mark.parametrize("step", STATE_CRASH_STEPS)
+def test_publisher_killed_while_committing_the_current_state(tmp_path, settings, step,
+                                                             monkeypatch):
+    """Killed after the state's files (pointer not moved) or after its pointer (snapshot not
+    built): latest is untouched, the next publication gives the files a full rebuild gives,
+    and gc removes the state files no pointer names."""
+    storage = LocalStorage(tmp_path / "root")
+    stage_three_regions(storage)
+    first = publish_snapshot(storage, settings, as_of=AS_OF)
+    before = read_pointer(storage)[0]
+    stage_batch(storage, "merchants", "ZJ", "20261201T000000Z-zj9",
+                [merchant(filing_id="ZJ-2", uscc=uscc("33", 2), city="宁波")])
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, (AS_OF + timedelta(days=1)).isoformat()],
+        env={**env_for(storage), "REGISTRY_CRASH_AT": step}, capture_output=True, text=True,
+        timeout=180,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    assert read_latest(storage)[0].snapshot_id == first.snapshot_id
+    assert len(read_log(storage)) == 1
+    moved = read_pointer(storage)[0]
+    assert (moved == before) is (step == "after_state_files")
+
+    for key, value in env_for(storage).items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(app, ["gc", "--grace", "0"])
+    assert result.exit_code == 0, result.output
+    assert "current-state file(s)" in result.output  # the dead publisher's, or the superseded
+    again = publish_snapshot(storage, settings, as_of=AS_OF + timedelta(days=1))
+    assert again.rows["merchants"] == 5 and verify_snapshot(storage) == []
+    rebuilt = snapshot_tables(storage, settings, AS_OF + timedelta(days=1), first.snapshot_id,
+                              full=True)
+    published = open_snapshot(storage, again.snapshot_id)
+    assert published.merchants.collect().equals(rebuilt.tables["merchants"])

@@ -97,6 +97,19 @@ def test_list_is_prefix_not_folder(storage: Storage) -> None:
     assert list(storage.list("missing/")) == []
 
 
+def test_list_starts_after_a_key(storage: Storage) -> None:
+    # The ledger's journal is read this way: keys that sort by time, listed after the last read.
+    for key in ("j/20261201T000000Z-a.json", "j/20261202T000000Z-b.json",
+                "j/20261202T000000Z-c.json", "j/20261203T000000Z-d.json", "k/x.json"):
+        storage.write_bytes(key, b"1")
+    after = [i.key for i in storage.list("j/", start_after="j/20261202T000000Z")]
+    assert after == ["j/20261202T000000Z-b.json", "j/20261202T000000Z-c.json",
+                     "j/20261203T000000Z-d.json"]
+    assert [i.key for i in storage.list("j/", start_after="j/20261202T000000Z-c.json")] == [
+        "j/20261203T000000Z-d.json"]
+    assert list(storage.list("j/", start_after="j/9")) == []
+
+
 def test_chinese_and_space_keys_round_trip(storage: Storage) -> None:
     key = "landing/SH/merchants/2026 年 11 月/经营者 备案 (上海).xlsx"
     storage.write_bytes(key, "内容".encode())
