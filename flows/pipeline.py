@@ -27,13 +27,18 @@ def pipeline_flow(as_of: date | None = None, progress: ProgressCallback | None =
         as_of: Score as of this date (ISO, e.g. 2026-11-30). Default: today in Asia/Shanghai.
         progress: Told of each upload ingested and each publication stage (the CLI's bar).
 
+    When nothing is new since the latest snapshot (no batch committed or released since, the
+    same ``as_of``), nothing is published and ``publish`` describes latest, its ``published``
+    False.
+
     Returns ``{"ingest": IngestSummary, "publish": PublishResult}``. An ingest that fails stops
     the run before publication. A refused publication raises ``PublishRefused`` (Prefect
     re-raises the publish subflow's own exception), with the ingested batches committed.
     """
     # This run publishes next: no registry.batches.staged to trigger a second publication.
     ingested = ingest_flow(progress=progress, announce_staged=False)
-    published = publish_flow(as_of=as_of, progress=progress)
+    # A run with nothing new (no upload, the same day) leaves latest as it is.
+    published = publish_flow(as_of=as_of, progress=progress, only_if_changed=True)
     create_markdown_artifact(
         run_summary_markdown(ingested=ingested, published=published, held=held_batches_now()),
         key=ARTIFACT_KEY,

@@ -32,10 +32,10 @@ ARTIFACT_KEY = "registry-publish"
 # over from the commit log. No cache: every run must publish.
 @task(name="publish-snapshot", cache_policy=NO_CACHE)
 def publish_snapshot_task(as_of: date | None, progress: ProgressCallback | None = None,
-                          full: bool = False) -> PublishResult:
+                          full: bool = False, only_if_changed: bool = False) -> PublishResult:
     settings = load_settings()
     return publish_snapshot(open_storage(settings), settings, as_of=as_of, progress=progress,
-                            full=full)
+                            full=full, only_if_changed=only_if_changed)
 
 
 @task(name="announce-snapshot", cache_policy=NO_CACHE)
@@ -45,7 +45,7 @@ def announce_snapshot_task(result: PublishResult) -> None:
 
 @flow(name="publish")
 def publish_flow(as_of: date | None = None, progress: ProgressCallback | None = None,
-                 full: bool = False) -> PublishResult:
+                 full: bool = False, only_if_changed: bool = False) -> PublishResult:
     """Build the registry from every publishable staged batch, publish it as a new snapshot,
     publish a summary artifact (``registry-publish``), and send
     ``registry.snapshot.published`` (the notification automations).
@@ -55,6 +55,8 @@ def publish_flow(as_of: date | None = None, progress: ProgressCallback | None = 
         progress: Told of each publication stage (the CLI draws a bar with it).
         full: Rebuild the current state from every staged batch instead of bringing it
             forward from the batches committed since the last publication (same data files).
+        only_if_changed: Publish nothing when the snapshot would be latest's again (the same
+            as_of, nothing new in the ledger); the result then describes latest.
 
     Raises ``PublishRefused`` (nothing published) when the output fails its checks, and
     ``ConcurrentPublish`` when another writer committed first.
@@ -62,7 +64,11 @@ def publish_flow(as_of: date | None = None, progress: ProgressCallback | None = 
     logger = get_run_logger()
     logger.info("waiting for the %s concurrency slot (single writer)", PUBLISH_LIMIT)
     with concurrency(PUBLISH_LIMIT, occupy=1):
-        result = publish_snapshot_task(as_of, progress, full)
+        result = publish_snapshot_task(as_of, progress, full, only_if_changed)
+    if not result.published:
+        logger.info("nothing new since snapshot %s (as_of %s): not published again",
+                    result.snapshot_id, result.as_of)
+        return result
     logger.info(
         "published snapshot %s (log seq %d, as_of %s, previous %s, rows %s); report %s",
         result.snapshot_id, result.seq, result.as_of, result.previous_snapshot,

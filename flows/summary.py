@@ -115,6 +115,8 @@ def _snapshot_section(result: PublishResult) -> list[str]:
     lines = [
         "## Snapshot",
         "",
+        *([] if result.published else
+          ["Nothing new since the latest snapshot: it was not published again.", ""]),
         f"- snapshot: `{result.snapshot_id}` (log seq {result.seq}, as_of {result.as_of})",
         f"- previous: `{result.previous_snapshot}`" if result.previous_snapshot
         else "- previous: none (first snapshot)",

@@ -185,6 +185,10 @@ def _print_ingest_summary(summary: IngestSummary, held: Sequence[HeldBatch]) -> 
 
 def _print_publish_result(result: PublishResult) -> None:
     console = Console()
+    if not result.published:
+        console.print(f"nothing new since snapshot [bold]{result.snapshot_id}[/] (as_of "
+                      f"{result.as_of}): not published again / 无新数据，未重新发布")
+        return
     console.print(
         f"published snapshot [bold]{result.snapshot_id}[/] (seq {result.seq}, as_of "
         f"{result.as_of}); previous: {result.previous_snapshot or 'none'}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
@@ -114,8 +115,19 @@ def batch_records(storage: Storage, *, dataset: str | None = None, region: str |
     prefix = layout.BATCHES_PREFIX
     if dataset:
         prefix += f"{dataset}/" + (f"{region}/" if region else "")
-    return ordered(_record_at(storage, info.key) for info in storage.list(prefix)
-                   if info.key.endswith(".json"))
+    keys = [info.key for info in storage.list(prefix) if info.key.endswith(".json")]
+    return ordered(_read_all(storage, keys))
+
+
+# Records are small objects read one GET each: on S3 the reads overlap.
+_READERS = 16
+
+
+def _read_all(storage: Storage, keys: list[str]) -> list[BatchRecord]:
+    if len(keys) < 2 * _READERS:
+        return [_record_at(storage, key) for key in keys]
+    with ThreadPoolExecutor(_READERS, thread_name_prefix="ledger-read") as pool:
+        return list(pool.map(lambda key: _record_at(storage, key), keys))
 
 
 def read_batch_record(storage: Storage, dataset: str, region: str, batch_id: str

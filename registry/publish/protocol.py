@@ -36,6 +36,7 @@ from registry.config.score_model import load_score_model
 from registry.config.settings import COUNCIL_TIMEZONE, Settings
 from registry.progress import ProgressCallback
 from registry.publish.pii import PIIFinding, pii_findings
+from registry.publish.state import input_batches, nothing_new, read_pointer
 from registry.publish.tables import TABLE_ORDER, parquet_bytes, snapshot_tables, table_summary
 from registry.quality import SuiteResult, registry_results, suite_versions
 from registry.report import write_report
@@ -48,12 +49,13 @@ from registry.snapshot.formats import (
     ScoreModelRef,
     sha256_hex,
 )
-from registry.snapshot.reader import read_latest, read_log_entry
+from registry.snapshot.reader import read_latest, read_log_entry, read_manifest
 from registry.storage import AlreadyExists, PreconditionFailed, Storage, probe_capabilities
 from registry.storage.layout import (
     LATEST_KEY,
     log_key,
     manifest_key,
+    report_key,
     snapshot_contract_path,
     snapshot_prefix,
     snapshot_table_path,
@@ -115,6 +117,8 @@ class PublishResult:
     changes: dict[str, int]
     # Key of the snapshot's HTML report; None when writing it failed (the snapshot stands).
     report: str | None = None
+    # False when nothing had changed since latest (``only_if_changed``): this is latest.
+    published: bool = True
 
 
 def _snapshot_id(
@@ -185,15 +189,54 @@ def recover_latest(storage: Storage) -> LatestPointer | None:
     return move_latest(storage, head)
 
 
+def unchanged_latest(storage: Storage, settings: Settings, latest: LatestPointer | None,
+                     as_of: date) -> Manifest | None:
+    """Latest's manifest when publishing now would give the same snapshot again: the same
+    ``as_of``, nothing new in the ledger's journal since the current state, the same input
+    batches, code, contracts, score model and suites. None otherwise. Reads the state's
+    pointer, one journal listing and latest's manifest; builds nothing."""
+    if latest is None or latest.as_of != as_of:
+        return None
+    found = read_pointer(storage)
+    if found is None or not nothing_new(storage, found[0]):
+        return None
+    manifest = read_manifest(storage, latest.snapshot_id, latest.manifest_sha256)
+    model = load_score_model(settings.config_dir, settings.score_model_version)
+    contracts = load_contracts(settings.schemas_dir)
+    same = (
+        manifest.input_batches == input_batches(found[0])
+        and manifest.code_version == __version__
+        and manifest.score_model == ScoreModelRef(version=model.model.version,
+                                                  sha256=model.sha256)
+        and manifest.suite_versions == suite_versions(settings)
+        and manifest.contract_versions == {n: c.version for n, c in sorted(contracts.items())}
+    )
+    return manifest if same else None
+
+
+def _latest_result(latest: LatestPointer, manifest: Manifest, storage: Storage) -> PublishResult:
+    report = report_key(manifest.snapshot_id)
+    return PublishResult(
+        snapshot_id=manifest.snapshot_id, manifest_key=latest.manifest, seq=latest.seq,
+        as_of=manifest.as_of, previous_snapshot=manifest.previous_snapshot,
+        rows=manifest.summary["rows"], trusted_by_grade=manifest.summary["trusted_by_grade"],
+        changes=manifest.summary["changes"],
+        report=report if storage.exists(report) else None, published=False,
+    )
+
+
 def publish_snapshot(
     storage: Storage, settings: Settings, *, as_of: date | None = None,
     progress: ProgressCallback | None = None, full: bool = False,
+    only_if_changed: bool = False,
 ) -> PublishResult:
     """Build the registry from the publishable staged batches and publish it as a new snapshot.
 
     The build reads the current state brought forward by the batches committed since the last
     publication (:mod:`registry.publish.state`); ``full`` rebuilds the state from every staged
-    batch first. Both give the same data files.
+    batch first. Both give the same data files. With ``only_if_changed``, nothing is built or
+    written when the snapshot would be latest's again (:func:`unchanged_latest`): the result
+    describes latest, with ``published`` False.
 
     ``as_of`` defaults to today in Asia/Shanghai. The data files depend only on the staged
     inputs, ``as_of`` and the previous snapshot (for the delta and listing dates).
@@ -215,6 +258,12 @@ def publish_snapshot(
     latest = recover_latest(storage)
     previous = latest.snapshot_id if latest else None
     seq = (latest.seq if latest else 0) + 1
+    if only_if_changed and not full:
+        manifest = unchanged_latest(storage, settings, latest, as_of)
+        if latest is not None and manifest is not None:
+            log.info("nothing new since snapshot %s (as_of %s): not published again",
+                     latest.snapshot_id, as_of)
+            return _latest_result(latest, manifest, storage)
 
     step("publish: building the registry", 0, PUBLISH_STAGES)
     built = snapshot_tables(storage, settings, as_of, previous, full=full)

@@ -1,4 +1,4 @@
-"""The compacted current state (docs/architecture.md §12): for each dataset and region, the rows
+"""The compacted current state (docs/architecture.md §11.8): for each dataset and region, the rows
 in effect (the latest row per natural key, in ledger order) as one Parquet file, so that a
 publication reads what changed since the last one instead of every batch ever staged.
 
@@ -170,11 +170,12 @@ def _in_working_set(dataset: str, cutoff: date) -> pl.Expr:
 def _compacted(rows: pl.LazyFrame, dataset: str, key: Sequence[str], cutoff: date
                ) -> pl.LazyFrame:
     """The latest row per natural key, without the rows that left the window, without the
-    order column, sorted by key so that the file is the same whichever way it was reached."""
+    order column, sorted by USCC then key: the file is the same whichever way it was reached,
+    and its row groups' USCC statistics let a build of one USCC range skip the others."""
     return (latest_rows(rows, key)
             .filter(_in_working_set(dataset, cutoff))
             .select(list(STAGED_COLUMNS[dataset]))
-            .sort([*key, *_LINEAGE]))
+            .sort(["uscc", *key, *_LINEAGE], nulls_last=True))
 
 
 def _ranked(frame: pl.LazyFrame, ranks: Mapping[str, int]) -> pl.LazyFrame:
@@ -417,21 +418,36 @@ def _commit(storage: Storage, pointer: StatePointer, etag: str | None) -> bool:
 # --- reading the state for the build -----------------------------------------------------------
 
 
-def state_inputs(storage: Storage, pointer: StatePointer, cutoff: date) -> StagedInputs:
+def state_inputs(storage: Storage, pointer: StatePointer, cutoff: date, *,
+                 uscc_range: tuple[str, str] | None = None) -> StagedInputs:
     """The build's inputs from the state: every partition's rows in the working set, each
-    labelled with its batch's rank in ledger order across all partitions."""
+    labelled with its batch's rank in ledger order across all partitions.
+
+    With ``uscc_range`` (first, last), only the rows of those merchants: everything the
+    merchants and products tables say of a merchant comes from rows with its USCC, so the
+    registry can be built one range at a time (docs/scaling.md)."""
     ranked = sorted({ref.order for part in pointer.partitions for ref in part.batches})
     rank = {order[2]: i for i, order in enumerate(ranked)}
     frames: dict[str, list[pl.LazyFrame]] = {dataset: [] for dataset in DATASETS}
     for part in pointer.partitions:
-        frames[part.dataset].append(
-            _ranked(_scan(storage, part).filter(_in_working_set(part.dataset, cutoff)), rank))
+        rows = _scan(storage, part).filter(_in_working_set(part.dataset, cutoff))
+        if uscc_range is not None:
+            first, last = (pl.lit(bound) for bound in uscc_range)
+            rows = rows.filter(pl.col("uscc").is_between(first, last))
+        frames[part.dataset].append(_ranked(rows, rank))
     empty = {ORDER_COLUMN: pl.Int64}
     return StagedInputs(**{
         dataset: pl.concat(parts, how="vertical") if parts
         else pl.LazyFrame(schema={**STAGED_COLUMNS[dataset], **empty})
         for dataset, parts in frames.items()
     })
+
+
+def nothing_new(storage: Storage, pointer: StatePointer) -> bool:
+    """Whether the journal holds no entry ``pointer`` has not read (one listing)."""
+    since = pointer.journal_mark - JOURNAL_LAG if pointer.journal_mark else None
+    read = set(pointer.journal_read)
+    return all(key in read for key, _ in ledger.journal_since(storage, since))
 
 
 def input_batches(pointer: StatePointer) -> list[str]:
@@ -453,6 +469,7 @@ __all__ = [
     "StatePointer",
     "StateUpdate",
     "input_batches",
+    "nothing_new",
     "read_pointer",
     "refresh_state",
     "state_inputs",

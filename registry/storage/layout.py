@@ -26,7 +26,7 @@ SEEN_PREFIX = "ledger/seen/"
 # The ledger's journal: one entry per committed batch or release, keyed by when it was written,
 # so that a publisher lists what is new with one listing that starts after what it has read.
 JOURNAL_PREFIX = "ledger/journal/"
-# The compacted current state (docs/architecture.md §12): rows in effect per dataset and
+# The compacted current state (docs/architecture.md §11.8): rows in effect per dataset and
 # region, derived from staged batches, and the pointer that names the state in force.
 STATE_PREFIX = "state/"
 STATE_POINTER_KEY = f"{STATE_PREFIX}current.json"

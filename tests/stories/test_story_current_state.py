@@ -24,7 +24,7 @@ from registry import ledger
 from registry.publish import publish_snapshot
 from registry.publish.state import read_pointer
 from registry.publish.tables import snapshot_tables
-from registry.snapshot.reader import open_snapshot
+from registry.snapshot.reader import open_snapshot, read_log
 from registry.storage import LocalStorage
 from registry.storage.layout import staged_prefix
 
@@ -136,3 +136,23 @@ def test_a_complaint_leaves_the_working_set_with_the_window(tmp_path, settings):
         staged_prefix("complaints", "SH", "20261125T000000Z-c1") + "part-0.parquet"))
     assert "C-old" in staged.get_column("complaint_id").to_list()  # kept for audit
     _same_as_full(storage, settings, later, first.snapshot_id, second.snapshot_id)
+
+
+def test_a_run_with_nothing_new_leaves_latest_as_it_is(tmp_path, settings):
+    """The 10-minute schedule runs while no council sent anything: latest stays, no snapshot is
+    written; the next upload, or the next day, publishes again."""
+    storage = LocalStorage(tmp_path)
+    _world(storage)
+    first = publish_snapshot(storage, settings, as_of=AS_OF, only_if_changed=True)
+    assert first.published
+    idle = publish_snapshot(storage, settings, as_of=AS_OF, only_if_changed=True)
+    assert not idle.published and idle.snapshot_id == first.snapshot_id
+    assert idle.rows == first.rows and len(read_log(storage)) == 1
+
+    stage_batch(storage, "merchants", "JS", "20261130T020000Z-js2",
+                [merchant(filing_id="JS-1", uscc=JS_1, status="revoked", city="南京")])
+    after_upload = publish_snapshot(storage, settings, as_of=AS_OF, only_if_changed=True)
+    assert after_upload.published and _row(storage, after_upload.snapshot_id, JS_1) is None
+    next_day = publish_snapshot(storage, settings, as_of=AS_OF + timedelta(days=1),
+                                only_if_changed=True)
+    assert next_day.published and len(read_log(storage)) == 3
