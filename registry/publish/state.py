@@ -152,6 +152,14 @@ def read_pointer(storage: Storage) -> tuple[StatePointer, str] | None:
     return pointer, etag
 
 
+def _pointer_etag(storage: Storage) -> str | None:
+    """The etag of a pointer :func:`read_pointer` would not read (another format), if any."""
+    try:
+        return storage.head(STATE_POINTER_KEY).etag
+    except NotFound:
+        return None
+
+
 # --- pure: which rows a partition keeps ----------------------------------------------------------
 
 
@@ -334,12 +342,14 @@ def refresh_state(storage: Storage, settings: Settings, natural_keys: Mapping[st
     now = datetime.now(UTC)
     generation = f"{ledger.journal_stamp(now)}-{secrets.token_hex(4)}"
     ctx = _Context(storage, natural_keys, _cutoff(as_of, window_days), generation)
-    found = None if full else read_pointer(storage)
+    current = read_pointer(storage)
+    found = None if full else current
     # The journal is listed before anything else is read: whatever is committed after this
     # listing is read next time.
     since = found[0].journal_mark - JOURNAL_LAG if found and found[0].journal_mark else None
     entries = ledger.journal_since(storage, since if found else None)
-    etag: str | None = None
+    # A full rebuild still swaps the pointer it replaces.
+    etag: str | None = current[1] if current else _pointer_etag(storage)
     if found is None:
         parts = _rebuild_all(ctx)
         rebuilt = [_name(p.dataset, p.region) for p in parts]
