@@ -12,6 +12,10 @@ The task runner comes from the settings (``REGISTRY_TASK_RUNNER``): Prefect's th
 default, ``REGISTRY_INGEST_THREADS`` uploads at a time (each holds its file and its rows in
 memory), or prefect-dask's ``DaskTaskRunner`` on the cluster at ``REGISTRY_DASK_ADDRESS`` (else
 on a local cluster started for the run), to spread the per-file work over many machines.
+
+On the thread pool the batch gate's Data Docs are gathered from every upload and built and
+stored once, at the end of the run (``store-data-docs``); a task on a Dask worker stores its
+batch's own.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed, wait
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
@@ -38,7 +43,9 @@ from registry.ingest.pipeline import (
 from registry.ingest.read_worker import close_idle_workers
 from registry.orchestration import announce_ingest, region_tag
 from registry.progress import ProgressCallback
+from registry.quality import data_docs as quality_data_docs
 from registry.quality import write_scorecards
+from registry.quality.runner import PendingDataDocs
 from registry.storage import StorageError, open_storage
 
 ARTIFACT_KEY = "registry-ingest"
@@ -80,9 +87,9 @@ def pending_uploads(region: str | None, dataset: str | None) -> list[str]:
     retry_jitter_factor=0.5,
     retry_condition_fn=_storage_failure,
 )
-def ingest_upload(key: str) -> UploadResult:
+def ingest_upload(key: str, data_docs: PendingDataDocs | None = None) -> UploadResult:
     settings = load_settings()
-    result = ingest_object(open_storage(settings), settings, key)
+    result = ingest_object(open_storage(settings), settings, key, data_docs=data_docs)
     # Ids and counts only: a file name can carry a person's name, a log line must not.
     get_run_logger().info(
         "%s %s upload %s: %s, batch %s, %d rows in, %d accepted, %d quarantined%s",
@@ -91,6 +98,19 @@ def ingest_upload(key: str) -> UploadResult:
         f", file rejected: {result.file_error}" if result.file_error else "",
     )
     return result
+
+
+@task(name="store-data-docs", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def store_data_docs(data_docs: PendingDataDocs) -> int:
+    return len(quality_data_docs.upload_data_docs(open_storage(load_settings()), data_docs))
+
+
+def _pending_data_docs() -> PendingDataDocs | None:
+    """Where this run's upload tasks keep their batches' Data Docs, when the tasks run in this
+    process (Prefect's thread pool); None on Dask, whose workers store each batch's own."""
+    context = FlowRunContext.get()
+    in_process = context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner)
+    return PendingDataDocs() if in_process else None
 
 
 @task(name="quality-scorecards", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -133,11 +153,14 @@ def ingest_flow(
             publication follows in the same run (the pipeline flow).
 
     Returns the outcome of every upload. Raises after the summary is published when an upload
-    still fails after its retries; that upload stays pending for the next run.
+    still fails after its retries (that upload stays pending for the next run), or when the
+    batches' Data Docs could not be stored.
     """
     keys = pending_uploads(region, dataset)
+    data_docs = _pending_data_docs()
     futures = [
-        ingest_upload.with_options(tags={region_tag(region_of_key(key) or "unknown")}).submit(key)
+        ingest_upload.with_options(tags={region_tag(region_of_key(key) or "unknown")}).submit(
+            key, data_docs)
         for key in keys
     ]
     if progress is not None:
@@ -147,6 +170,8 @@ def ingest_flow(
     wait(futures)
     # Reading workers are reused within a run; between runs they would only hold memory.
     close_idle_workers()
+    # A failure to store them fails the run, but only after its summary and events.
+    docs_stored = store_data_docs(data_docs, return_state=True) if data_docs else None
     outcomes = [future.result(raise_on_failure=False) for future in futures]
     summary = IngestSummary([o for o in outcomes if isinstance(o, UploadResult)])
     failed = Counter(
@@ -166,4 +191,6 @@ def ingest_flow(
         # Re-raise the first failure so the run is marked failed, with its real cause.
         for future in futures:
             future.result()
+    if docs_stored is not None:
+        docs_stored.result()
     return summary

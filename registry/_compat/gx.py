@@ -13,9 +13,13 @@ applied (:func:`patched`) and when a run's batch is let go (:func:`release_batch
   GX rebuilds the whole configuration (a pydantic ``dict()`` and a new
   ``ExpectationConfiguration``) for every single key its kwargs helpers look up, about a
   thousand times per suite run, a third of the CPU time of validating a small batch;
-- the execution engine's batch cache cleared after a run (:func:`release_batch_data`);
+- the execution engine's batch cache and metric cache cleared after a run
+  (:func:`release_batch_data`);
 - :data:`ONE_RUN_AT_A_TIME`: GX parses suite parameters with a module-global pyparsing
-  grammar, which is not safe to use from two threads at once.
+  grammar, which is not safe to use from two threads at once;
+- a Data Docs site built by its ``SiteBuilder``'s section and index builders
+  (:func:`build_site`), which is ``SiteBuilder.build`` without the copy of GX's static folder
+  into the site, and that folder found in GX's package (:func:`static_folder`).
 
 ``great_expectations`` takes seconds to import: :func:`patched` imports it on first use, never
 when the ``registry`` package is imported.
@@ -25,7 +29,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import shutil
 import threading
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -143,19 +151,69 @@ def patched() -> ModuleType:
 
 
 def release_batch_data(source: Any) -> None:
-    """Let go of the batch's pandas frame when a run is over: the execution engine of the
-    data source ``source`` keeps it. GX holds its latest context in a module global, so the
-    frame of the last run (about 200 MB for a million merchant rows) stayed alive until the
-    next run, through a whole publication after the last batch's gate; and an older context
-    is a reference cycle that only a full garbage collection frees, which with GX loaded comes
-    after many runs, so an ingest of large batches grew by one frame with each. Within
-    :data:`SUPPORTED`, if the attributes are not there, the run's result stands and only the
-    memory is kept (a warning is logged; tests/quality/test_suites.py then fails)."""
+    """Let go of what the execution engine of the data source ``source`` keeps of a run when
+    it is over: the batch's pandas frame, and the metrics computed on it.
+
+    The frame: GX holds its latest context in a module global, so the frame of the last run
+    (about 200 MB for a million merchant rows) stayed alive until the next run, through a whole
+    publication after the last batch's gate; and the data sources the gate validates with live
+    as long as the process.
+
+    The metrics: an engine caches every metric it resolves, keyed by the metric, its domain
+    (which names the batch by its data source and asset, the same for every run of a suite)
+    and its arguments, and takes a metric from that cache when a run's own results lack one.
+    The gate's data sources outlive a run, so the cache is emptied after each: every run
+    starts from an empty cache, as with an engine of its own, and the cache does not grow
+    with every batch of the process.
+
+    Within :data:`SUPPORTED`, if the attributes are not there, the run's result stands and only
+    the memory is kept (a warning is logged; tests/quality/test_suites.py and
+    tests/compat/test_compat.py then fail)."""
     SUPPORTED.check()
     try:
         engine = source.execution_engine
         if engine is not None:
             engine.batch_manager.batch_data_cache.clear()
             engine.batch_manager.reset_batch_cache()
+            engine._metric_cache.clear()
     except AttributeError as exc:
         log.warning("could not release Great Expectations' copy of the batch: %s", exc)
+
+
+# The folder of a site that holds its suites' pages (HtmlSiteStore's ``filepath_prefix``).
+_SUITE_PAGES = "expectations"
+
+
+def build_site(context: Any, folder: Path, resource_identifiers: list[Any], *,
+               suite_pages_from: Path | None = None) -> None:
+    """Build into ``folder`` the Data Docs site of ``resource_identifiers`` (validation result
+    and suite identifiers of ``context``'s stores) as ``context.build_data_docs`` builds a site
+    there: their pages, then the index of the pages in the folder. Two differences: GX's static
+    files are not copied in (GX copies its whole static folder into every site it builds, five
+    folders of fonts, images and stylesheets, a third of a small site's build; the registry
+    stores them once: :func:`static_folder`); and with ``suite_pages_from``, the suites' pages
+    of that site are copied in, instead of being rendered again, before the index is built.
+    Raises :class:`~registry._compat.versions.IncompatibleVersion` outside :data:`SUPPORTED`."""
+    SUPPORTED.check()
+    from great_expectations.render.renderer.site_builder import SiteBuilder
+
+    builder = SiteBuilder(
+        data_context=context, site_name="site",
+        store_backend={"class_name": "TupleFilesystemStoreBackend",
+                       "base_directory": str(folder)},
+        site_index_builder={"class_name": "DefaultSiteIndexBuilder"},
+    )
+    # SiteBuilder.build in GX 1.24: each section builder, copy_static_assets, the index builder.
+    for section in builder.site_section_builders.values():
+        section.build(resource_identifiers=resource_identifiers)
+    if suite_pages_from is not None:
+        shutil.copytree(suite_pages_from / _SUITE_PAGES, folder / _SUITE_PAGES,
+                        dirs_exist_ok=True)
+    builder.site_index_builder.build()
+
+
+def static_folder() -> Traversable:
+    """GX's static folder (favicon, fonts, images, stylesheets), which every site it builds
+    links as ``static/``: what ``HtmlSiteStore.copy_static_assets`` copies into a site."""
+    SUPPORTED.check()
+    return resources.files("great_expectations").joinpath("render", "view", "static")

@@ -54,6 +54,7 @@ from registry.ingest import rejections as rj
 from registry.ingest.receipts import receipt_csv, receipt_document
 from registry.ingest.tables import SOURCE_ROW, Limits
 from registry.ingest.validation import UploadCheck, checked_upload, staged_schema
+from registry.quality import data_docs as quality_data_docs
 from registry.quality import (
     gate_record_fields,
     held_receipt_fields,
@@ -62,6 +63,7 @@ from registry.quality import (
 )
 from registry.quality.gates import row_count_context
 from registry.quality.preflight import gate_warnings
+from registry.quality.runner import PendingDataDocs
 from registry.quality.suites import (
     empty_optional_columns,
     load_suite,
@@ -184,16 +186,23 @@ def ingest_pending(
     dataset: str | None = None,
 ) -> IngestSummary:
     """Ingest every pending upload one after the other (the flow does the same in parallel),
-    then write each region's data-quality scorecard of the run. A run that found nothing to do
-    writes nothing."""
+    store the Data Docs of the batches it gated, all built at once, then write each region's
+    data-quality scorecard of the run. A run that found nothing to do writes nothing. A run
+    killed before its end leaves its batches' pages unwritten, like its scorecards; each batch
+    record carries the gate's whole result all the same, reasons in Chinese and English."""
+    data_docs = PendingDataDocs()
     try:
         summary = IngestSummary(
-            [ingest_object(storage, settings, key) for key in list_pending(
+            [ingest_object(storage, settings, key, data_docs=data_docs) for key in list_pending(
                 storage, settings, region, dataset
             )]
         )
     finally:
         read_worker.close_idle_workers()
+        # Also when an upload failed: the batches committed before it name their pages.
+        # Through its module, so that a wrapper set on the module sees the call (bench/run.py
+        # times Great Expectations that way).
+        quality_data_docs.upload_data_docs(storage, data_docs)
     if summary.results:
         write_scorecards(storage, settings, [r.batch_id for r in summary.results if r.batch_id])
     return summary
@@ -450,11 +459,15 @@ def _refused_unsafe_key(
     )
 
 
-def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResult:
+def ingest_object(storage: Storage, settings: Settings, key: str, *,
+                  data_docs: PendingDataDocs | None = None) -> UploadResult:
     """Process one version of a landing object exactly once (see the module docstring).
 
-    Returns the outcome; raises only on storage failures (the caller retries: every step is
-    idempotent) or when accepted rows break the staged schema (a bug, which stops the batch).
+    A new batch's gate keeps its Data Docs in ``data_docs``, which the caller stores at the end
+    of its run (:func:`registry.quality.data_docs.upload_data_docs`); without it they are
+    stored with the batch. Returns the outcome; raises only on storage failures (the caller
+    retries: every step is idempotent) or when accepted rows break the staged schema (a bug,
+    which stops the batch).
     """
     check_crash_setting(settings)
     now = datetime.now(UTC)
@@ -525,7 +538,7 @@ def ingest_object(storage: Storage, settings: Settings, key: str) -> UploadResul
     if check is None or claimed_today != today:
         check = _upload_checked(settings, data, file, region=region, dataset=dataset,
                                 today=claimed_today)
-    return _processed(storage, settings, info, file, claim, check)
+    return _processed(storage, settings, info, file, claim, check, data_docs)
 
 
 def _upload_checked(settings: Settings, data: bytes, file: str, *, region: str, dataset: str,
@@ -579,7 +592,7 @@ def _finished_earlier(
 
 def _processed(
     storage: Storage, settings: Settings, info: ObjectInfo, file: str, claim: _Claim,
-    check: UploadCheck,
+    check: UploadCheck, data_docs: PendingDataDocs | None,
 ) -> UploadResult:
     key, ours = info.key, claim.claim
     region, dataset, batch_id = ours.region, ours.dataset, ours.batch_id
@@ -599,7 +612,7 @@ def _processed(
             committed = ledger.commit_batch(storage, _duplicate_record(ours, latest, file))
         else:
             committed = ledger.commit_batch(storage, _staged_batch(
-                storage, settings, check, ours, contract, mode))
+                storage, settings, check, ours, contract, mode, data_docs))
         crash_point(settings, "after_batch_record", "ingest worker")
     if committed is None:
         status: Status = "rejected"
@@ -665,7 +678,7 @@ def _filings_kept(check: UploadCheck, contract: Any) -> list[str]:
 
 def _staged_batch(
     storage: Storage, settings: Settings, check: UploadCheck, claim: ledger.IngestClaim,
-    contract: Any, mode: str,
+    contract: Any, mode: str, data_docs: PendingDataDocs | None,
 ) -> ledger.BatchRecord:
     """Write a new batch's staged and quarantined Parquet, run the batch gate, and return the
     record that commits it (not yet written)."""
@@ -678,8 +691,8 @@ def _staged_batch(
     def write_batch_files() -> None:
         # The contract of what the registry build reads; a failure here is a bug in
         # normalisation or validation, and stops the batch before it is written (the gate's
-        # Data Docs, stored meanwhile, are an uncommitted batch's, which
-        # registry.publish.gc deletes).
+        # Data Docs, stored meanwhile or at the end of the run, are an uncommitted batch's,
+        # which registry.publish.gc deletes).
         staged_schema(contract).validate(staged)
         storage.write_parquet(staged, staged_key)
         crash_point(settings, "after_staged_file", "ingest worker")
@@ -688,7 +701,7 @@ def _staged_batch(
 
     # The schema check and the Parquet writes are mostly native code that releases the GIL,
     # and the batch gate is mostly Python (Great Expectations on pandas), so they run side by
-    # side. The gate only reads the frame and stores its Data Docs: a batch that fails its
+    # side. The gate only reads the frame (and keeps its Data Docs): a batch that fails its
     # suite is staged all the same, but held out of publication until someone releases it.
     with ThreadPoolExecutor(max_workers=1) as writer:
         writing = writer.submit(write_batch_files)
@@ -696,6 +709,7 @@ def _staged_batch(
             storage, settings, staged, region=region, dataset=dataset, batch_id=batch_id,
             mode=mode, today=council_time(claim.ingested_at).date(),
             order=ledger.batch_order(claim.landed_at, claim.source_key, batch_id),
+            data_docs=data_docs,
         ))
         writing.result()
     crash_point(settings, "after_batch_gate", "ingest worker")

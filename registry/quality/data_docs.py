@@ -1,6 +1,8 @@
-"""Data Docs in storage: a site that Great Expectations built in a local folder, uploaded with
-its static files (favicon, fonts, and the stylesheets and scripts its pages would otherwise take
-from CDNs) stored once for every run and its pages relinked to them.
+"""Data Docs in storage: the sites of the runs an ingest run or a publication gathered
+(:class:`registry.quality.runner.PendingDataDocs`), built together in local folders and
+uploaded, each under its own prefix, with their static files (favicon, fonts, and the
+stylesheets and scripts the pages would otherwise take from CDNs) stored once for every run
+and the pages relinked to them.
 
 The pages open with no network (docs/architecture.md §9.4). Great Expectations' templates load
 Bootstrap, jQuery, Font Awesome, Vega and more from public CDNs, and its logo from its
@@ -17,18 +19,21 @@ import contextlib
 import logging
 import posixpath
 import re
+import tempfile
 from collections.abc import Iterator
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from registry._compat import gx as gx_internals
+from registry.quality import runner
+from registry.quality.runner import PendingDataDocs
 from registry.storage import AlreadyExists, Storage
 from registry.storage.layout import DATA_DOCS_STATIC_PREFIX, PAGE_FILE
 
 log = logging.getLogger(__name__)
 
-# The folder of a locally built site that holds its static files, and the pages' links to it.
-_LOCAL_STATIC = "static/"
+# The pages' links to a site's static files (a locally built site's ``static/`` folder).
 _STATIC_LINK = re.compile(r"""(["'])((?:\.\.?/)+)static/""")
 
 # The vendored files, under the static prefix as under the package's static/ folder.
@@ -147,23 +152,19 @@ def _vendored_files(folder: Traversable, path: str = "") -> Iterator[tuple[str, 
             yield path + entry.name, entry
 
 
-def _static_files(local_dir: Path) -> Iterator[tuple[str, Traversable | Path]]:
-    """(path under the static prefix, file) of the site's static files and the vendored ones."""
-    static = local_dir / _LOCAL_STATIC
-    for path in sorted(p for p in static.rglob("*") if p.is_file()):
-        yield path.relative_to(static).as_posix(), path
+def _static_files() -> Iterator[tuple[str, Traversable]]:
+    """(path under the static prefix, file) of GX's static files and the vendored ones."""
+    yield from _vendored_files(gx_internals.static_folder())
     vendor = resources.files("registry.quality").joinpath("static", "vendor")
     for path, entry in _vendored_files(vendor):
         yield _VENDOR + path, entry
 
 
-def upload_data_docs(storage: Storage, local_dir: Path, prefix: str) -> str:
-    """Upload the Data Docs site built in ``local_dir`` under ``prefix`` (its pages) and
-    ``reports/data_docs/static/`` (its static files and the vendored stylesheets, scripts and
-    fonts, once for every run), with the pages' links rewritten to the static files, so that
-    they load nothing from the network. Returns the key of the site's ``index.html``."""
+def _store_static_files(storage: Storage) -> None:
+    """Store under ``reports/data_docs/static/`` what is not there yet: GX's static files and
+    the vendored stylesheets, scripts and fonts, the same for every site."""
     present = {info.key for info in storage.list(DATA_DOCS_STATIC_PREFIX)}
-    for path, entry in _static_files(local_dir):
+    for path, entry in _static_files():
         key = DATA_DOCS_STATIC_PREFIX + path
         if key not in present:
             data = entry.read_bytes()
@@ -173,13 +174,37 @@ def upload_data_docs(storage: Storage, local_dir: Path, prefix: str) -> str:
             # AlreadyExists: another run stored the same file meanwhile.
             with contextlib.suppress(AlreadyExists):
                 storage.put_if_absent(key, data)
+
+
+def site_index_key(prefix: str) -> str:
+    """The key of the index of the Data Docs site stored under ``prefix``."""
+    return prefix + PAGE_FILE
+
+
+def _upload_site(storage: Storage, local_dir: Path, prefix: str) -> str:
     for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-        relative = path.relative_to(local_dir).as_posix()
-        if relative.startswith(_LOCAL_STATIC):
-            continue
-        key = prefix + relative
+        key = prefix + path.relative_to(local_dir).as_posix()
         data = path.read_bytes()
         if path.suffix == ".html":
             data = _offline(data.decode("utf-8"), key).encode("utf-8")
         storage.write_bytes(key, data)
-    return prefix + PAGE_FILE
+    return site_index_key(prefix)
+
+
+def upload_data_docs(storage: Storage, pending: PendingDataDocs, *, under: str = ""
+                     ) -> dict[str, str]:
+    """Build the Data Docs site of every run in ``pending`` (:func:`runner.data_docs_sites`:
+    one GX context, each suite's page rendered once) and upload each under ``under`` + the
+    prefix it was kept at, with the pages' links rewritten to ``reports/data_docs/static/``
+    (GX's static files and the vendored stylesheets, scripts and fonts, stored once for every
+    run), so that they load nothing from the network. Returns prefix -> the key of its site's
+    ``index.html`` (:func:`site_index_key`); nothing is built or stored when ``pending`` is
+    empty. Storage errors propagate; the runs stay in ``pending``, so a retry stores them."""
+    runs = pending.runs()
+    if not runs:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="registry-data-docs-") as tmp:
+        sites = runner.data_docs_sites(runs, Path(tmp))
+        _store_static_files(storage)
+        return {prefix: _upload_site(storage, folder, under + prefix)
+                for prefix, folder in sites.items()}

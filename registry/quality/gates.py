@@ -1,17 +1,17 @@
 """The two gates, at the I/O edge: :func:`staged_batch_gate` validates a staged batch at ingest
 (a failed result holds the batch), :func:`registry_results` the would-be snapshot's tables at
-publication. Both store the run's Data Docs (:mod:`registry.quality.data_docs`); what a batch
-record and a council's receipt carry of the gate comes from :func:`gate_record_fields` and
-:func:`held_receipt_fields`."""
+publication. Both give each run Data Docs of its own (:mod:`registry.quality.data_docs`): the
+batch gate keeps its run among an ingest run's pending Data Docs, built and stored together at
+the end of the ingest run, or stores them at once; the registry gate stores its tables' at
+once, built together. What a batch record and a council's receipt carry of the gate comes from
+:func:`gate_record_fields` and :func:`held_receipt_fields`."""
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -24,11 +24,11 @@ from registry.config.settings import Settings
 
 # Called through their modules, so that a wrapper set on the module sees every call
 # (bench/run.py times Great Expectations that way).
-from registry.quality import data_docs, runner
-from registry.quality.runner import CheckFailure, SuiteResult
+from registry.quality import data_docs as data_docs_module
+from registry.quality import runner
+from registry.quality.runner import CheckFailure, PendingDataDocs, SuiteResult
 from registry.quality.suites import (
     PreviousBatch,
-    Suite,
     empty_optional_columns,
     load_suite,
     registry_check_frame,
@@ -49,17 +49,6 @@ from registry.storage.layout import (
 def suite_versions(settings: Settings) -> dict[str, str]:
     """Name -> ``{version}+{sha}`` of every suite the gates run (for the snapshot manifest)."""
     return suite_labels(load_quality_config(settings.config_dir), settings.expectations_dir)
-
-
-def _validated_with_docs(
-    storage: Storage, frame: pl.DataFrame, suite: Suite, parameters: Mapping[str, Any],
-    context: Mapping[str, Any], docs_prefix: str,
-) -> SuiteResult:
-    with tempfile.TemporaryDirectory(prefix="registry-data-docs-") as tmp:
-        result = runner.suite_result(frame, suite, parameters, context=context,
-                                     data_docs_dir=Path(tmp))
-        index = data_docs.upload_data_docs(storage, Path(tmp), docs_prefix)
-    return SuiteResult(**{**asdict(result), "failures": result.failures, "data_docs": index})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,15 +108,18 @@ def row_count_context(bounds: Mapping[str, Any], observed: int, config: QualityC
 def staged_batch_gate(
     storage: Storage, settings: Settings, staged: pl.DataFrame, *, region: str, dataset: str,
     batch_id: str, mode: str, today: date, order: tuple[datetime, str, str],
+    data_docs: PendingDataDocs | None = None,
 ) -> SuiteResult:
     """Validate every staged row of a batch against the dataset's staged suite in the batch's
     scope (:func:`~registry.quality.suites.suite_in_scope`: whole-list checks for replace
     batches only, no range check of an optional column left empty), with row-count bounds from
     the configured floor and, for a replace batch, the region's previous released full batch
     in ledger ``order`` (:func:`registry.ledger.batch_order`).
-    Builds the run's Data Docs and stores them
-    (:func:`~registry.storage.layout.batch_docs_prefix`). A failed result means the batch must
-    be held; the failures say why, in zh/en, and ``skipped`` says what was not run and why."""
+    The run's Data Docs go under :func:`~registry.storage.layout.batch_docs_prefix`: kept in
+    ``data_docs`` (the ingest run's, stored at its end: the result's ``data_docs`` key names the
+    page they will have), or, without it, built and stored now. A failed result means the batch
+    must be held; the failures say why, in zh/en, and ``skipped`` says what was not run and
+    why."""
     started = time.perf_counter()
     config = load_quality_config(settings.config_dir)
     required = load_contracts(settings.schemas_dir)[dataset].required_columns
@@ -140,15 +132,21 @@ def staged_batch_gate(
     params = staged_suite_parameters(config, region=region, dataset=dataset, today=today,
                                      bounds=bounds)
     code, context = row_count_context(bounds, staged.height, config)
-    result = _validated_with_docs(storage, staged, suite, params, context,
-                                  batch_docs_prefix(dataset, region, batch_id))
+    prefix = batch_docs_prefix(dataset, region, batch_id)
+    pending = data_docs if data_docs is not None else PendingDataDocs()
+    result = runner.suite_result(staged, suite, params, context=context,
+                                 data_docs=pending.at(prefix))
+    if data_docs is None:
+        data_docs_module.upload_data_docs(storage, pending)
     failures = tuple(
         CheckFailure(code, f.expectation, f.column, f.observed, f.message_zh, f.message_en)
         if f.expectation == "expect_table_row_count_to_be_between" and code else f
         for f in result.failures
     )
-    # The whole gate: the previous batch looked up, the suite run, the Data Docs stored.
+    # The whole gate: the previous batch looked up, the suite run (the Data Docs stored, when
+    # they are not left to the end of the ingest run).
     return replace(result, failures=failures, skipped=skipped,
+                   data_docs=data_docs_module.site_index_key(prefix),
                    seconds=round(time.perf_counter() - started, 3))
 
 
@@ -197,17 +195,15 @@ def registry_results(
         "merchants": registry_check_frame(tables["merchants"], model),
         "products": tables["products"],
     }
-    with tempfile.TemporaryDirectory(prefix="registry-data-docs-") as tmp:
-        results = [
-            runner.suite_result(frames[table], load_suite(settings.expectations_dir, name),
-                                params, data_docs_dir=Path(tmp) / table)
-            for table, name in config.suites.registry.items()
-        ]
-        passed = all(r.success for r in results)
-        prefix = registry_docs_prefix(snapshot_id) if passed else refused_docs_prefix(snapshot_id)
-        return [
-            SuiteResult(**{**asdict(result), "failures": result.failures,
-                           "data_docs": data_docs.upload_data_docs(
-                               storage, Path(tmp) / table, f"{prefix}{table}/")})
-            for table, result in zip(config.suites.registry, results, strict=True)
-        ]
+    # Kept at the table's folder; where that folder goes depends on every suite's verdict.
+    pending = PendingDataDocs()
+    results = [
+        runner.suite_result(frames[table], load_suite(settings.expectations_dir, name), params,
+                            data_docs=pending.at(f"{table}/"))
+        for table, name in config.suites.registry.items()
+    ]
+    passed = all(r.success for r in results)
+    prefix = registry_docs_prefix(snapshot_id) if passed else refused_docs_prefix(snapshot_id)
+    indexes = data_docs_module.upload_data_docs(storage, pending, under=prefix)
+    return [replace(result, data_docs=indexes[f"{table}/"])
+            for table, result in zip(config.suites.registry, results, strict=True)]

@@ -1,5 +1,6 @@
 """Running one suite on one frame with Great Expectations: :func:`suite_result` returns a typed
-:class:`SuiteResult`, with a reason in Chinese and English for every failed expectation.
+:class:`SuiteResult`, with a reason in Chinese and English for every failed expectation; and
+building the Data Docs of the runs gathered meanwhile (:class:`PendingDataDocs`), together.
 
 Speed (1M rows). Great Expectations validates pandas only. The frame handed to it holds every
 row of the batch but only the columns the suite names, as Arrow-backed pandas (zero-copy from
@@ -7,21 +8,32 @@ polars). The batch fingerprint, which hashes every cell, is turned off, and the 
 templates are compiled once per process (:mod:`registry._compat.gx`). Nothing is sampled, and
 no expectation is skipped for speed: only by scope (:func:`registry.quality.suites.suite_in_scope`).
 
-Speed (small batches, the common case). The fixed cost of a run is GX's own bookkeeping, so the
-suite is validated on the batch directly (``Batch.validate``), not through a validation
-definition and a checkpoint: those are stored and then checked for freshness twice per run,
-which re-reads the suite from the store, and they change nothing in the result or the Data Docs
-(the run's result is stored and its site built here, as the checkpoint's Data Docs action did).
+Speed (small batches, the common case). The fixed cost of a run is GX's own bookkeeping, so:
+
+- the suite is validated on the batch directly (``Batch.validate``), not through a validation
+  definition and a checkpoint: those are stored and then checked for freshness twice per run,
+  which re-reads the suite from the store, and they change nothing in the result or the Data
+  Docs;
+- one data context per process validates every run, with one pandas data source per suite
+  name made on its first run: a context, a source, an asset and a batch definition each cost
+  a rewrite of GX's project configuration as YAML, four per run when each run made its own;
+- Data Docs are built for many runs at once (an ingest run's batches, a publication's tables)
+  by :func:`data_docs_sites`, in one context, each suite's page rendered once and GX's static
+  files left to the upload, which stores them once; each run still gets a site of its own.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import polars as pl
@@ -137,29 +149,77 @@ def check_failure(expectation_type: str, kwargs: Mapping[str, Any], meta: Mappin
     )
 
 
-_SITE = "site"
+@dataclass(frozen=True)
+class ValidationRun:
+    """One suite run kept for its Data Docs: the suite document as run (in the batch's scope),
+    Great Expectations' result of it, and when it ran."""
+
+    suite: dict[str, Any]
+    validation: Any  # great_expectations' ExpectationSuiteValidationResult
+    run_time: datetime
 
 
-def _build_data_docs(ctx: Any, validation: Any, suite_name: str) -> None:
-    """Store ``validation`` (the result of the suite ``suite_name``, which ``ctx`` holds) as a
-    run of now and build its pages and the index into the context's site: what a checkpoint
-    with an ``UpdateDataDocsAction`` stores and builds, with the same run metadata."""
-    from great_expectations.constants import DATAFRAME_REPLACEMENT_STR
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
+@dataclass(frozen=True)
+class DataDocsTarget:
+    """Where the Data Docs of one run go: among the ``pending`` runs, at ``prefix``."""
 
-    run_id = RunIdentifier(run_time=datetime.now(UTC))
-    validation.meta["run_id"] = run_id
-    validation.meta["validation_time"] = run_id.run_time
-    validation.meta["batch_parameters"] = {"dataframe": DATAFRAME_REPLACEMENT_STR}
-    suite_id = ExpectationSuiteIdentifier(name=suite_name)
-    key = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run_id,
-                                     batch_identifier=validation.batch_id)
-    ctx.validation_results_store.set(key, validation)
-    ctx.build_data_docs(site_names=[_SITE], resource_identifiers=[key, suite_id])
+    pending: PendingDataDocs
+    prefix: str
+
+    def keep(self, run: ValidationRun) -> None:
+        self.pending.add(self.prefix, run)
+
+
+class PendingDataDocs:
+    """The runs whose Data Docs are still to be built, each with the storage prefix of its own
+    site: what an ingest run (or a publication) gathers, so that the sites are built together
+    at its end (:func:`registry.quality.data_docs.upload_data_docs`). A second run kept at the
+    same prefix replaces the first (a retried upload is gated again). Safe to add to from
+    several threads; holds no frame, only results (a few kilobytes a run)."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, ValidationRun] = {}
+        self._lock = threading.Lock()
+
+    def at(self, prefix: str) -> DataDocsTarget:
+        """Where :func:`suite_result` keeps a run whose site goes under ``prefix``."""
+        return DataDocsTarget(self, prefix)
+
+    def add(self, prefix: str, run: ValidationRun) -> None:
+        with self._lock:
+            self._runs[prefix] = run
+
+    def runs(self) -> dict[str, ValidationRun]:
+        """Prefix -> run, in the order they were first kept."""
+        with self._lock:
+            return dict(self._runs)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._runs)
+
+
+# Suite name -> the whole-dataframe batch definition that validates frames for that suite, in
+# the process's one data context (made on first use, within ONE_RUN_AT_A_TIME). The source and
+# asset are named after the suite, so that the run's batch id (and its Data Docs page) says it.
+_batch_definitions: dict[str, Any] = {}
+
+
+def _batch_definition(gx: ModuleType, suite_name: str) -> Any:
+    definition = _batch_definitions.get(suite_name)
+    if definition is None:
+        source = _validation_context(gx).data_sources.add_pandas(suite_name)
+        definition = source.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe(
+            "batch")
+        _batch_definitions[suite_name] = definition
+    return definition
+
+
+@functools.cache
+def _validation_context(gx: ModuleType) -> Any:
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    return context
 
 
 def suite_result(
@@ -168,15 +228,15 @@ def suite_result(
     parameters: Mapping[str, Any],
     *,
     context: Mapping[str, Any] | None = None,
-    data_docs_dir: Path | None = None,
+    data_docs: DataDocsTarget | None = None,
 ) -> SuiteResult:
     """Run ``suite`` on every row of ``frame`` with its suite ``parameters``.
 
     Only the columns the suite names are handed to Great Expectations (as Arrow-backed pandas).
     ``context`` fills the reasons' message templates beyond the expectation's own values. With
-    ``data_docs_dir``, Data Docs of the run are built there. A column the suite names that the
-    frame lacks raises ``KeyError``; an expectation that cannot run fails with its error in the
-    reason.
+    ``data_docs``, the run is kept there for its Data Docs (built later, with others:
+    :func:`data_docs_sites`). A column the suite names that the frame lacks raises
+    ``KeyError``; an expectation that cannot run fails with its error in the reason.
     """
     gx = gx_internals.patched()
     missing = [c for c in suite.columns() if c not in frame.columns]
@@ -184,22 +244,9 @@ def suite_result(
         raise KeyError(f"suite {suite.name} reads column(s) the frame lacks: {missing}")
     started = time.perf_counter()
     data = frame.select(suite.columns()).to_pandas(use_pyarrow_extension_array=True)
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = {"globally": False}
-    if data_docs_dir is not None:
-        ctx.add_data_docs_site(site_name=_SITE, site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(data_docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
-    source = ctx.data_sources.add_pandas(suite.name)
-    definition = source.add_dataframe_asset(suite.name).add_batch_definition_whole_dataframe(
-        "batch")
     gx_suite = gx.ExpectationSuite(**suite.document)
-    if data_docs_dir is not None:
-        gx_suite = ctx.suites.add(gx_suite)  # the site's page of the suite is built from the store
     with gx_internals.ONE_RUN_AT_A_TIME:
+        definition = _batch_definition(gx, suite.name)
         batch_parameters = {"dataframe": data}
         try:
             validation = definition.get_batch(batch_parameters=batch_parameters).validate(
@@ -207,10 +254,9 @@ def suite_result(
                 expectation_parameters=dict(parameters))
         finally:
             batch_parameters.clear()
-            gx_internals.release_batch_data(source)
-        if data_docs_dir is not None:
-            # Within the lock: the pages share one template cache (registry._compat.gx).
-            _build_data_docs(ctx, validation, suite.name)
+            gx_internals.release_batch_data(definition.data_asset.datasource)
+    if data_docs is not None:
+        data_docs.keep(ValidationRun(suite.document, validation, datetime.now(UTC)))
     failures = tuple(_failure(e, context or {}) for e in validation.results if not e.success)
     evaluated = len(validation.results)
     return SuiteResult(
@@ -218,3 +264,46 @@ def suite_result(
         evaluated=evaluated, passed=evaluated - len(failures), rows=frame.height,
         failures=failures, seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def data_docs_sites(runs: Mapping[str, ValidationRun], folder: Path) -> dict[str, Path]:
+    """Build the Data Docs site of each run of ``runs`` (prefix -> run) in a folder of its own
+    under ``folder``, and return prefix -> that folder. Each site is what a checkpoint with an
+    ``UpdateDataDocsAction`` builds for its one run (the run stored with its time, its page,
+    its suite's page and the index), but GX's static files are left out (the upload stores
+    them once: :func:`registry._compat.gx.static_folder`). One data context builds them all,
+    and a suite document's page is rendered once and copied to every other site that ran it."""
+    from great_expectations.constants import DATAFRAME_REPLACEMENT_STR
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    gx = gx_internals.patched()
+    ctx = gx.get_context(mode="ephemeral")
+    sites: dict[str, Path] = {}
+    suite_sites: dict[str, Path] = {}  # suite document (as JSON) -> the first site with its page
+    with gx_internals.ONE_RUN_AT_A_TIME:  # the pages share one template cache (_compat.gx)
+        for n, (prefix, run) in enumerate(runs.items()):
+            validation = run.validation
+            run_id = RunIdentifier(run_time=run.run_time)
+            validation.meta["run_id"] = run_id
+            validation.meta["validation_time"] = run_id.run_time
+            validation.meta["batch_parameters"] = {"dataframe": DATAFRAME_REPLACEMENT_STR}
+            suite_id = ExpectationSuiteIdentifier(name=run.suite["name"])
+            key = ValidationResultIdentifier(expectation_suite_identifier=suite_id,
+                                             run_id=run_id, batch_identifier=validation.batch_id)
+            document = json.dumps(run.suite, sort_keys=True, default=str)
+            shared = suite_sites.get(document)
+            if shared is None:
+                # The site's page of the suite is rendered from the store.
+                ctx.suites.add_or_update(gx.ExpectationSuite(**run.suite))
+            site = sites[prefix] = folder / str(n)
+            ctx.validation_results_store.set(key, validation)
+            gx_internals.build_site(ctx, site, [key] if shared else [key, suite_id],
+                                    suite_pages_from=shared)
+            # Each site's sections list the whole store: one run in it at a time, not all.
+            ctx.validation_results_store.remove_key(key)
+            suite_sites.setdefault(document, site)
+    return sites

@@ -3,10 +3,24 @@ was written for: the installed versions pass, and any other version is refused l
 
 from __future__ import annotations
 
+import re
+from datetime import date
+
+import polars as pl
 import pytest
 
 from registry._compat import gx, opencc, versions
 from registry._compat.versions import IncompatibleVersion, SupportedVersions
+from registry.config.quality import load_quality_config
+from registry.config.settings import Settings
+from registry.quality import runner
+from registry.quality.suites import (
+    Suite,
+    load_suite,
+    row_count_bounds,
+    staged_suite_parameters,
+    suite_in_scope,
+)
 
 PATCHED = [gx.SUPPORTED, opencc.SUPPORTED]
 
@@ -75,3 +89,144 @@ def test_each_kwargs_lookup_builds_the_configuration_once_and_answers_as_gx_does
                 patched_answer = helper(expectation, *args)
                 assert len(built) == 1, (path.name, type(expectation).__name__, name)
                 assert patched_answer == helper.__wrapped__(expectation, *args)
+
+
+def test_each_patch_checks_the_version_when_it_is_used(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(versions, "installed_version", lambda library: "99.0")
+    with pytest.raises(IncompatibleVersion, match=r"great-expectations 99\.0 "):
+        gx.build_site(None, tmp_path, [])
+    with pytest.raises(IncompatibleVersion, match=r"great-expectations 99\.0 "):
+        gx.static_folder()
+
+
+# The gate's staged suites on small frames, as ingestion runs them, and what varies from one
+# build of a page to the next: element ids (uuid4) and the logo's cache-busting run time.
+_PER_BUILD = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+                        r"|\?d=\d{8}T\d{6}\.\d{6}Z")
+
+
+def _staged_runs() -> list[tuple[str, pl.DataFrame, Suite, dict]]:
+    """(dataset, frame, suite in scope, parameters): a clean merchants batch, one with a key
+    repeated, a complaints batch that nothing resolved yet (its empty resolved_on fails the
+    date window, which the gate would leave out), and the clean merchants batch again."""
+    from staged_rows import complaint, merchant, staged_frame
+
+    settings = Settings(_env_file=None)
+    config = load_quality_config(settings.config_dir)
+    merchants = staged_frame("merchants", [merchant(filing_id=f"F{i}") for i in range(5)]
+                             ).with_columns(pl.lit("静安区").alias("district"),
+                                            pl.lit("路").alias("address"))
+    repeated = pl.concat([merchants, merchants.head(1)])
+    complaints = staged_frame("complaints", [complaint(complaint_id=f"C{i}") for i in range(4)])
+    runs = []
+    for dataset, frame in (("merchants", merchants), ("merchants", repeated),
+                           ("complaints", complaints), ("merchants", merchants)):
+        suite, _ = suite_in_scope(
+            load_suite(settings.expectations_dir, config.suites.staged[dataset]), mode="upsert",
+            empty_optional=())
+        params = staged_suite_parameters(
+            config, region="SH", dataset=dataset, today=date(2026, 11, 30),
+            bounds=row_count_bounds(config, dataset, "upsert", None))
+        runs.append((dataset, frame, suite, params))
+    return runs
+
+
+def _answers(validation) -> list[tuple]:
+    return [(r.expectation_config.type, r.expectation_config.kwargs.get("column"), r.success,
+             r.result.get("observed_value"), r.result.get("unexpected_count"),
+             r.result.get("partial_unexpected_list"))
+            for r in validation.results]
+
+
+def test_a_run_in_the_process_s_one_context_gets_the_answers_of_a_context_of_its_own() -> None:
+    """The gate validates every run with one data context per process (registry.quality.runner),
+    whose execution engines outlive a run: each run answers, expectation by expectation, what
+    a fresh context answers for the same frame, suite and parameters, as the gate did when
+    each run made its own."""
+    gx_module = gx.patched()
+    pending = runner.PendingDataDocs()
+    fresh = []
+    for n, (_, frame, suite, params) in enumerate(_staged_runs()):
+        runner.suite_result(frame, suite, params, data_docs=pending.at(f"{n}/"))
+        context = gx_module.get_context(mode="ephemeral")
+        source = context.data_sources.add_pandas(suite.name)
+        definition = source.add_dataframe_asset(suite.name).add_batch_definition_whole_dataframe(
+            "batch")
+        data = frame.select(suite.columns()).to_pandas(use_pyarrow_extension_array=True)
+        fresh.append(definition.get_batch(batch_parameters={"dataframe": data}).validate(
+            gx_module.ExpectationSuite(**suite.document),
+            result_format={"result_format": "BASIC"}, expectation_parameters=dict(params)))
+    kept = [run.validation for run in pending.runs().values()]
+    assert [v.success for v in kept] == [True, False, False, True]
+    assert [_answers(v) for v in kept] == [_answers(v) for v in fresh]
+
+
+def test_after_a_run_the_engine_keeps_neither_the_batch_nor_its_metrics() -> None:
+    gx_module = gx.patched()
+    _, frame, suite, params = _staged_runs()[1]
+    source = gx_module.get_context(mode="ephemeral").data_sources.add_pandas("release")
+    definition = source.add_dataframe_asset("release").add_batch_definition_whole_dataframe("b")
+    data = frame.select(suite.columns()).to_pandas(use_pyarrow_extension_array=True)
+    definition.get_batch(batch_parameters={"dataframe": data}).validate(
+        gx_module.ExpectationSuite(**suite.document), expectation_parameters=dict(params))
+    engine = source.execution_engine
+    assert engine._metric_cache and engine.batch_manager.batch_data_cache
+    gx.release_batch_data(source)
+    assert not engine._metric_cache and not engine.batch_manager.batch_data_cache
+
+
+def test_each_site_has_the_pages_great_expectations_builds_for_its_run(tmp_path) -> None:
+    """The Data Docs of several runs built together (runner.data_docs_sites, through
+    gx.build_site) are, site by site, the files and pages that Great Expectations' own
+    build_data_docs builds for that run in a site of its own, static files aside: the suite's
+    page copied from an earlier site or rendered, the index listing the run alone."""
+    gx_module = gx.patched()
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    pending = runner.PendingDataDocs()
+    for n, (_, frame, suite, params) in enumerate(_staged_runs()):
+        runner.suite_result(frame, suite, params, data_docs=pending.at(f"{n}/"))
+    runs = pending.runs()
+    sites = runner.data_docs_sites(runs, tmp_path / "together")
+    for prefix, run in runs.items():
+        own = tmp_path / "own" / prefix
+        context = gx_module.get_context(mode="ephemeral")
+        context.add_data_docs_site(site_name="site", site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(own)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+        suite_id = ExpectationSuiteIdentifier(name=run.suite["name"])
+        context.suites.add(gx_module.ExpectationSuite(**run.suite))
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=suite_id, run_id=RunIdentifier(run_time=run.run_time),
+            batch_identifier=run.validation.batch_id)
+        context.validation_results_store.set(key, run.validation)
+        context.build_data_docs(site_names=["site"], resource_identifiers=[key, suite_id])
+
+        expected = {p.relative_to(own).as_posix(): p for p in own.rglob("*")
+                    if p.is_file() and p.relative_to(own).parts[0] != "static"}
+        built = {p.relative_to(sites[prefix]).as_posix(): p
+                 for p in sites[prefix].rglob("*") if p.is_file()}
+        assert sorted(built) == sorted(expected) and len(built) == 3  # index, suite, run
+        for path, page in expected.items():
+            assert (_PER_BUILD.sub("", built[path].read_text())
+                    == _PER_BUILD.sub("", page.read_text())), (prefix, path)
+    # GX's static folder is what it copies into a site.
+    static = gx.static_folder()
+    assert sorted(p.relative_to(own / "static").as_posix()
+                  for p in (own / "static").rglob("*") if p.is_file()) == sorted(
+        path for path, _ in _files(static))
+
+
+def _files(folder, path: str = ""):
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            yield from _files(entry, f"{path}{entry.name}/")
+        else:
+            yield path + entry.name, entry

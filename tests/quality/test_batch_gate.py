@@ -13,11 +13,12 @@ from gate_uploads import inspections_csv, land, merchants_csv
 
 from registry import ledger
 from registry.config.settings import Settings
-from registry.ingest.pipeline import ingest_pending
+from registry.ingest.pipeline import ingest_object, ingest_pending
 from registry.publish import publish_snapshot
 from registry.quality import batch_listings, release_batch
 from registry.snapshot.reader import open_snapshot
 from registry.storage import LocalStorage, Storage
+from registry.storage.layout import batch_docs_prefix
 
 # The pipeline on local disk and S3; RGW's S3 semantics: tests/storage, tests/publish.
 pytestmark = pytest.mark.backends("local", "s3")
@@ -186,13 +187,56 @@ def test_a_held_batch_is_published_once_released(storage: Storage) -> None:
         [*manifest.input_batches, held.batch_id])
 
 
-def test_each_batch_s_data_docs_show_its_own_run(local: Storage) -> None:
-    # The Data Docs templates are compiled once per process (registry.quality): a held batch
-    # gated after a released one must still get pages of its own run, not a stale copy.
-    _, released, _ = _ingest_one(local, "landing/SH/merchants/full.csv", merchants_csv(20))
-    _, held, _ = _ingest_one(local, "landing/SH/merchants/half.csv",
-                             merchants_csv(10, start=100))
-    for record, outcome in ((released, "Success"), (held, "Failed")):
-        index_key = record.data_docs
-        index = local.read_bytes(index_key).decode()
-        assert f"'_validation_success_text': '{outcome}'" in index
+def test_each_batch_s_data_docs_show_its_own_run(local: Storage, site_builds) -> None:
+    # A complete list and then one half its size, in one ingest run: the first is released and
+    # the second held. Their Data Docs are built together at the end of the run, with the
+    # templates compiled once per process (registry._compat.gx), yet each batch's pages show
+    # its own run, not the other's.
+    land(local, "landing/SH/merchants/full.csv", merchants_csv(20))
+    land(local, "landing/SH/merchants/half.csv", merchants_csv(10, start=100))
+    released, held = (ledger.read_batch_record(local, r.dataset, r.region, r.batch_id)
+                      for r in ingest_pending(local, SETTINGS).results)
+    assert (released.status, held.status) == ("released", "held")
+    prefixes = [batch_docs_prefix("merchants", "SH", r.batch_id) for r in (released, held)]
+    assert site_builds == [prefixes]
+    for record, prefix, own, status in ((released, prefixes[0], "Success", "Succeeded"),
+                                        (held, prefixes[1], "Failed", "Failed")):
+        assert record.data_docs == prefix + "index.html"
+        index = local.read_bytes(record.data_docs).decode()
+        assert index.count("'_validation_success_text'") == 1
+        assert f"'_validation_success_text': '{own}'" in index
+        (page,) = [i.key for i in local.list(prefix) if "/validations/" in i.key]
+        # The run's own status and row count, on its own page.
+        text = local.read_bytes(page).decode()
+        assert f"</i> {status}" in text
+        assert f'<div class="show-scrollbars">{record.accepted}</div>' in text
+
+
+def test_an_upload_ingested_on_its_own_stores_its_data_docs_with_its_batch(
+        local: Storage, site_builds) -> None:
+    # What a Dask worker does: no ingest run gathers the Data Docs, the batch stores its own.
+    key = land(local, "landing/SH/merchants/m.csv", merchants_csv(5))
+    result = ingest_object(local, SETTINGS, key)
+    record = ledger.read_batch_record(local, "merchants", "SH", result.batch_id)
+    assert site_builds == [[batch_docs_prefix("merchants", "SH", result.batch_id)]]
+    assert "'_validation_success_text': 'Success'" in local.read_bytes(record.data_docs).decode()
+
+
+@pytest.mark.slow
+def test_the_ingest_flow_builds_its_batches_data_docs_once_at_its_end(
+        prefect_home, tmp_path, monkeypatch, site_builds) -> None:
+    from flows.ingest import ingest_flow
+
+    storage = LocalStorage(tmp_path / "root")
+    monkeypatch.setenv("REGISTRY_STORAGE_URI", storage.root_uri)
+    land(storage, "landing/SH/merchants/m.csv", merchants_csv(6))
+    land(storage, "landing/AH/inspections/t.csv", inspections_csv(["pass", "fail", "pass"]))
+    results = ingest_flow().results
+    records = [ledger.read_batch_record(storage, r.dataset, r.region, r.batch_id)
+               for r in results]
+    assert len(site_builds) == 1
+    assert sorted(site_builds[0]) == sorted(
+        batch_docs_prefix(r.dataset, r.region, r.batch_id) for r in records)
+    for record in records:
+        index = storage.read_bytes(record.data_docs).decode()
+        assert f"staged_{record.dataset}" in index

@@ -4,6 +4,7 @@ fails its suite is not published and latest stays where it was."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import polars as pl
@@ -19,7 +20,6 @@ from registry.config.settings import Settings
 from registry.ingest.pipeline import ingest_pending
 from registry.publish import RegistrySuiteFailed, publish_snapshot
 from registry.publish import protocol as publish_protocol
-from registry.publish.tables import BuiltSnapshot
 from registry.quality import region_scorecards
 from registry.report import report_data
 from registry.snapshot.reader import open_snapshot, read_latest
@@ -48,12 +48,16 @@ def _release(storage: Storage, batch_id: str) -> ledger.Release | None:
     return ledger.read_release(storage, record)
 
 
-def test_data_docs_and_scorecards_are_in_storage_after_a_run(storage: Storage) -> None:
+def test_data_docs_and_scorecards_are_in_storage_after_a_run(storage: Storage,
+                                                              site_builds) -> None:
     # Shanghai's complete list is mostly suspended (held); Anhui's upsert of inspections is not
     # a complete list, so its pass rate is not judged (released).
     land(storage, "landing/SH/merchants/m.csv", merchants_csv(6, suspended=4))
     land(storage, "landing/AH/inspections/t.csv", inspections_csv(["pass", "fail", "fail"]))
     results = {r.region: r for r in ingest_pending(storage, SETTINGS).results}
+    # The run's two sites are built once, together.
+    assert [sorted(build) for build in site_builds] == [sorted(
+        batch_docs_prefix(r.dataset, r.region, r.batch_id) for r in results.values())]
 
     for region, dataset in (("SH", "merchants"), ("AH", "inspections")):
         prefix = batch_docs_prefix(dataset, region, results[region].batch_id)
@@ -83,8 +87,10 @@ def test_data_docs_and_scorecards_are_in_storage_after_a_run(storage: Storage) -
     assert sh["trend"] is None
     assert len(_keys(storage, "reports/scorecards/SH/")) == 2  # this run's card and latest
 
-    # The published snapshot carries the registry gate's Data Docs, linked from its report.
+    # The published snapshot carries the registry gate's Data Docs, linked from its report:
+    # one site per table, built once, together.
     published = publish_snapshot(storage, SETTINGS, as_of=AS_OF)
+    assert site_builds[1:] == [["merchants/", "products/"]]
     docs = f"reports/{published.snapshot_id}/data_docs/"
     assert {docs + "merchants/index.html", docs + "products/index.html"} <= set(
         _keys(storage, docs))
@@ -147,8 +153,7 @@ def test_a_registry_failing_its_suite_is_not_published(storage: Storage,
         built = real(*args, **kwargs)
         merchants = built.tables["merchants"].with_columns(
             (pl.col("score") + 7).alias("score"), pl.lit(True).alias("trusted"))
-        return BuiltSnapshot(
-            tables={**built.tables, "merchants": merchants}, input_batches=built.input_batches)
+        return replace(built, tables={**built.tables, "merchants": merchants})
 
     monkeypatch.setattr(publish_protocol, "snapshot_tables", broken_build)
     with pytest.raises(RegistrySuiteFailed) as refused:
