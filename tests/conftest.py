@@ -132,13 +132,21 @@ def _no_prefect_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def prefect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def prefect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An ephemeral Prefect API with its own database, nothing shared with the developer's
     (for tests that run a flow or a CLI command in process)."""
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.setenv("PREFECT_API_URL", "")
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
-    return tmp_path
+    # Prefect reads its settings when imported: the start limit of its temporary server (20 s
+    # by default, too short on a loaded two-core machine) is raised here, as registry/cli does.
+    from prefect.settings import (
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
+
+    with temporary_settings({PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}):
+        yield tmp_path
 
 
 # Ceph RGW, a production S3 server on loopback: tests/rgw_fixtures.py.
