@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TIER ?= S
 
-.PHONY: install test lint demo bench bench-ingest-1m bench-ingest-steps bench-lookup clean
+.PHONY: install test lint demo bench bench-ingest-1m bench-ingest-steps bench-lookup bench-history bench-fixed clean
 
 install: $(STAMP)
 
@@ -49,6 +49,21 @@ bench-ingest-steps: install
 # generated once into bench/data/; writes bench/results/lookup-{timestamp}.json.
 bench-lookup: install
 	$(BIN)/python -m bench.lookup
+
+# Councils re-upload their lists daily for N days at a constant registry size of SIZE merchants:
+# each day's publish, its read-and-merge stage, and a `registry run` with nothing new against a
+# running Prefect server; day 45 against day 3. Writes bench/results/history-{timestamp}.json.
+N ?= 45
+SIZE ?= 9000
+bench-history: install
+	$(BIN)/python -m bench.history --days $(N) --merchants $(SIZE)
+
+# `registry ingest` of a 12-row workbook and `registry publish` of a 12-merchant registry, whole
+# processes against a Prefect server on loopback, RUNS times each, beside `import
+# great_expectations` and `import prefect`. Writes bench/results/fixed-{timestamp}.json.
+RUNS ?= 5
+bench-fixed: install
+	$(BIN)/python -m bench.fixed_costs --runs $(RUNS)
 
 clean:
 	rm -rf $(VENV) registry-data .pytest_cache

@@ -31,7 +31,7 @@ from prefect.futures import as_completed, wait
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from flows.summary import HeldBatch, held_batches, run_summary_markdown
+from flows.summary import HeldBatch, held_batches_now, run_summary_markdown
 from registry.config.settings import Settings, load_settings
 from registry.ingest.pipeline import (
     IngestSummary,
@@ -117,11 +117,6 @@ def _pending_data_docs() -> PendingDataDocs | None:
 def quality_scorecards(batch_ids: list[str]) -> dict[str, str]:
     settings = load_settings()
     return write_scorecards(open_storage(settings), settings, batch_ids)
-
-
-@task(name="held-batches", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def held_batches_now() -> list[HeldBatch]:
-    return held_batches(open_storage(load_settings()))
 
 
 @task(name="announce-ingest", cache_policy=NO_CACHE)

@@ -8,9 +8,9 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.ingest import held_batches_now, ingest_flow
+from flows.ingest import ingest_flow
 from flows.publish import publish_flow
-from flows.summary import run_summary_markdown
+from flows.summary import held_batches_now, run_summary_markdown
 from registry.progress import ProgressCallback
 
 ARTIFACT_KEY = "registry-pipeline"

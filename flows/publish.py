@@ -17,8 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
-from flows.ingest import held_batches_now
-from flows.summary import run_summary_markdown
+from flows.summary import held_batches_now, run_summary_markdown
 from registry.config.settings import load_settings
 from registry.orchestration import PUBLISH_LIMIT, announce_snapshot
 from registry.progress import ProgressCallback

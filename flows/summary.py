@@ -5,18 +5,28 @@ The summary names regions, datasets, batch ids and the snapshot, and counts rows
 never names a council's file or shows a row's content: receipts are where a council sees those,
 and an artifact is visible to everyone with access to the Prefect UI.
 
-:func:`run_summary_markdown` is pure. :func:`held_batches` at the bottom is the only I/O here.
+:func:`run_summary_markdown` is pure. :func:`held_batches` at the bottom is the only I/O here,
+and :func:`held_batches_now` its task, which every flow's summary reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from registry import ledger
-from registry.ingest.pipeline import IngestSummary
-from registry.publish import PublishResult
-from registry.storage import Storage
+from registry.config.settings import load_settings
+from registry.storage import Storage, open_storage
+
+if TYPE_CHECKING:
+    # Only named here: the ingest flow does not load the publisher, nor the publish flow the
+    # readers of council files.
+    from registry.ingest.pipeline import IngestSummary
+    from registry.publish import PublishResult
 
 # Upload outcomes, in the order the table shows them, with their column headings
 # (IngestSummary.by_region: "staged" is staged and publishable, "held" staged but held).
@@ -169,3 +179,8 @@ def held_batches(storage: Storage) -> list[HeldBatch]:
                   reasons=tuple(r.held_reasons))
         for r in ledger.held_batches(storage)
     ]
+
+
+@task(name="held-batches", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def held_batches_now() -> list[HeldBatch]:
+    return held_batches(open_storage(load_settings()))

@@ -17,6 +17,13 @@ applied (:func:`patched`) and when a run's batch is let go (:func:`release_batch
   (:func:`release_batch_data`);
 - :data:`ONE_RUN_AT_A_TIME`: GX parses suite parameters with a module-global pyparsing
   grammar, which is not safe to use from two threads at once;
+- ``import great_expectations`` without what the registry never uses (:func:`_imported_lean`),
+  half of its time: ``scipy.stats`` and ``altair``, which it imports for one expectation and
+  two metrics no registry suite uses (``expect_column_kl_divergence_to_be_less_than``, the
+  Kolmogorov-Smirnov p-values), are bound as modules loaded on first use
+  (:data:`LOADED_ON_FIRST_USE`); and SQLAlchemy, which it imports for its SQL data sources
+  whenever it is installed (Prefect installs it), is hidden from it (:data:`HIDDEN`), so that
+  it runs as it does without its ``sql`` extra: the registry validates pandas frames only;
 - a Data Docs site built by its ``SiteBuilder``'s section and index builders
   (:func:`build_site`), which is ``SiteBuilder.build`` without the copy of GX's static folder
   into the site, and that folder found in GX's package (:func:`static_folder`).
@@ -28,8 +35,11 @@ when the ``registry`` package is imported.
 from __future__ import annotations
 
 import functools
+import importlib.abc
+import importlib.util
 import logging
 import shutil
+import sys
 import threading
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -122,13 +132,52 @@ def _configuration_read_once(expectation_class: type) -> None:
         setattr(expectation_class, name, read_once(getattr(expectation_class, name)))
 
 
+# Imported by ``import great_expectations`` for one expectation and two metrics the registry's
+# suites do not use (module docstring): loaded when first used, if ever.
+LOADED_ON_FIRST_USE = ("scipy.stats", "altair")
+# Imported by ``import great_expectations`` when installed, for its SQL data sources.
+HIDDEN = "sqlalchemy"
+
+
+class _Lean(importlib.abc.MetaPathFinder):
+    """While installed, the modules of :data:`LOADED_ON_FIRST_USE` not imported yet are bound
+    by ``importlib.util.LazyLoader`` (their code runs on their first attribute access), and
+    :data:`HIDDEN` is not found."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname.split(".")[0] == HIDDEN:
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        if fullname not in LOADED_ON_FIRST_USE:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = importlib.util.LazyLoader(spec.loader)
+                return spec
+        return None
+
+
+def _imported_lean() -> ModuleType:
+    """``import great_expectations`` under :class:`_Lean`. Modules imported before keep their
+    place: the finder is asked only about modules not imported yet."""
+    finder = _Lean()
+    sys.meta_path.insert(0, finder)
+    try:
+        import great_expectations
+    finally:
+        sys.meta_path.remove(finder)
+    return great_expectations
+
+
 @functools.cache
 def patched() -> ModuleType:
     """``great_expectations``, imported, with the patches applied once per process. Raises
     :class:`~registry._compat.versions.IncompatibleVersion` outside :data:`SUPPORTED`."""
     SUPPORTED.check()
     # Imported here, not at the top: great_expectations takes seconds to import.
-    import great_expectations as gx
+    gx = _imported_lean()
     from great_expectations.execution_engine import pandas_execution_engine
     from great_expectations.expectations.expectation import Expectation
     from great_expectations.render.view.view import DefaultJinjaView

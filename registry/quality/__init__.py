@@ -17,30 +17,48 @@ personal data. The numbers that depend on the deployment are in ``config/quality
 - :mod:`.scorecards`: each region's scorecard of an ingest run.
 
 ``great_expectations`` takes seconds to import: it is imported on first use
-(:mod:`registry._compat.gx`), never when the ``registry`` package is.
+(:mod:`registry._compat.gx`), never when the ``registry`` package is. The names below load their
+module on first use too, so that a command that lists or releases held batches does not load
+the gate's runner, its templates and its suites.
 """
 
 from __future__ import annotations
 
-from registry.quality.data_docs import upload_data_docs
-from registry.quality.gates import (
-    gate_record_fields,
-    held_receipt_fields,
-    registry_results,
-    staged_batch_gate,
-    suite_versions,
-)
-from registry.quality.held import BatchListing, ReleaseRefused, batch_listings, release_batch
-from registry.quality.runner import CheckFailure, SuiteResult, suite_result
-from registry.quality.scorecards import region_scorecards, write_scorecards
-from registry.quality.suites import (
-    SkippedCheck,
-    Suite,
-    empty_optional_columns,
-    load_suite,
-    registry_check_frame,
-    suite_in_scope,
-)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from registry.quality.data_docs import upload_data_docs
+    from registry.quality.gates import (
+        gate_record_fields,
+        held_receipt_fields,
+        registry_results,
+        staged_batch_gate,
+        suite_versions,
+    )
+    from registry.quality.held import BatchListing, ReleaseRefused, batch_listings, release_batch
+    from registry.quality.runner import CheckFailure, SuiteResult, suite_result
+    from registry.quality.scorecards import region_scorecards, write_scorecards
+    from registry.quality.suites import (
+        SkippedCheck,
+        Suite,
+        empty_optional_columns,
+        load_suite,
+        registry_check_frame,
+        suite_in_scope,
+    )
+
+# Each public name and the module of this package that defines it.
+_MODULE_OF = {
+    "upload_data_docs": "data_docs",
+    **dict.fromkeys(("gate_record_fields", "held_receipt_fields", "registry_results",
+                     "staged_batch_gate", "suite_versions"), "gates"),
+    **dict.fromkeys(("BatchListing", "ReleaseRefused", "batch_listings", "release_batch"),
+                    "held"),
+    **dict.fromkeys(("CheckFailure", "SuiteResult", "suite_result"), "runner"),
+    **dict.fromkeys(("region_scorecards", "write_scorecards"), "scorecards"),
+    **dict.fromkeys(("SkippedCheck", "Suite", "empty_optional_columns", "load_suite",
+                     "registry_check_frame", "suite_in_scope"), "suites"),
+}
 
 __all__ = [
     "BatchListing",
@@ -65,3 +83,12 @@ __all__ = [
     "upload_data_docs",
     "write_scorecards",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'registry.quality' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"registry.quality.{module}"), name)

@@ -42,11 +42,21 @@ class ReportData:
     complaints: dict[str, Any] | None = None
 
 
+def vega_runtime_version() -> str:
+    """The name of the bundle :func:`vega_runtime` returns: ``vl-convert-python``'s version and
+    the Vega-Lite version altair writes (the bundle depends on nothing else)."""
+    import vl_convert
+    from altair.utils._importers import vl_version_for_vl_convert
+
+    return f"vl-convert-{vl_convert.__version__}-vega-lite-{vl_version_for_vl_convert()}"
+
+
 @cache
 def vega_runtime() -> str:
     """The Vega + Vega-Lite + vega-embed JavaScript bundle shipped by ``vl-convert-python``,
-    for the Vega-Lite version altair writes. Raises ``RuntimeError`` if it could close the
-    ``<script>`` element it is inlined in."""
+    for the Vega-Lite version altair writes. Bundling it takes seconds: the report's writer
+    stores it once per version (:func:`registry.report.writer.chart_runtime`). Raises
+    ``RuntimeError`` if it could close the ``<script>`` element it is inlined in."""
     import vl_convert
     from altair.utils._importers import vl_version_for_vl_convert
 

@@ -4,6 +4,7 @@ folder, and the index of every snapshot's report (``reports/index.html``)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import polars as pl
@@ -35,11 +36,18 @@ from registry.report.data import (
     value_label,
 )
 from registry.report.dictionary import data_dictionary_html
-from registry.report.page import ReportData, report_html, reports_index_html
+from registry.report.page import (
+    ReportData,
+    report_html,
+    reports_index_html,
+    vega_runtime,
+    vega_runtime_version,
+)
 from registry.snapshot.reader import Snapshot, SnapshotError, list_snapshots, open_snapshot
-from registry.storage import Storage
+from registry.storage import AlreadyExists, NotFound, Storage
 from registry.storage.layout import (
     PAGE_FILE,
+    chart_runtime_key,
     dictionary_key,
     manifest_key,
     report_key,
@@ -171,6 +179,21 @@ def _dictionary_contracts(storage: Storage, snapshot_id: str) -> list[PublishedC
     return [contract for _, contract in sorted(contracts, key=lambda pair: pair[0])]
 
 
+def chart_runtime(storage: Storage) -> str:
+    """The chart runtime every report inlines (:func:`registry.report.page.vega_runtime`),
+    bundled once per version and stored at ``reports/static/chart-runtime/{version}.js``:
+    later reports read it back instead of bundling it again."""
+    key = chart_runtime_key(vega_runtime_version())
+    try:
+        return storage.read_bytes(key).decode("utf-8")
+    except NotFound:
+        pass
+    runtime = vega_runtime()
+    with contextlib.suppress(AlreadyExists):  # another report stored the same version first
+        storage.put_if_absent(key, runtime.encode("utf-8"))
+    return runtime
+
+
 def write_report(
     storage: Storage,
     settings: Settings,
@@ -185,7 +208,7 @@ def write_report(
     step("report: reading the snapshot and batch records", 0, 3)
     data = report_data(storage, settings, snapshot_id)
     step("report: rendering", 1, 3)
-    page = report_html(data)
+    page = report_html(data, chart_runtime(storage))
     key = report_key(data.snapshot_id)
     step("report: writing", 2, 3)
     storage.write_bytes(key, page.encode("utf-8"))

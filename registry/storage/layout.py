@@ -43,6 +43,8 @@ PAGE_FILE = "index.html"
 DATA_DOCS_DIR = "data_docs/"
 # Great Expectations' static files (favicon, fonts) are the same for every run: stored once.
 DATA_DOCS_STATIC_PREFIX = "reports/data_docs/static/"
+# The chart runtime every report inlines, stored once per version (registry.report.writer).
+CHART_RUNTIME_PREFIX = "reports/static/chart-runtime/"
 SCORECARDS_PREFIX = "reports/scorecards/"
 REFUSED_PREFIX = "reports/refused/"
 
@@ -166,6 +168,12 @@ def report_prefix(snapshot_id: str) -> str:
 def report_key(snapshot_id: str) -> str:
     """A snapshot's HTML report."""
     return report_prefix(snapshot_id) + PAGE_FILE
+
+
+def chart_runtime_key(version: str) -> str:
+    """The stored copy of the reports' chart runtime of ``version`` (a name of the bundle's
+    versions, e.g. ``vl-convert-1.9.0-vega-lite-v6_4``)."""
+    return f"{CHART_RUNTIME_PREFIX}{version}.js"
 
 
 def reports_index_key() -> str:
