@@ -150,7 +150,7 @@ class _Lean(importlib.abc.MetaPathFinder):
         if fullname not in LOADED_ON_FIRST_USE:
             return None
         for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
+            if isinstance(finder, _Lean) or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None and spec.loader is not None:
@@ -171,10 +171,20 @@ def _imported_lean() -> ModuleType:
     return great_expectations
 
 
-@functools.cache
+# Upload tasks run in threads: the first of them imports and patches GX, the others wait.
+_PATCHING = threading.Lock()
+
+
 def patched() -> ModuleType:
-    """``great_expectations``, imported, with the patches applied once per process. Raises
-    :class:`~registry._compat.versions.IncompatibleVersion` outside :data:`SUPPORTED`."""
+    """``great_expectations``, imported, with the patches applied once per process, whichever
+    threads ask at once. Raises :class:`~registry._compat.versions.IncompatibleVersion`
+    outside :data:`SUPPORTED`."""
+    with _PATCHING:
+        return _patched()
+
+
+@functools.cache
+def _patched() -> ModuleType:
     SUPPORTED.check()
     # Imported here, not at the top: great_expectations takes seconds to import.
     gx = _imported_lean()

@@ -55,7 +55,7 @@ def test_the_range_includes_its_lower_bound_and_excludes_its_upper_bound() -> No
 def test_each_patch_checks_the_version_when_it_is_applied(monkeypatch) -> None:
     monkeypatch.setattr(versions, "installed_version", lambda library: "99.0")
     with pytest.raises(IncompatibleVersion, match=r"great-expectations 99\.0 "):
-        gx.patched.__wrapped__()
+        gx._patched.__wrapped__()
     with pytest.raises(IncompatibleVersion, match=r"great-expectations 99\.0 "):
         gx.release_batch_data(None)
     with pytest.raises(IncompatibleVersion, match=r"opencc 99\.0 "):

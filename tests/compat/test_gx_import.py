@@ -32,3 +32,23 @@ def test_what_was_left_out_loads_when_used() -> None:
         "from scipy import stats\nassert stats.entropy([0.5, 0.5]) > 0\n"
         "import altair\nassert altair.Chart\nimport sqlalchemy\n")
     assert {"scipy.stats._stats_py", "altair.vegalite", "sqlalchemy"} <= loaded
+
+
+def test_upload_tasks_asking_at_once_import_gx_once() -> None:
+    # The ingest's upload tasks run in threads, and the first gates of a run ask for GX at the
+    # same moment (`registry demo` on a fresh process): each must get it, patched once.
+    loaded = _modules_after(
+        "import threading\n"
+        "from registry._compat.gx import patched\n"
+        "start, got, failed = threading.Barrier(4), [], []\n"
+        "def ask():\n"
+        "    start.wait()\n"
+        "    try:\n"
+        "        got.append(patched())\n"
+        "    except BaseException as error:\n"
+        "        failed.append(repr(error)[:200])\n"
+        "threads = [threading.Thread(target=ask) for _ in range(4)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "assert not failed, failed\n"
+        "assert len(got) == 4 and len({id(m) for m in got}) == 1\n")
+    assert "great_expectations" in loaded
