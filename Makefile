@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TIER ?= S
 
-.PHONY: install test lint demo bench bench-ingest-1m bench-ingest-steps bench-lookup bench-history bench-fixed clean
+.PHONY: install test lint demo bench bench-ingest-1m bench-ingest-steps bench-lookup bench-history bench-fixed bench-scaling clean
 
 install: $(STAMP)
 
@@ -64,6 +64,15 @@ bench-history: install
 RUNS ?= 5
 bench-fixed: install
 	$(BIN)/python -m bench.fixed_costs --runs $(RUNS)
+
+# The merchants and products build of a registry of SCALE_MERCHANTS merchants (its current
+# state generated once into bench/data/): whole, cut into KS USCC ranges in one process, and
+# the ranges as Prefect tasks on a two-worker Dask cluster. Writes
+# bench/results/scaling-{timestamp}.json; docs/scaling.md reads it.
+SCALE_MERCHANTS ?= 800000
+KS ?= 2,4,8
+bench-scaling: install
+	$(BIN)/python -m bench.scaling --merchants $(SCALE_MERCHANTS) --ks $(KS)
 
 clean:
 	rm -rf $(VENV) registry-data .pytest_cache

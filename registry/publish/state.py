@@ -66,6 +66,9 @@ WINDOW_COLUMNS = {"complaints": "received_on", "inspections": "tested_on"}
 # once its cutoff is this far behind; until then those rows are filtered as they are read.
 COMPACT_AFTER = timedelta(days=30)
 _LINEAGE = ("_batch_id", "_source_row")
+# Partition files carry min/max statistics (staged files do not), in row groups small enough
+# that a build of one USCC range skips most of them (docs/scaling.md).
+STATE_PARQUET: dict[str, Any] = {"statistics": True, "row_group_size": 64 * 1024}
 
 
 class _Model(BaseModel):
@@ -212,7 +215,7 @@ def _write(ctx: _Context, dataset: str, region: str, rows: pl.LazyFrame,
            refs: Mapping[str, BatchRef], **fields: Any) -> Partition:
     frame = ctx.storage.retried_read(STAGED_PREFIX, rows.collect)
     key = state_part_key(ctx.generation, dataset, region)
-    ctx.storage.write_parquet(frame, key)
+    ctx.storage.write_parquet(frame, key, **STATE_PARQUET)
     present = set(frame.get_column("_batch_id").unique().to_list())
     batches = sorted((refs[b] for b in present), key=lambda ref: ref.order)
     return Partition(dataset=dataset, region=region, key=key, rows=frame.height,
@@ -434,8 +437,8 @@ def state_inputs(storage: Storage, pointer: StatePointer, cutoff: date, *,
     labelled with its batch's rank in ledger order across all partitions.
 
     With ``uscc_range`` (first, last), only the rows of those merchants: everything the
-    merchants and products tables say of a merchant comes from rows with its USCC, so the
-    registry can be built one range at a time (docs/scaling.md)."""
+    merchants table says of a merchant comes from rows with its USCC, and so do the products'
+    rows but for their rank within a category, which needs every product (docs/scaling.md)."""
     ranked = sorted({ref.order for part in pointer.partitions for ref in part.batches})
     rank = {order[2]: i for i, order in enumerate(ranked)}
     frames: dict[str, list[pl.LazyFrame]] = {dataset: [] for dataset in DATASETS}

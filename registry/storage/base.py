@@ -193,8 +193,9 @@ class Storage(ABC):
             return False
         return True
 
-    def write_parquet(self, frame: pl.DataFrame, key: str) -> None:
-        """Write ``frame`` as Parquet at ``key`` directly through polars' object-store I/O.
+    def write_parquet(self, frame: pl.DataFrame, key: str, **options: Any) -> None:
+        """Write ``frame`` as Parquet at ``key`` directly through polars' object-store I/O,
+        with :data:`PARQUET_WRITE`'s options (``options`` override them).
 
         The object appears whole or not at all: one PUT, or for large files a multipart
         upload that S3 makes visible only when it completes (the parts of one that failed stay
@@ -205,7 +206,8 @@ class Storage(ABC):
         self._parquet_io(
             "write",
             key,
-            lambda: frame.write_parquet(uri, storage_options=self.storage_options, **PARQUET_WRITE),
+            lambda: frame.write_parquet(uri, storage_options=self.storage_options,
+                                        **(PARQUET_WRITE | options)),
         )
 
     def read_parquet(self, key: str) -> pl.DataFrame:

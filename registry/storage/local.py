@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -153,13 +154,13 @@ class LocalStorage(Storage):
     def uri_for(self, key: str) -> str:
         return str(self.root / key)
 
-    def write_parquet(self, frame: pl.DataFrame, key: str) -> None:
+    def write_parquet(self, frame: pl.DataFrame, key: str, **options: Any) -> None:
         # Write beside the target and rename, so a reader never sees half a file.
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
         try:
-            frame.write_parquet(tmp, **PARQUET_WRITE)
+            frame.write_parquet(tmp, **(PARQUET_WRITE | options))
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

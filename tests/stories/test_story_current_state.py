@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
+import pyarrow.parquet as pq
 from staged_rows import AS_OF, complaint, merchant, settings, stage_batch, uscc
 
 from registry import ledger
@@ -132,6 +133,9 @@ def test_a_complaint_leaves_the_working_set_with_the_window(tmp_path, settings):
                 if (p.dataset, p.region) == ("complaints", "SH"))
     held = pl.read_parquet(storage.uri_for(part.key)).get_column("complaint_id").to_list()
     assert sorted(held) == ["C-3", "C-new"]
+    # Min/max statistics, so that a build of one USCC range skips the other row groups.
+    stats = pq.ParquetFile(storage.uri_for(part.key)).metadata.row_group(0).column(2).statistics
+    assert stats is not None and stats.has_min_max
     staged = pl.read_parquet(storage.uri_for(
         staged_prefix("complaints", "SH", "20261125T000000Z-c1") + "part-0.parquet"))
     assert "C-old" in staged.get_column("complaint_id").to_list()  # kept for audit
