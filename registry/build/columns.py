@@ -93,9 +93,14 @@ class StagedSchemaError(ValueError):
 
 @dataclass(frozen=True)
 class StagedInputs:
-    """Staged rows of every dataset, restricted to the batches in effect."""
+    """Staged rows of every dataset, restricted to the batches in effect.
+
+    ``current`` says that each dataset already holds only the current row of every natural
+    key (the compacted current state, :mod:`registry.publish.state`), so the build need not
+    find them again; otherwise it does (:func:`registry.build.merchants.latest_rows`)."""
 
     merchants: pl.LazyFrame
     complaints: pl.LazyFrame
     inspections: pl.LazyFrame
     gift_evaluations: pl.LazyFrame
+    current: bool = False

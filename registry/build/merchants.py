@@ -11,13 +11,24 @@ import polars as pl
 from registry.build.columns import ACTIVE_STATUS, COMMITMENT_FLAGS, ORDER_COLUMN
 from registry.config.score_model import ScoreModel
 
+# A row's place in ledger order as one integer: its batch's rank, then its row in the upload.
+# The row number takes the low 32 bits: no upload comes near 2**32 rows.
+_ROW_RANK = "_row_rank"
+_ROW_BITS = 32
+
 
 def latest_rows(staged: pl.LazyFrame, key: Sequence[str]) -> pl.LazyFrame:
     """One row per natural ``key``: the one from the latest batch in ledger order (then the
-    latest source row)."""
-    return staged.sort(ORDER_COLUMN, "_source_row").unique(
-        subset=list(key), keep="last", maintain_order=True
-    )
+    latest source row). The rows come in no particular order.
+
+    The latest place per key is found by a grouped maximum and its row kept by a semi-join:
+    both stream, holding one entry per key, where sorting every row first would hold them
+    all."""
+    rank = (pl.col(ORDER_COLUMN) * (1 << _ROW_BITS) + pl.col("_source_row")).alias(_ROW_RANK)
+    ranked = staged.with_columns(rank)
+    latest = ranked.group_by(list(key)).agg(pl.col(_ROW_RANK).max())
+    return ranked.join(latest, on=[*key, _ROW_RANK], how="semi", nulls_equal=True).drop(
+        _ROW_RANK)
 
 
 def in_window(column: str, as_of: date, days: int) -> pl.Expr:
@@ -69,17 +80,17 @@ def merchants_merged(
     valid = filings_valid(filings, as_of).with_columns(registered_region(division_regions))
     statuses = filings.group_by("uscc").agg(
         sorted_unique(pl.col("status")).alias("statuses"),
-        sorted_unique(pl.col("_batch_id")).alias("filing_batches"),
+        pl.col("_batch_id").unique().alias("filing_batches"),
     )
+    # The filing whose name is published: filed in the registered region, then the latest,
+    # then by region and filing id (the natural key: no two filings tie).
+    preferred = [pl.col("region") == pl.col("registered_region"), ORDER_COLUMN, "region",
+                 "filing_id"]
     return (
-        valid.sort(
-            ["uscc", pl.col("region") == pl.col("registered_region"), ORDER_COLUMN, "region",
-             "filing_id"],
-            descending=[False, True, True, False, False],
-        )
-        .group_by("uscc", maintain_order=True)
+        valid.group_by("uscc")
         .agg(
-            pl.col("merchant_name").first().alias("name"),
+            pl.col("merchant_name").sort_by(preferred, descending=[True, True, False, False])
+            .first().alias("name"),
             sorted_unique(pl.col("merchant_name")).alias("name_variants"),
             (pl.col("merchant_name_key").n_unique() > 1).alias("name_conflict"),
             sorted_unique(pl.col("region")).alias("regions"),
@@ -103,7 +114,7 @@ def complaint_counts(complaints: pl.LazyFrame, as_of: date, model: ScoreModel) -
         .agg(
             pl.len().cast(pl.Int64).alias("complaints_12m"),
             unresolved.sum().cast(pl.Int64).alias("unresolved_12m"),
-            sorted_unique(pl.col("_batch_id")).alias("complaint_batches"),
+            pl.col("_batch_id").unique().alias("complaint_batches"),
         )
     )
 
@@ -121,6 +132,6 @@ def inspection_counts(
             pl.len().cast(pl.Int64).alias("inspections_12m"),
             failed.sum().cast(pl.Int64).alias("failed_inspections_12m"),
             serious.fill_null(False).sum().cast(pl.Int64).alias("serious_failures_12m"),
-            sorted_unique(pl.col("_batch_id")).alias("inspection_batches"),
+            pl.col("_batch_id").unique().alias("inspection_batches"),
         )
     )

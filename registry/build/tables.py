@@ -37,6 +37,14 @@ class RegistryTables:
     complaints_summary: pl.LazyFrame
 
 
+def _current_rows(inputs: StagedInputs, dataset: str,
+                  natural_keys: Mapping[str, Sequence[str]]) -> pl.LazyFrame:
+    """The current row of every natural key of ``dataset``: the inputs as they are when they
+    hold nothing else (``inputs.current``)."""
+    rows: pl.LazyFrame = getattr(inputs, dataset)
+    return rows if inputs.current else latest_rows(rows, natural_keys[dataset])
+
+
 def registry_tables(
     inputs: StagedInputs,
     as_of: date,
@@ -51,10 +59,10 @@ def registry_tables(
     Everything is computed from unrounded inputs, and every published score is rounded once,
     here: the products' dimensions and ``overall``, the merchants' ``gift_score``, and the
     score columns (in :func:`~registry.build.scores.scores_explained`)."""
-    filings = latest_rows(inputs.merchants, natural_keys["merchants"])
-    complaints = latest_rows(inputs.complaints, natural_keys["complaints"])
-    inspections = latest_rows(inputs.inspections, natural_keys["inspections"])
-    evaluations = latest_rows(inputs.gift_evaluations, natural_keys["gift_evaluations"])
+    filings = _current_rows(inputs, "merchants", natural_keys)
+    complaints = _current_rows(inputs, "complaints", natural_keys)
+    inspections = _current_rows(inputs, "inspections", natural_keys)
+    evaluations = _current_rows(inputs, "gift_evaluations", natural_keys)
 
     products = gift_products(evaluations, model)
     no_batches = pl.lit([], dtype=STRING_LIST)

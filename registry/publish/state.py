@@ -449,11 +449,12 @@ def state_inputs(storage: Storage, pointer: StatePointer, cutoff: date, *,
             rows = rows.filter(pl.col("uscc").is_between(first, last))
         frames[part.dataset].append(_ranked(rows, rank))
     empty = {ORDER_COLUMN: pl.Int64}
+    # Each partition holds one row per natural key, and every natural key names its region.
     return StagedInputs(**{
         dataset: pl.concat(parts, how="vertical") if parts
         else pl.LazyFrame(schema={**STAGED_COLUMNS[dataset], **empty})
         for dataset, parts in frames.items()
-    })
+    }, current=True)
 
 
 def nothing_new(storage: Storage, pointer: StatePointer) -> bool:

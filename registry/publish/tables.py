@@ -59,7 +59,11 @@ def snapshot_tables(
     changes = merchant_changes(before, current)
     merchants = merchants_dated(current, before, changes, as_of).select(MERCHANT_COLUMNS)
     products = storage.retried_read(STAGED_PREFIX, built.products.collect)
-    complaints = storage.retried_read(STAGED_PREFIX, built.complaints_summary.collect)
+    # Without common-subplan caching: the summary reads the complaints in several branches, and
+    # a cached branch holds every complaint of the window at once (5.5 GB against 3.8 GB on
+    # tier L).
+    complaints = storage.retried_read(STAGED_PREFIX, lambda: built.complaints_summary.collect(
+        optimizations=pl.QueryOptFlags(comm_subplan_elim=False)))
     return BuiltSnapshot(
         tables={"merchants": merchants, "products": products, "changes": changes,
                 "complaints_summary": complaints},

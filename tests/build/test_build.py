@@ -21,7 +21,13 @@ from staged_rows import (
 )
 
 from registry import ledger
-from registry.build.columns import MERCHANT_COLUMNS, STAGED_COLUMNS, StagedSchemaError
+from registry.build.columns import (
+    MERCHANT_COLUMNS,
+    STAGED_COLUMNS,
+    StagedInputs,
+    StagedSchemaError,
+)
+from registry.build.merchants import latest_rows
 from registry.build.tables import registry_tables
 from registry.config.contracts import load_contracts, natural_keys
 from registry.config.regions import load_regions
@@ -102,6 +108,43 @@ def test_latest_staged_row_wins_per_region_and_filing():
     row = by_uscc(merchants)
     assert row["disqualifications"] == [] and row["traceable"] is True
     assert row["source_batches"] == ["B0002"]
+
+
+def test_a_restated_row_in_the_same_batch_wins_by_its_later_source_row():
+    restated = staged_frame("merchants", [merchant(status="suspended"),
+                                          merchant(status="active")], "B0001")
+    merchants, _ = build(merchants=restated)
+    assert by_uscc(merchants)["disqualifications"] == []
+
+
+def test_inputs_holding_only_current_rows_build_the_same_registry():
+    staged = inputs_of(
+        merchants=pl.concat([
+            staged_frame("merchants", [merchant(status="suspended", traceable=False),
+                                       merchant(filing_id="F2", uscc=uscc("31", 2))], "B0001"),
+            staged_frame("merchants", [merchant(status="active")], "B0002"),
+        ]),
+        complaints=pl.concat([
+            staged_frame("complaints", [complaint(status="unresolved")], "B0001"),
+            staged_frame("complaints", [complaint(status="resolved"),
+                                        complaint(complaint_id="C2", status="unresolved")],
+                         "B0002"),
+        ]),
+        gift_evaluations=[evaluation(evaluator_id=f"E{i}", quality=float(i)) for i in range(6)],
+    )
+    current = StagedInputs(
+        **{dataset: latest_rows(getattr(staged, dataset), KEYS[dataset]).collect().lazy()
+           for dataset in STAGED_COLUMNS},
+        current=True,
+    )
+    built, from_current = (registry_tables(inputs, AS_OF, MODEL, DIVISIONS, KEYS)
+                           for inputs in (staged, current))
+    assert built.merchants.collect().equals(from_current.merchants.collect())
+    assert built.products.collect().equals(from_current.products.collect())
+    assert built.complaints_summary.collect().equals(from_current.complaints_summary.collect())
+    # C1 restated as resolved counts once, as resolved.
+    row = by_uscc(from_current.merchants.collect())
+    assert (row["complaints_12m"], row["unresolved_12m"]) == (2, 1)
 
 
 def test_only_active_filings_within_their_dates_on_as_of_list_a_merchant():

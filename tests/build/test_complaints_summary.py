@@ -80,6 +80,18 @@ def test_median_days_to_resolve_counts_resolved_complaints_only():
     assert rows[("SH", "price", JUNE)]["median_days_to_resolve"] == 2.5  # mean of the middle
 
 
+def test_the_median_counts_every_complaint_resolved_on_the_same_day():
+    frame = summary([
+        *(resolved(f"Q{i}", days) for i, days in enumerate([1, 3, 3, 3, 9, 10])),
+        *(resolved(f"P{i}", days, category="price") for i, days in enumerate([7, 2, 5, 2])),
+        *(resolved(f"S{i}", days, category="safety") for i, days in enumerate([8, 8, 1])),
+    ])
+    rows = by_key(frame)
+    assert rows[("SH", "quality", JUNE)]["median_days_to_resolve"] == 3.0
+    assert rows[("SH", "price", JUNE)]["median_days_to_resolve"] == 3.5
+    assert rows[("SH", "safety", JUNE)]["median_days_to_resolve"] == 8.0
+
+
 def test_recovered_amounts_are_summed_to_the_fen_and_zero_when_none_reported():
     frame = summary([
         resolved("C1", 3, 0.1), resolved("C2", 3, 0.2),
