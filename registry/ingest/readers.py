@@ -55,6 +55,10 @@ _SAMPLE_BYTES = 64 * 1024
 _FIRST_VISIBLE = re.compile(rb"\s*(\S)")
 # Encodings a council's CSV plausibly uses; charset-normalizer picks among these.
 _CANDIDATE_ENCODINGS = ["utf_8", "gb18030", "big5", "utf_16"]
+# A GB18030 sample reads as Chinese when at least this share of its non-ASCII characters are
+# in GB2312 (see _reads_as_chinese).
+_GB2312_SHARE = 0.9
+_ASCII_RUNS = re.compile(r"[\x00-\x7f]+")
 _DELIMITERS = (",", ";", "\t")
 # A footer line starts with one of these (after NFKC, so full-width colons are plain).
 # (A polars regex: it runs over the whole column at once.)
@@ -222,44 +226,98 @@ def _as_utf8(data: bytes, *, verify: bool = False) -> tuple[bytes, str, bool]:
     A file whose first 64 KiB are UTF-8 is passed on unchecked (polars validates UTF-8 as it
     parses, and a failure there comes back through :class:`_NotUtf8`): decoding a 200 MB file
     in Python only to throw the text away would cost more than parsing it. ``verify`` decodes
-    everything, and is what the fallback uses."""
-    if data.startswith(_UTF8_BOM):
-        data, encoding = data[len(_UTF8_BOM) :], "utf-8-sig"
-    else:
-        encoding = "utf-8"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(data[:_SAMPLE_BYTES], final=False)
-        head_is_utf8 = True
-    except UnicodeDecodeError:
-        head_is_utf8 = False
+    everything, and is what the fallback uses. Any other encoding is told from the first
+    64 KiB (:func:`_legacy_encoding`) and the whole file is then decoded strictly: a byte that
+    does not fit refuses the file, naming its line and byte."""
+    bom = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    data, encoding = data[bom:], "utf-8-sig" if bom else "utf-8"
+    head_is_utf8 = _sample_text(data, "utf-8") is not None
     if head_is_utf8 and not verify:
         return data, encoding, False
-    if head_is_utf8 or encoding == "utf-8-sig":
+    start = 0
+    if head_is_utf8 or bom:
         try:
             data.decode("utf-8")
+            return data, encoding, True
         except UnicodeDecodeError as exc:
-            raise rj.FileRejected(
-                rj.ENCODING_UNDECODABLE, f"UTF-8 up to byte {exc.start}, then not"
-            ) from None
-        return data, encoding, True
-    # The sample's cut may split a multi-byte character (GB18030 has 2- and 4-byte ones), and
-    # charset-normalizer then finds no encoding at all: cut up to three bytes earlier.
-    for end in range(_SAMPLE_BYTES, _SAMPLE_BYTES - 4, -1):
-        best = charset_normalizer.from_bytes(
-            data[:end], cp_isolation=_CANDIDATE_ENCODINGS
-        ).best()
-        if best is not None or len(data) <= end:
+            if bom or not data[: exc.start].isascii():
+                raise _undecodable(data, exc, "utf-8", bom) from None
+            # Plain ASCII up to there (an English header, codes and dates): no sign of UTF-8
+            # at all. The text from that line on tells the encoding.
+            start = data.rfind(b"\n", 0, exc.start) + 1
+    encoding = _legacy_encoding(data[start:])
+    try:
+        return data.decode(encoding).encode("utf-8"), encoding, True
+    except UnicodeDecodeError as exc:
+        raise _undecodable(data, exc, encoding) from None
+
+
+def _sample_text(data: bytes, encoding: str) -> tuple[str, int] | None:
+    """The first 64 KiB of ``data`` decoded strictly as ``encoding``, and the byte where the
+    decoded text ends: before a character that the 64 KiB cut splits in two (its other half
+    lies past the sample). None when those bytes are not ``encoding``."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    sample = data[:_SAMPLE_BYTES]
+    try:
+        text = decoder.decode(sample, final=False)
+    except UnicodeDecodeError:
+        return None
+    return text, len(sample) - len(decoder.getstate()[0])
+
+
+def _legacy_encoding(data: bytes) -> str:
+    """The encoding of text that is not UTF-8, told from its first 64 KiB.
+
+    GB18030 (of which GBK and GB2312 are subsets) when those bytes decode as GB18030 and read
+    as Chinese (:func:`_reads_as_chinese`); charset-normalizer is not asked then, because the
+    commas, √ and × of a CSV look like noise to it and it often finds nothing at all.
+    Otherwise charset-normalizer picks among :data:`_CANDIDATE_ENCODINGS` (Big5, UTF-16, or
+    GB18030 in Traditional characters), from a sample that ends on a whole character.
+    Raises ENCODING_UNDECODABLE when it finds none."""
+    head = _sample_text(data, "gb18030")
+    if head is not None and _reads_as_chinese(head[0]):
+        return "gb18030"
+    # charset-normalizer finds no encoding at all in a sample whose cut splits a character.
+    # Big5 pairs a lead byte of 0x81 or more with the byte after it, as GB18030 does, so the
+    # GB18030 boundary is tried first; then the cut itself and up to three bytes earlier
+    # (UTF-16 has 2- and 4-byte characters).
+    cuts = dict.fromkeys(([head[1]] if head is not None else [])
+                         + [min(len(data), end) for end in range(_SAMPLE_BYTES,
+                                                                 _SAMPLE_BYTES - 4, -1)])
+    best = None
+    for end in cuts:
+        best = charset_normalizer.from_bytes(data[:end], cp_isolation=_CANDIDATE_ENCODINGS).best()
+        if best is not None:
             break
     if best is None:
         raise rj.FileRejected(rj.ENCODING_UNDECODABLE, "not UTF-8, GB18030 or Big5")
     # GB2312 and GBK are subsets of GB18030: decode with the superset.
-    encoding = "gb18030" if best.encoding in ("gb2312", "gbk", "gb18030") else best.encoding
-    try:
-        return data.decode(encoding).encode("utf-8"), encoding, True
-    except UnicodeDecodeError as exc:
-        raise rj.FileRejected(
-            rj.ENCODING_UNDECODABLE, f"looks like {encoding} but byte {exc.start} is not"
-        ) from None
+    return "gb18030" if best.encoding in ("gb2312", "gbk", "gb18030") else best.encoding
+
+
+def _reads_as_chinese(text: str) -> bool:
+    """Whether nearly all of the non-ASCII characters of ``text`` are in GB2312: the 6,763
+    everyday simplified hanzi, full-width punctuation and symbols such as √ and ×.
+
+    A council's list in GB18030 scores over 99%, a few names in Traditional characters
+    included. Big5, Shift-JIS or UTF-8 bytes, where they decode as GB18030 at all, decode
+    mostly to rare GBK extension characters outside GB2312 (Big5 text scores under 50%)."""
+    wide = _ASCII_RUNS.sub("", text)
+    # Every GB2312 character is two bytes: half the bytes encoded count the characters in it.
+    in_gb2312 = len(wide.encode("gb2312", errors="ignore")) // 2
+    return bool(wide) and in_gb2312 >= _GB2312_SHARE * len(wide)
+
+
+def _undecodable(data: bytes, exc: UnicodeDecodeError, encoding: str, offset: int = 0
+                 ) -> rj.FileRejected:
+    """ENCODING_UNDECODABLE naming the line and the byte of ``data`` where decoding it as
+    ``encoding`` failed (``offset``: bytes before ``data`` in the file, a BOM)."""
+    line = data.count(b"\n", 0, exc.start) + 1
+    name = encoding.upper().replace("_", "-")
+    return rj.FileRejected(
+        rj.ENCODING_UNDECODABLE,
+        f"line {line:,}, byte {exc.start + offset:,} is not valid {name}",
+    )
 
 
 def _csv_table(
