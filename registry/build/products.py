@@ -26,6 +26,10 @@ def gift_products(evaluations: pl.LazyFrame, model: ScoreModel) -> pl.LazyFrame:
     it reads, two products showing the same overall share a rank, and neither a difference
     in a decimal nobody sees nor floating-point noise from the order of summation decides a
     place. Descriptive columns come from the latest evaluation row of the product.
+
+    Every mean adds its scores in ascending order (:func:`_mean`), so the unrounded values are
+    the same to the last bit however the evaluations are ordered, partitioned or split across
+    threads, and a value at a rounding half-way point is published the same by every build.
     """
     rules = model.gift_products
     dimensions = rules.dimensions
@@ -41,16 +45,12 @@ def gift_products(evaluations: pl.LazyFrame, model: ScoreModel) -> pl.LazyFrame:
         .then(pl.max_horizontal((n * rules.trim_fraction).floor().cast(pl.Int64), pl.lit(1)))
         .otherwise(0)
     )
-    # Ordinal rank breaks ties arbitrarily, but tied scores are equal, so the mean is not.
+    # Ordinal rank breaks ties arbitrarily, but tied scores are equal, so the scores kept are not.
     position = pl.col("points").rank("ordinal").over(group).cast(pl.Int64)
     trimmed = (
-        scores.sort([*group, "points", "evaluator_id"])
-        .filter((position > trim) & (position <= n - trim))
+        scores.filter((position > trim) & (position <= n - trim))
         .group_by(key)
-        .agg(
-            pl.col("points").filter(pl.col("dimension") == d).mean().alias(d)
-            for d in dimensions
-        )
+        .agg(_mean(pl.col("points").filter(pl.col("dimension") == d)).alias(d) for d in dimensions)
     )
     described = (
         evaluations.sort(ORDER_COLUMN, "_source_row")
@@ -79,8 +79,22 @@ def gift_products(evaluations: pl.LazyFrame, model: ScoreModel) -> pl.LazyFrame:
 
 def gift_scores(products: pl.LazyFrame) -> pl.LazyFrame:
     """Per USCC, the mean overall score of its evaluated products (0-10), unrounded like the
-    ``overall`` of :func:`gift_products`."""
+    ``overall`` of :func:`gift_products`, and like it the same to the last bit in any row
+    order."""
     return products.group_by("uscc").agg(
-        pl.col("overall").mean().alias("gift_score"),
+        _mean(pl.col("overall")).alias("gift_score"),
         sorted_unique(pl.col("source_batches").explode()).alias("gift_batches"),
     )
+
+
+def _mean(values: pl.Expr) -> pl.Expr:
+    """The mean of ``values`` (per group in an aggregation), added in ascending order.
+
+    A floating-point sum depends on the order of its terms, and the order in which a group's
+    rows reach an aggregation depends on the input's row order and on polars' threads and
+    streaming morsels: without a fixed order, the same scores could give means differing in
+    the last bit from one build to the next. Sorted, equal scores give the same sum. The
+    sorted values are gathered into a list first because the optimizer drops a sort that
+    feeds an aggregation directly (``sort().mean()`` runs as ``mean()``); like ``mean()``,
+    the list's mean skips nulls and is null when there is nothing to average."""
+    return values.sort().implode().list.mean()
