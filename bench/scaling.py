@@ -76,7 +76,7 @@ from registry.config.published import load_published_contracts
 from registry.config.regions import load_regions
 from registry.config.score_model import load_score_model
 from registry.config.settings import Settings
-from registry.publish.state import StatePointer, read_pointer, state_inputs
+from registry.publish.state import StatePointer, UsccRange, read_pointer, state_inputs
 from registry.publish.tables import TABLE_ORDER, parquet_bytes, snapshot_tables
 from registry.snapshot.delta import merchant_changes
 from registry.storage import LocalStorage
@@ -276,8 +276,10 @@ def range_tables(root: str, bounds: tuple[str, str] | None, registry: _Registry 
     with clock.step("pointer"):
         pointer = _pointer(storage)
     with clock.step("plan"):
+        # Inclusive bounds: no code lies between ``last`` and ``last + "\0"``.
+        codes = None if bounds is None else UsccRange(bounds[0], bounds[1] + "\0")
         built = registry_tables(state_inputs(storage, pointer, registry.cutoff,
-                                             uscc_range=bounds),
+                                             uscc_range=codes),
                                 AS_OF, registry.model, registry.divisions, registry.keys)
     with clock.step("collect"):
         merchants, products = pl.collect_all([built.merchants, built.products])

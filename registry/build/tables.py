@@ -45,16 +45,28 @@ def _current_rows(inputs: StagedInputs, dataset: str,
     return rows if inputs.current else latest_rows(rows, natural_keys[dataset])
 
 
+def registry_products(inputs: StagedInputs, model: ScoreModel,
+                      natural_keys: Mapping[str, Sequence[str]]) -> pl.LazyFrame:
+    """The gift products of ``inputs``' evaluations, unrounded (:func:`gift_products`)."""
+    return gift_products(_current_rows(inputs, "gift_evaluations", natural_keys), model)
+
+
 def registry_tables(
     inputs: StagedInputs,
     as_of: date,
     model: ScoreModel,
     division_regions: Mapping[str, str],
     natural_keys: Mapping[str, Sequence[str]],
+    *,
+    products: pl.LazyFrame | None = None,
 ) -> RegistryTables:
     """The scored merchants table (every published column but the listing dates), the gift
     product table and the complaints summary, sorted, in their fixed column order. Depends
     only on ``inputs``, ``as_of`` and the model.
+
+    When ``inputs`` hold the rows of some merchants only (one USCC range), ``products`` are
+    the gift products of the whole registry (:func:`registry_products`): the merchants' gift
+    scores and the products table come from them.
 
     Everything is computed from unrounded inputs, and every published score is rounded once,
     here: the products' dimensions and ``overall``, the merchants' ``gift_score``, and the
@@ -62,9 +74,8 @@ def registry_tables(
     filings = _current_rows(inputs, "merchants", natural_keys)
     complaints = _current_rows(inputs, "complaints", natural_keys)
     inspections = _current_rows(inputs, "inspections", natural_keys)
-    evaluations = _current_rows(inputs, "gift_evaluations", natural_keys)
-
-    products = gift_products(evaluations, model)
+    if products is None:
+        products = registry_products(inputs, model, natural_keys)
     no_batches = pl.lit([], dtype=STRING_LIST)
     facts = (
         merchants_merged(filings, as_of, division_regions)

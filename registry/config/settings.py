@@ -76,6 +76,13 @@ class Settings(StorageSettings, BaseSettings):
         ge=2,
         description="Committed snapshots `registry gc` keeps; latest and its predecessor always.",
     )
+    publish_range_filings: int = Field(
+        default=1_000_000,
+        gt=0,
+        description="Merchant filings per USCC range: the publisher builds, checks and writes "
+        "the merchants and changes tables one range at a time, so its memory follows this, "
+        "not the registry's size (docs/architecture.md §11.9).",
+    )
     crash_at: str | None = Field(
         default=None,
         description="Test hook: SIGKILL the process at a step named in "

@@ -5,7 +5,7 @@ contracts, and string values that look like a mainland mobile number or resident
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -60,3 +60,16 @@ def pii_findings(
                     example = pl.select(masked(pl.lit(hits.sort()[0]))).item()
                     findings.append(PIIFinding(table, column, kind, hits.len(), example))
     return findings
+
+
+def merged_findings(parts: Iterable[list[PIIFinding]]) -> list[PIIFinding]:
+    """The findings of a table read part by part as one table's: per table, column and kind,
+    the counts added up and the first part's example."""
+    merged: dict[tuple[str, str, str], PIIFinding] = {}
+    for findings in parts:
+        for finding in findings:
+            key = (finding.table, finding.column, finding.kind)
+            seen = merged.get(key)
+            merged[key] = finding if seen is None else replace(
+                seen, count=seen.count + finding.count)
+    return list(merged.values())

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from registry import __version__
 from registry.config.contracts import load_contracts
@@ -35,9 +37,9 @@ from registry.config.published import load_published_contracts
 from registry.config.score_model import load_score_model
 from registry.config.settings import COUNCIL_TIMEZONE, Settings
 from registry.progress import ProgressCallback
-from registry.publish.pii import PIIFinding, pii_findings
+from registry.publish.pii import PIIFinding, merged_findings, pii_findings
 from registry.publish.state import input_batches, nothing_new, read_pointer
-from registry.publish.tables import TABLE_ORDER, parquet_bytes, snapshot_tables, table_summary
+from registry.publish.tables import TABLE_ORDER, WrittenSnapshot, write_snapshot_tables
 from registry.quality import SuiteResult, registry_results, suite_versions
 from registry.report import write_report
 from registry.snapshot.formats import (
@@ -225,6 +227,73 @@ def _latest_result(latest: LatestPointer, manifest: Manifest, storage: Storage) 
     )
 
 
+def _write_snapshot(storage: Storage, settings: Settings, built: WrittenSnapshot, *,
+                    as_of: date, now: datetime, previous: str | None, seq: int,
+                    step: ProgressCallback) -> tuple[bytes, str]:
+    """Check the written tables (personal data, the registry gate), then store the data files,
+    the contracts and the manifest: steps 1 and 2 of the protocol. Returns the manifest's
+    bytes and the snapshot id."""
+    step("publish: checking for personal data", 1, PUBLISH_STAGES)
+    contracts = load_contracts(settings.schemas_dir)
+    pii_columns = {c for contract in contracts.values() for c in contract.pii_columns}
+    findings = merged_findings(
+        pii_findings({name: part}, pii_columns)
+        for name in TABLE_ORDER for part in built.files[name])
+    if findings:
+        raise PIIRefused(findings)
+
+    published = load_published_contracts()
+    files = [
+        FileEntry(path=snapshot_table_path(name), sha256=written.sha256, bytes=written.bytes,
+                  rows=written.rows)
+        for name, written in ((name, built.files[name]) for name in TABLE_ORDER)
+    ]
+    snapshot_id = _snapshot_id(now, previous, files, as_of, seq)
+    prefix = snapshot_prefix(snapshot_id)
+    model = load_score_model(settings.config_dir, settings.score_model_version)
+    # The registry gate, before anything of the snapshot is written.
+    gate = registry_results(storage, settings,
+                            {name: built.files[name] for name in ("merchants", "products")},
+                            model.model, snapshot_id)
+    if not all(result.success for result in gate):
+        raise RegistrySuiteFailed(gate)
+
+    step("publish: writing data files", 2, PUBLISH_STAGES)
+    for i, name in enumerate(TABLE_ORDER):
+        _put_once(storage, prefix + snapshot_table_path(name), built.files[name].read_bytes())
+        if i == 0:
+            crash_point(settings, "after_first_data_file", "publisher")
+    # Each table's contract travels with it: a reader of this snapshot reads the meanings it
+    # was published with, whatever the repository says later.
+    data_contracts = []
+    for name in TABLE_ORDER:
+        contract = published[name]
+        _put_once(storage, prefix + snapshot_contract_path(name), contract.raw)
+        data_contracts.append(ContractEntry(
+            table=name, version=contract.version, path=snapshot_contract_path(name),
+            sha256=sha256_hex(contract.raw), bytes=len(contract.raw),
+        ))
+    crash_point(settings, "after_data_files", "publisher")
+
+    manifest = Manifest(
+        snapshot_id=snapshot_id,
+        as_of=as_of,
+        published_at=now,
+        previous_snapshot=previous,
+        code_version=__version__,
+        contract_versions={name: c.version for name, c in sorted(contracts.items())},
+        # Major versions, as v1 readers know them; the full versions are in data_contracts.
+        output_contract_versions={name: published[name].major for name in TABLE_ORDER},
+        score_model=ScoreModelRef(version=model.model.version, sha256=model.sha256),
+        suite_versions=suite_versions(settings),
+        input_batches=built.input_batches,
+        files=files,
+        summary=built.summary,
+        data_contracts=data_contracts,
+    )
+    return manifest.to_json_bytes(), snapshot_id
+
+
 def publish_snapshot(
     storage: Storage, settings: Settings, *, as_of: date | None = None,
     progress: ProgressCallback | None = None, full: bool = False,
@@ -265,69 +334,13 @@ def publish_snapshot(
                      latest.snapshot_id, as_of)
             return _latest_result(latest, manifest, storage)
 
-    step("publish: building the registry", 0, PUBLISH_STAGES)
-    built = snapshot_tables(storage, settings, as_of, previous, full=full)
-    step("publish: checking for personal data", 1, PUBLISH_STAGES)
-    contracts = load_contracts(settings.schemas_dir)
-    pii_columns = {c for contract in contracts.values() for c in contract.pii_columns}
-    findings = pii_findings(built.tables, pii_columns)
-    if findings:
-        raise PIIRefused(findings)
-
-    published = load_published_contracts()
-    payloads = {name: parquet_bytes(built.tables[name], published[name]) for name in TABLE_ORDER}
-    files = [
-        FileEntry(
-            path=snapshot_table_path(name),
-            sha256=sha256_hex(data),
-            bytes=len(data),
-            rows=built.tables[name].height,
-        )
-        for name, data in payloads.items()
-    ]
-    snapshot_id = _snapshot_id(now, previous, files, as_of, seq)
-    prefix = snapshot_prefix(snapshot_id)
-    model = load_score_model(settings.config_dir, settings.score_model_version)
-    # The registry gate, before anything of the snapshot is written.
-    gate = registry_results(storage, settings, built.tables, model.model, snapshot_id)
-    if not all(result.success for result in gate):
-        raise RegistrySuiteFailed(gate)
-
-    step("publish: writing data files", 2, PUBLISH_STAGES)
-    for i, (name, data) in enumerate(payloads.items()):
-        _put_once(storage, prefix + snapshot_table_path(name), data)
-        if i == 0:
-            crash_point(settings, "after_first_data_file", "publisher")
-    # Each table's contract travels with it: a reader of this snapshot reads the meanings it
-    # was published with, whatever the repository says later.
-    data_contracts = []
-    for name in TABLE_ORDER:
-        contract = published[name]
-        _put_once(storage, prefix + snapshot_contract_path(name), contract.raw)
-        data_contracts.append(ContractEntry(
-            table=name, version=contract.version, path=snapshot_contract_path(name),
-            sha256=sha256_hex(contract.raw), bytes=len(contract.raw),
-        ))
-    crash_point(settings, "after_data_files", "publisher")
-
-    summary = table_summary(built.tables)
-    manifest = Manifest(
-        snapshot_id=snapshot_id,
-        as_of=as_of,
-        published_at=now,
-        previous_snapshot=previous,
-        code_version=__version__,
-        contract_versions={name: c.version for name, c in sorted(contracts.items())},
-        # Major versions, as v1 readers know them; the full versions are in data_contracts.
-        output_contract_versions={name: published[name].major for name in TABLE_ORDER},
-        score_model=ScoreModelRef(version=model.model.version, sha256=model.sha256),
-        suite_versions=suite_versions(settings),
-        input_batches=built.input_batches,
-        files=files,
-        summary=summary,
-        data_contracts=data_contracts,
-    )
-    manifest_bytes = manifest.to_json_bytes()
+    with tempfile.TemporaryDirectory(prefix="registry-publish-") as folder:
+        step("publish: building the registry", 0, PUBLISH_STAGES)
+        built = write_snapshot_tables(storage, settings, as_of, previous, Path(folder),
+                                      full=full)
+        manifest_bytes, snapshot_id = _write_snapshot(
+            storage, settings, built, as_of=as_of, now=now, previous=previous, seq=seq,
+            step=step)
     step("publish: writing the manifest", 3, PUBLISH_STAGES)
     try:
         storage.put_if_absent(manifest_key(snapshot_id), manifest_bytes)
@@ -376,8 +389,8 @@ def publish_snapshot(
         seq=seq,
         as_of=as_of,
         previous_snapshot=previous,
-        rows=summary["rows"],
-        trusted_by_grade=summary["trusted_by_grade"],
-        changes=summary["changes"],
+        rows=built.summary["rows"],
+        trusted_by_grade=built.summary["trusted_by_grade"],
+        changes=built.summary["changes"],
         report=report,
     )

@@ -31,6 +31,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import polars as pl
@@ -431,22 +432,60 @@ def _commit(storage: Storage, pointer: StatePointer, etag: str | None) -> bool:
 # --- reading the state for the build -----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class UsccRange:
+    """The USCCs from ``start`` (included) to ``end`` (excluded); None leaves that side open.
+    Contiguous ranges cover every code, whichever table holds it."""
+
+    start: str | None = None
+    end: str | None = None
+
+    def holds(self, column: str = "uscc") -> pl.Expr:
+        code = pl.col(column)
+        inside = pl.lit(True)
+        if self.start is not None:
+            inside = inside & (code >= pl.lit(self.start))
+        if self.end is not None:
+            inside = inside & (code < pl.lit(self.end))
+        return inside
+
+
+def uscc_ranges(storage: Storage, pointer: StatePointer, rows_per_range: int
+                ) -> list[UsccRange]:
+    """Contiguous USCC ranges, from the first code to the last, each holding about
+    ``rows_per_range`` merchant filings of the state (one open range when they all fit).
+    Reads the filings' USCC column only when there is more than one range."""
+    parts = [part for part in pointer.partitions if part.dataset == "merchants"]
+    filings = sum(part.rows for part in parts)
+    count = -(-filings // rows_per_range)
+    if count <= 1:
+        return [UsccRange()]
+    codes = (pl.concat([_scan(storage, part).select("uscc") for part in parts])
+             .drop_nulls().sort("uscc").collect(engine="streaming").get_column("uscc"))
+    # A boundary is the first code of a range; a code filed twice does not straddle two.
+    starts = sorted({codes[len(codes) * i // count] for i in range(1, count)})
+    bounds = [None, *starts, None]
+    return [UsccRange(a, b) for a, b in pairwise(bounds)]
+
+
 def state_inputs(storage: Storage, pointer: StatePointer, cutoff: date, *,
-                 uscc_range: tuple[str, str] | None = None) -> StagedInputs:
+                 uscc_range: UsccRange | None = None) -> StagedInputs:
     """The build's inputs from the state: every partition's rows in the working set, each
     labelled with its batch's rank in ledger order across all partitions.
 
-    With ``uscc_range`` (first, last), only the rows of those merchants: everything the
-    merchants table says of a merchant comes from rows with its USCC, and so do the products'
-    rows but for their rank within a category, which needs every product (docs/scaling.md)."""
+    With ``uscc_range``, only the rows of those merchants: everything the merchants table says
+    of a merchant comes from rows with its USCC but its gift score, which comes from its
+    products, built from every evaluation (their rank within a category needs every product,
+    and a product's merchant is the one its latest evaluation names: docs/scaling.md). The
+    state's files are sorted by USCC with statistics, so a range reads few of their row
+    groups."""
     ranked = sorted({ref.order for part in pointer.partitions for ref in part.batches})
     rank = {order[2]: i for i, order in enumerate(ranked)}
     frames: dict[str, list[pl.LazyFrame]] = {dataset: [] for dataset in DATASETS}
     for part in pointer.partitions:
         rows = _scan(storage, part).filter(_in_working_set(part.dataset, cutoff))
         if uscc_range is not None:
-            first, last = (pl.lit(bound) for bound in uscc_range)
-            rows = rows.filter(pl.col("uscc").is_between(first, last))
+            rows = rows.filter(uscc_range.holds())
         frames[part.dataset].append(_ranked(rows, rank))
     empty = {ORDER_COLUMN: pl.Int64}
     # Each partition holds one row per natural key, and every natural key names its region.
@@ -482,10 +521,12 @@ __all__ = [
     "Partition",
     "StatePointer",
     "StateUpdate",
+    "UsccRange",
     "input_batches",
     "nothing_new",
     "read_pointer",
     "refresh_state",
     "state_inputs",
     "state_keys_in_use",
+    "uscc_ranges",
 ]

@@ -1,36 +1,121 @@
 """The published tables of one snapshot: built from the staged rows in effect and the previous
-snapshot, serialised to Parquet, and summarised for the manifest."""
+snapshot one USCC range at a time, written to Parquet part by part, and summarised for the
+manifest (docs/architecture.md §11.9)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
+from typing import IO, Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from registry.build.changes import merchants_dated
 from registry.build.columns import MERCHANT_COLUMNS
-from registry.build.tables import registry_tables
+from registry.build.tables import registry_products, registry_tables
 from registry.config.contracts import load_contracts, natural_keys
-from registry.config.published import PublishedContract
+from registry.config.published import PublishedContract, load_published_contracts
 from registry.config.regions import load_regions
 from registry.config.score_model import load_score_model
 from registry.config.settings import Settings
-from registry.publish.state import StateUpdate, input_batches, refresh_state, state_inputs
+from registry.publish.state import (
+    StateUpdate,
+    UsccRange,
+    input_batches,
+    refresh_state,
+    state_inputs,
+    uscc_ranges,
+)
 from registry.snapshot.delta import merchant_changes
 from registry.snapshot.reader import open_snapshot
 from registry.storage import Storage
 from registry.storage.layout import STAGED_PREFIX, snapshot_prefix
 
 TABLE_ORDER = ("merchants", "products", "changes", "complaints_summary")
+# Built one USCC range at a time; the others whole, once.
+RANGED_TABLES = ("merchants", "changes")
+# Without common-subplan caching: the complaints summary reads the complaints in several
+# branches, and a cached branch holds every complaint of the window at once.
+_NO_SUBPLAN_CACHE = pl.QueryOptFlags(comm_subplan_elim=False)
+
+
+@dataclass(frozen=True)
+class SnapshotParts:
+    """What a publication builds, before it is written: the state it was built from, its input
+    batches, the USCC ranges, and the tables' parts as ``(table, frame)`` in the order they are
+    built (each range's merchants then changes, in USCC order, then the products and the
+    complaints summary). Each part is built when the iterator reaches it."""
+
+    state: StateUpdate
+    input_batches: list[str]
+    ranges: list[UsccRange]
+    parts: Iterator[tuple[str, pl.DataFrame]]
+
+
+def snapshot_parts(
+    storage: Storage, settings: Settings, as_of: date, previous: str | None, *,
+    full: bool = False, range_filings: int | None = None,
+) -> SnapshotParts:
+    """The published tables (:data:`TABLE_ORDER`) for ``as_of``, from the current state
+    brought forward to the publishable staged batches (rebuilt from every one when ``full``;
+    :mod:`registry.publish.state`) and the ``previous`` snapshot (verified) for the delta and
+    the listing dates.
+
+    The merchants and changes tables are built one USCC range of about ``range_filings``
+    filings at a time (``settings.publish_range_filings`` by default): a range holds its own
+    merchants' rows, the previous snapshot's rows of the same codes, and the gift products of
+    the whole registry, so the tables do not depend on how the codes were split."""
+    model = load_score_model(settings.config_dir, settings.score_model_version).model
+    regions = load_regions(settings.config_dir)
+    keys = natural_keys(load_contracts(settings.schemas_dir))
+    state = refresh_state(storage, settings, keys, model.window_days, as_of, full=full)
+    cutoff = as_of - timedelta(days=model.window_days)
+    ranges = uscc_ranges(storage, state.pointer,
+                         range_filings or settings.publish_range_filings)
+    whole = state_inputs(storage, state.pointer, cutoff)
+    snapshot = open_snapshot(storage, previous) if previous else None
+
+    def built() -> Iterator[tuple[str, pl.DataFrame]]:
+        # The reads of staged rows and of the previous snapshot happen at these collects.
+        products = storage.retried_read(
+            STAGED_PREFIX, registry_products(whole, model, keys).collect).lazy()
+        for uscc_range in ranges:
+            inputs = state_inputs(storage, state.pointer, cutoff, uscc_range=uscc_range)
+            tables = registry_tables(inputs, as_of, model, regions.division_regions, keys,
+                                     products=products)
+            current = storage.retried_read(STAGED_PREFIX, tables.merchants.collect)
+            before = None
+            if snapshot is not None:
+                rows = snapshot.merchants.filter(uscc_range.holds())
+                before = storage.retried_read(snapshot_prefix(snapshot.snapshot_id),
+                                              rows.collect)
+            changes = merchant_changes(before, current)
+            yield "merchants", merchants_dated(current, before, changes, as_of).select(
+                MERCHANT_COLUMNS)
+            yield "changes", changes
+        tables = registry_tables(whole, as_of, model, regions.division_regions, keys,
+                                 products=products)
+        yield "products", storage.retried_read(STAGED_PREFIX, tables.products.collect)
+        yield "complaints_summary", storage.retried_read(
+            STAGED_PREFIX,
+            lambda: tables.complaints_summary.collect(optimizations=_NO_SUBPLAN_CACHE))
+
+    return SnapshotParts(state=state, input_batches=input_batches(state.pointer),
+                         ranges=ranges, parts=built())
 
 
 @dataclass(frozen=True)
 class BuiltSnapshot:
+    """The published tables held whole in memory (for tests and benchmarks; a publication
+    writes them part by part: :func:`write_snapshot_tables`)."""
+
     tables: dict[str, pl.DataFrame]
     input_batches: list[str]
     state: StateUpdate
@@ -38,38 +123,116 @@ class BuiltSnapshot:
 
 def snapshot_tables(
     storage: Storage, settings: Settings, as_of: date, previous: str | None, *,
-    full: bool = False,
+    full: bool = False, range_filings: int | None = None,
 ) -> BuiltSnapshot:
-    """The published tables (:data:`TABLE_ORDER`) for ``as_of``, from the current state
-    brought forward to the publishable staged batches (rebuilt from every one when ``full``;
-    :mod:`registry.publish.state`) and the ``previous`` snapshot (verified) for the delta and
-    the listing dates."""
-    model = load_score_model(settings.config_dir, settings.score_model_version).model
-    regions = load_regions(settings.config_dir)
-    keys = natural_keys(load_contracts(settings.schemas_dir))
-    state = refresh_state(storage, settings, keys, model.window_days, as_of, full=full)
-    inputs = state_inputs(storage, state.pointer, as_of - timedelta(days=model.window_days))
-    built = registry_tables(inputs, as_of, model, regions.division_regions, keys)
-    # The reads of staged rows and of the previous snapshot happen at these collects.
-    current = storage.retried_read(STAGED_PREFIX, built.merchants.collect)
-    before = None
-    if previous:
-        previous_merchants = open_snapshot(storage, previous).merchants
-        before = storage.retried_read(snapshot_prefix(previous), previous_merchants.collect)
-    changes = merchant_changes(before, current)
-    merchants = merchants_dated(current, before, changes, as_of).select(MERCHANT_COLUMNS)
-    products = storage.retried_read(STAGED_PREFIX, built.products.collect)
-    # Without common-subplan caching: the summary reads the complaints in several branches, and
-    # a cached branch holds every complaint of the window at once (5.5 GB against 3.8 GB on
-    # tier L).
-    complaints = storage.retried_read(STAGED_PREFIX, lambda: built.complaints_summary.collect(
-        optimizations=pl.QueryOptFlags(comm_subplan_elim=False)))
+    """:func:`snapshot_parts`, each table's parts concatenated."""
+    built = snapshot_parts(storage, settings, as_of, previous, full=full,
+                           range_filings=range_filings)
+    parts: dict[str, list[pl.DataFrame]] = {name: [] for name in TABLE_ORDER}
+    for name, frame in built.parts:
+        parts[name].append(frame)
     return BuiltSnapshot(
-        tables={"merchants": merchants, "products": products, "changes": changes,
-                "complaints_summary": complaints},
-        input_batches=input_batches(state.pointer),
-        state=state,
+        tables={name: pl.concat(frames) for name, frames in parts.items()},
+        input_batches=built.input_batches, state=built.state,
     )
+
+
+@dataclass(frozen=True)
+class WrittenTable:
+    """One published table written to a local Parquet file (:class:`TableWriter`)."""
+
+    name: str
+    path: Path
+    sha256: str
+    bytes: int
+    rows: int
+    # Rows per frame when the file is read back part by part (:meth:`__iter__`).
+    part_rows: int
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        """The table's rows in order, ``part_rows`` at a time (whole row groups; one empty
+        frame for an empty table): what the checks read, in bounded memory."""
+        if not self.rows:  # an empty table is one empty part
+            yield pl.read_parquet(self.path)
+            return
+        batch = max(ROW_GROUP_ROWS, self.part_rows // ROW_GROUP_ROWS * ROW_GROUP_ROWS)
+        for record_batch in pq.ParquetFile(self.path).iter_batches(batch_size=batch):
+            frame = pl.from_arrow(record_batch)
+            assert isinstance(frame, pl.DataFrame)
+            yield frame
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+
+@dataclass
+class SnapshotSummary:
+    """The manifest's ``summary``: rows per table, trusted merchants and every merchant per
+    grade, and changes per kind; counted part by part as the tables are written."""
+
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLE_ORDER, 0))
+    trusted_by_grade: Counter[str] = field(default_factory=Counter)
+    grades: Counter[str] = field(default_factory=Counter)
+    changes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, table: str, frame: pl.DataFrame) -> None:
+        self.rows[table] += frame.height
+        if table == "merchants":
+            self.trusted_by_grade.update(_counts(frame.filter(pl.col("trusted")), "grade"))
+            self.grades.update(_counts(frame.with_columns(pl.col("grade").fill_null("none")),
+                                       "grade"))
+        elif table == "changes":
+            self.changes.update(_counts(frame, "change"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": dict(self.rows),
+            "trusted_by_grade": dict(sorted(self.trusted_by_grade.items())),
+            "grades": dict(sorted(self.grades.items())),
+            "changes": dict(sorted(self.changes.items())),
+        }
+
+
+def _counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
+    counted = frame.get_column(column).value_counts()
+    return dict(zip(counted.get_column(column).to_list(), counted.get_column("count").to_list(),
+                    strict=True))
+
+
+@dataclass(frozen=True)
+class WrittenSnapshot:
+    files: dict[str, WrittenTable]
+    summary: dict[str, Any]
+    input_batches: list[str]
+    state: StateUpdate
+    ranges: list[UsccRange]
+
+
+def write_snapshot_tables(
+    storage: Storage, settings: Settings, as_of: date, previous: str | None, folder: Path, *,
+    full: bool = False, range_filings: int | None = None,
+) -> WrittenSnapshot:
+    """:func:`snapshot_parts`, each table written to ``folder/{table}.parquet`` part by part as
+    it is built, and summarised: memory holds one range's tables at a time."""
+    built = snapshot_parts(storage, settings, as_of, previous, full=full,
+                           range_filings=range_filings)
+    contracts = load_published_contracts()
+    part_rows = range_filings or settings.publish_range_filings
+    summary = SnapshotSummary()
+    writers = {name: TableWriter(folder / f"{name}.parquet", contracts[name])
+               for name in TABLE_ORDER}
+    try:
+        for name, frame in built.parts:
+            writers[name].write(frame)
+            summary.add(name, frame)
+            del frame
+    finally:
+        for writer in writers.values():
+            writer.close()
+    files = {name: writer.written(part_rows) for name, writer in writers.items()}
+    return WrittenSnapshot(files=files, summary=summary.as_dict(),
+                           input_batches=built.input_batches, state=built.state,
+                           ranges=built.ranges)
 
 
 class ContractMismatch(ValueError):
@@ -88,44 +251,85 @@ CONTRACT_METADATA_KEY = "yrd-registry:contract"
 ROW_GROUP_ROWS = 32 * 1024
 
 
-def parquet_bytes(frame: pl.DataFrame, contract: PublishedContract) -> bytes:
-    """``frame`` as a Parquet file of the published table ``contract`` describes: each field
-    carries its English and Chinese descriptions (Arrow field metadata ``description`` and
-    ``description_zh``), and the file names the contract and its version.
+class TableWriter:
+    """Writes the published table ``contract`` describes to a Parquet file, part by part.
 
-    In memory, so the bytes hashed are the bytes written; no wall-clock value is inside.
-    Raises :class:`ContractMismatch` when the columns, their order or types differ from the
-    contract."""
-    if dict(frame.schema) != contract.schema:
-        raise ContractMismatch(
-            f"{contract.table}: built columns {dict(frame.schema)} differ from contract "
-            f"{contract.version} {contract.schema}"
+    Each field carries its English and Chinese descriptions (Arrow field metadata
+    ``description`` and ``description_zh``), and the file names the contract and its version.
+    Rows go out in row groups of exactly :data:`ROW_GROUP_ROWS` (the last one shorter), each
+    from one contiguous block, so the file's bytes depend on the rows alone, never on how they
+    were split into parts; no wall-clock value is inside.
+
+    Raises :class:`ContractMismatch` when a part's columns, their order or types differ from
+    the contract."""
+
+    def __init__(self, sink: Path | IO[bytes], contract: PublishedContract):
+        self.contract = contract
+        self._path = sink if isinstance(sink, Path) else None
+        described = {c.name: c for c in contract.columns}
+        empty = pl.DataFrame(schema=contract.schema).to_arrow().schema
+        self._schema = pa.schema(
+            [f.with_metadata({"description": described[f.name].description_en,
+                              "description_zh": described[f.name].description_zh})
+             for f in empty],
+            metadata={CONTRACT_METADATA_KEY: f"{contract.table} {contract.version}"},
         )
-    described = {c.name: c for c in contract.columns}
-    arrow_schema = pa.schema([
-        field.with_metadata({
-            "description": described[field.name].description_en,
-            "description_zh": described[field.name].description_zh,
-        })
-        for field in frame.head(0).to_arrow().schema
-    ])
+        self._writer = pq.ParquetWriter(sink, self._schema, compression="zstd",
+                                        write_statistics=True)
+        self._pending: list[pl.DataFrame] = []
+        self._pending_rows = 0
+        self._closed = False
+        self.rows = 0
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if dict(frame.schema) != self.contract.schema:
+            raise ContractMismatch(
+                f"{self.contract.table}: built columns {dict(frame.schema)} differ from "
+                f"contract {self.contract.version} {self.contract.schema}"
+            )
+        if frame.height:
+            self._pending.append(frame)
+            self._pending_rows += frame.height
+        while self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush(ROW_GROUP_ROWS)
+
+    def _flush(self, rows: int) -> None:
+        block = pl.concat(self._pending, rechunk=False)
+        group, rest = block.slice(0, rows).rechunk(), block.slice(rows)
+        self._pending = [rest] if rest.height else []
+        self._pending_rows = rest.height
+        table = pa.Table.from_arrays(group.to_arrow().columns, schema=self._schema)
+        self._writer.write_table(table, row_group_size=rows)
+        self.rows += rows
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._pending_rows:
+                self._flush(self._pending_rows)
+        finally:
+            self._writer.close()
+
+    def written(self, part_rows: int) -> WrittenTable:
+        """The closed file's description (a file-backed writer only)."""
+        assert self._path is not None and self._closed
+        digest = hashlib.sha256()
+        with self._path.open("rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+        return WrittenTable(name=self.contract.table, path=self._path,
+                            sha256=digest.hexdigest(), bytes=self._path.stat().st_size,
+                            rows=self.rows, part_rows=part_rows)
+
+
+def parquet_bytes(frame: pl.DataFrame, contract: PublishedContract) -> bytes:
+    """``frame`` as the bytes of the Parquet file :class:`TableWriter` writes of it."""
     buffer = io.BytesIO()
-    frame.write_parquet(
-        buffer, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS,
-        arrow_schema=arrow_schema,
-        metadata={CONTRACT_METADATA_KEY: f"{contract.table} {contract.version}"},
-    )
+    writer = TableWriter(buffer, contract)
+    try:
+        writer.write(frame)
+    finally:
+        writer.close()
     return buffer.getvalue()
-
-
-def table_summary(tables: Mapping[str, pl.DataFrame]) -> dict[str, dict[str, int]]:
-    merchants = tables["merchants"]
-    trusted = merchants.filter(pl.col("trusted"))
-    return {
-        "rows": {name: frame.height for name, frame in tables.items()},
-        "trusted_by_grade": dict(sorted(Counter(trusted.get_column("grade").to_list()).items())),
-        "grades": dict(
-            sorted(Counter(g or "none" for g in merchants.get_column("grade").to_list()).items())
-        ),
-        "changes": dict(sorted(Counter(tables["changes"].get_column("change").to_list()).items())),
-    }

@@ -9,7 +9,7 @@ once, built together. What a batch record and a council's receipt carry of the g
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -182,28 +182,75 @@ def held_receipt_fields(record: ledger.BatchRecord) -> dict[str, Any] | None:
 
 
 def registry_results(
-    storage: Storage, settings: Settings, tables: Mapping[str, pl.DataFrame],
-    model: ScoreModel, snapshot_id: str,
+    storage: Storage, settings: Settings,
+    tables: Mapping[str, pl.DataFrame | Iterable[pl.DataFrame]], model: ScoreModel,
+    snapshot_id: str,
 ) -> list[SuiteResult]:
-    """Run the registry suites on the whole published tables (``merchants``, ``products``) of
-    the would-be snapshot ``snapshot_id``, and store the run's Data Docs (one site per table)
-    under the snapshot's report folder when every suite passes, else under
-    ``reports/refused/{snapshot_id}/``. Writes nothing else."""
+    """Run the registry suites on every row of the published tables (``merchants``,
+    ``products``) of the would-be snapshot ``snapshot_id``, and store the runs' Data Docs under
+    the snapshot's report folder when every suite passes, else under
+    ``reports/refused/{snapshot_id}/``. Writes nothing else.
+
+    A table is a frame, or its parts in order (a large table read back part by part, in bounded
+    memory): the suites check each row on its own but for the USCC's uniqueness, and parts
+    hold disjoint USCC ranges (:mod:`registry.publish.tables`). Each part is a run with a
+    Data Docs site of its own (``merchants/part-0002/``; ``merchants/`` for a table of one
+    part); a table's result adds its parts' up, with every part's failures, and links the site
+    of its first failing part (else its first)."""
     config = load_quality_config(settings.config_dir)
     params = registry_suite_parameters(model)
-    frames = {
-        "merchants": registry_check_frame(tables["merchants"], model),
-        "products": tables["products"],
-    }
-    # Kept at the table's folder; where that folder goes depends on every suite's verdict.
+    # Kept at the part's folder; where that folder goes depends on every suite's verdict.
     pending = PendingDataDocs()
-    results = [
-        runner.suite_result(frames[table], load_suite(settings.expectations_dir, name), params,
-                            data_docs=pending.at(f"{table}/"))
-        for table, name in config.suites.registry.items()
-    ]
-    passed = all(r.success for r in results)
+    runs: dict[str, list[tuple[str, SuiteResult]]] = {}
+    for table, name in config.suites.registry.items():
+        suite = load_suite(settings.expectations_dir, name)
+        given = tables[table]
+        parts = [given] if isinstance(given, pl.DataFrame) else given
+        for i, part in enumerate(parts):
+            frame = registry_check_frame(part, model) if table == "merchants" else part
+            prefix = f"{table}/part-{i + 1:04d}/"
+            runs.setdefault(table, []).append((prefix, runner.suite_result(
+                frame, suite, params, data_docs=pending.at(prefix))))
+            del frame, part
+    passed = all(result.success for parts in runs.values() for _, result in parts)
+    if all(len(parts) == 1 for parts in runs.values()):
+        # One part per table: its site is the table's.
+        pending = _moved(pending, {prefix: f"{table}/" for table, parts in runs.items()
+                                   for prefix, _ in parts})
+        runs = {table: [(f"{table}/", result) for _, result in parts]
+                for table, parts in runs.items()}
     prefix = registry_docs_prefix(snapshot_id) if passed else refused_docs_prefix(snapshot_id)
     indexes = data_docs_module.upload_data_docs(storage, pending, under=prefix)
-    return [replace(result, data_docs=indexes[f"{table}/"])
-            for table, result in zip(config.suites.registry, results, strict=True)]
+    return [_added_up(runs[table], indexes) for table in config.suites.registry]
+
+
+def _moved(pending: PendingDataDocs, renamed: Mapping[str, str]) -> PendingDataDocs:
+    moved = PendingDataDocs()
+    for prefix, run in pending.runs().items():
+        moved.add(renamed.get(prefix, prefix), run)
+    return moved
+
+
+def _added_up(parts: list[tuple[str, SuiteResult]], indexes: Mapping[str, str]
+              ) -> SuiteResult:
+    """One table's result from its parts': every part's failures (each part's reasons count
+    its own rows), the parts' rows and seconds added up, and the Data Docs of the first part
+    that failed, else of the first part."""
+    results = [result for _, result in parts]
+    shown = next((prefix for prefix, result in parts if not result.success), parts[0][0])
+    first = results[0]
+    if len(results) == 1:
+        return replace(first, data_docs=indexes.get(shown))
+    failures: dict[tuple[str, str], CheckFailure] = {}
+    for result in results:
+        for failure in result.failures:
+            failures.setdefault((failure.code, failure.message_en), failure)
+    return replace(
+        first,
+        success=all(r.success for r in results),
+        passed=min(r.passed for r in results),
+        rows=sum(r.rows for r in results),
+        failures=tuple(failures.values()),
+        seconds=round(sum(r.seconds for r in results), 3),
+        data_docs=indexes.get(shown),
+    )

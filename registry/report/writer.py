@@ -116,7 +116,9 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
     manifest = snapshot.manifest
     regions = load_regions(settings.config_dir)
     where = snapshot_prefix(manifest.snapshot_id)
-    merchants = storage.retried_read(where, snapshot.merchants.collect)
+    # The columns the report shows, not the table: it may hold millions of merchants.
+    merchants = storage.retried_read(where, snapshot.merchants.select(
+        "uscc", "name", "trusted", "regions", "grade", "score").collect)
     changes = storage.retried_read(where, snapshot.changes.collect)
     names = merchants.select("uscc", "name")
     previous = _previous_names(storage, snapshot)

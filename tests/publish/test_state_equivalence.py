@@ -28,7 +28,7 @@ from staged_rows import (
 
 from registry import ledger
 from registry.build.changes import merchants_dated
-from registry.build.columns import MERCHANT_COLUMNS, PRODUCT_KEY
+from registry.build.columns import MERCHANT_COLUMNS
 from registry.build.tables import registry_tables
 from registry.config.contracts import load_contracts, natural_keys
 from registry.config.published import load_published_contracts
@@ -177,6 +177,9 @@ def _check(world: World, root: Path, copies: Path) -> None:
     assert full.state.committed  # a rebuild replaces the pointer in force
     assert _files(incremental.tables) == _files(full.tables)
     assert _files(incremental.tables) == _files(_without_state(world.storage, world.as_of))
+    # One filing's USCC range at a time, as a large registry is built.
+    ranged = snapshot_tables(world.storage, SETTINGS, world.as_of, None, range_filings=1)
+    assert _files(ranged.tables) == _files(incremental.tables)
     assert incremental.input_batches == full.input_batches
 
 
@@ -200,25 +203,42 @@ def test_incremental_and_full_builds_give_the_same_files(tmp_path_factory, steps
     assert read_pointer(world.storage) is not None
 
 
-def test_the_registry_builds_one_uscc_range_at_a_time(tmp_path):
-    """Built in two USCC ranges from the state, the merchants and products tables are the
-    whole build's, split: a range can be built on its own (docs/scaling.md)."""
-    from staged_rows import stage_three_regions
+def test_the_registry_built_one_uscc_range_at_a_time_is_the_whole_build(tmp_path):
+    """Built one or two filings at a time against a previous snapshot, the four files are the
+    whole build's, byte for byte, written part by part as the publisher writes them: a
+    merchant dropped from a complete list is removed, and a product whose latest evaluation
+    names another merchant (in another range) counts for that merchant alone."""
+    from staged_rows import evaluation, stage_batch, stage_three_regions
 
-    from registry.publish.state import state_inputs
+    from registry.publish import publish_snapshot
+    from registry.publish.tables import write_snapshot_tables
 
-    storage = LocalStorage(tmp_path)
+    storage = LocalStorage(tmp_path / "store")
     stage_three_regions(storage)
-    whole = snapshot_tables(storage, SETTINGS, START, None)
-    model = load_score_model(SETTINGS.config_dir, SETTINGS.score_model_version).model
-    keys = natural_keys(load_contracts(SETTINGS.schemas_dir))
-    cutoff = START - timedelta(days=model.window_days)
-    divisions = load_regions(SETTINGS.config_dir).division_regions
-    parts = [registry_tables(state_inputs(storage, whole.state.pointer, cutoff,
-                                          uscc_range=bounds), START, model, divisions, keys)
-             for bounds in ((uscc("31", 0), uscc("31", 99)), (uscc("32", 0), "9" * 18))]
-    merchants = pl.concat([p.merchants.collect() for p in parts])
-    assert merchants.height == whole.tables["merchants"].height > 0
-    assert merchants.equals(whole.tables["merchants"].drop("first_listed_on", "last_changed_on"))
-    products = pl.concat([p.products.collect() for p in parts]).sort(PRODUCT_KEY)
-    assert products.equals(whole.tables["products"].sort(PRODUCT_KEY))
+    first = publish_snapshot(storage, SETTINGS, as_of=START)
+    stage_batch(storage, "merchants", "SH", "20261107T000000Z-sh3",
+                [merchant(filing_id="SH-1"),
+                 merchant(filing_id="SH-3", uscc=uscc("31", 3), merchant_name="静安超市",
+                          merchant_name_key="静安超市")], mode="replace")
+    stage_batch(storage, "gift_evaluations", "ZJ", "20261108T000000Z-zj4",
+                [evaluation(evaluator_id="E0", quality=5.0, uscc=uscc("31", 3))])
+
+    whole = snapshot_tables(storage, SETTINGS, START, first.snapshot_id)
+    changes = dict(whole.tables["changes"].select("uscc", "change").iter_rows())
+    assert changes[uscc("31", 2)] == "removed"
+    gift = dict(whole.tables["merchants"].select("uscc", "gift_score").iter_rows())
+    assert gift[uscc("31", 3)] is not None and gift[uscc("33", 1)] is None
+    for filings in (1, 2):
+        ranged = snapshot_tables(storage, SETTINGS, START, first.snapshot_id,
+                                 range_filings=filings)
+        assert _files(ranged.tables) == _files(whole.tables)
+    folder = tmp_path / "written"
+    folder.mkdir()
+    written = write_snapshot_tables(storage, SETTINGS, START, first.snapshot_id, folder,
+                                    range_filings=1)
+    assert len(written.ranges) >= 4
+    assert {name: f.read_bytes() for name, f in written.files.items()} == _files(whole.tables)
+    assert {name: f.sha256 for name, f in written.files.items()} == {
+        name: hashlib.sha256(data).hexdigest() for name, data in _files(whole.tables).items()}
+    assert written.summary["rows"] == {n: f.height for n, f in whole.tables.items()}
+    assert written.summary["changes"] == {"removed": 1, "updated": 2}

@@ -15,11 +15,13 @@ from typer.testing import CliRunner
 
 from registry import ledger
 from registry.cli import app
+from registry.config.published import load_published_contracts
 from registry.config.regions import load_regions
 from registry.config.settings import Settings
 from registry.ingest.pipeline import ingest_pending
 from registry.publish import RegistrySuiteFailed, publish_snapshot
 from registry.publish import protocol as publish_protocol
+from registry.publish.tables import TableWriter
 from registry.quality import region_scorecards
 from registry.report import report_data
 from registry.snapshot.reader import open_snapshot, read_latest
@@ -146,16 +148,21 @@ def test_a_registry_failing_its_suite_is_not_published(storage: Storage,
     first = publish_snapshot(storage, SETTINGS, as_of=AS_OF)
     snapshots_before = _keys(storage, "registry/")
 
-    real = publish_protocol.snapshot_tables
+    real = publish_protocol.write_snapshot_tables
 
     def broken_build(*args, **kwargs):
         # A build bug: scores no longer add up and a merchant is trusted without a grade.
         built = real(*args, **kwargs)
-        merchants = built.tables["merchants"].with_columns(
+        written = built.files["merchants"]
+        merchants = pl.read_parquet(written.path).with_columns(
             (pl.col("score") + 7).alias("score"), pl.lit(True).alias("trusted"))
-        return replace(built, tables={**built.tables, "merchants": merchants})
+        writer = TableWriter(written.path, load_published_contracts()["merchants"])
+        writer.write(merchants)
+        writer.close()
+        return replace(built, files={**built.files,
+                                     "merchants": writer.written(written.part_rows)})
 
-    monkeypatch.setattr(publish_protocol, "snapshot_tables", broken_build)
+    monkeypatch.setattr(publish_protocol, "write_snapshot_tables", broken_build)
     with pytest.raises(RegistrySuiteFailed) as refused:
         publish_snapshot(storage, SETTINGS, as_of=AS_OF)
     codes = {f.code for r in refused.value.results for f in r.failures}
