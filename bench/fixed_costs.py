@@ -32,15 +32,12 @@ table. The machine is shared: compare ratios measured in one run, not seconds ac
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import re
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,8 +48,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
+
+from bench.prefect_server import PrefectServer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -67,7 +65,6 @@ WORKBOOK_ROWS = 12
 # 15 filings make 12 merchants: some merchants file in a second region too.
 REGISTRY_SIZES = {"merchants": 15, "complaints": 24, "inspections": 12, "gift_evaluations": 24}
 REGISTRY_MERCHANTS = 12
-SERVER_START_TIMEOUT_S = 300
 COMMAND_TIMEOUT_S = 600
 # Packages whose import time the -X importtime run reports, when the command imports them.
 HEAVY = ("great_expectations", "prefect", "pandas", "pandera", "altair", "vl_convert", "scipy",
@@ -76,62 +73,10 @@ HEAVY = ("great_expectations", "prefect", "pandas", "pandera", "altair", "vl_con
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _children_cpu_s() -> float:
     """CPU time of the child processes waited for so far (and of those they waited for)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-class PrefectServer:
-    """``prefect server start`` on a free loopback port, with its own home and database."""
-
-    def __init__(self, home: Path) -> None:
-        port = _free_port()
-        home.mkdir(parents=True, exist_ok=True)
-        self.api_url = f"http://127.0.0.1:{port}/api"
-        self.log = home / "server.log"
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("AWS_", "PREFECT_", "REGISTRY_"))}
-        # PYTHONPATH: the commands run this tree's code, whichever tree is installed.
-        self.env.update({"PREFECT_HOME": str(home), "PREFECT_API_URL": self.api_url,
-                         "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "CI": "true",
-                         "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}",
-                         "PYTHONPATH": str(ROOT)})
-        started = time.perf_counter()
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen(
-                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                 str(port), "--no-ui", "--analytics-off"], cwd=ROOT, env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if self.process.poll() is not None:
-                raise SystemExit(f"prefect server exited:\n{self.log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(f"prefect server not healthy after {SERVER_START_TIMEOUT_S} s")
-            time.sleep(0.5)
-        self.ready_s = round(time.perf_counter() - started, 1)
-        subprocess.run([str(BIN / "registry"), "orchestration", "setup"], cwd=ROOT,
-                       env=self.env, check=True, capture_output=True, timeout=300)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
 
 
 # -- the stores ----------------------------------------------------------------------------------
@@ -267,6 +212,7 @@ def harness(args: argparse.Namespace) -> dict[str, Any]:
                    check=True, capture_output=True)
     server = PrefectServer(scratch / "prefect")
     try:
+        server.ready()
         print(f"prefect server at {server.api_url} (ready in {server.ready_s} s)", flush=True)
         sample = workbook(scratch / "workbook")
         published_root = scratch / "registry-12"

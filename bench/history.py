@@ -45,15 +45,12 @@ work shares the machine. Writes ``bench/results/history-{timestamp}.json`` and p
 from __future__ import annotations
 
 import argparse
-import contextlib
 import inspect
 import json
 import os
 import platform
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -64,11 +61,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import polars as pl
 import psutil
 
 from bench.history_data import CouncilHistory, as_of_day, stage_upload
+from bench.prefect_server import PrefectServer
 from registry.config.settings import Settings
 from registry.publish import PublishResult, publish_snapshot
 from registry.storage import LocalStorage, Storage
@@ -88,7 +85,6 @@ _FIGURES = ("publish_s", "publish_cpu_s", "build_s", "build_cpu_s")
 TARGETS = {"build_ratio": 1.5, "publish_ratio": 1.5, "idle_run_s": 5.0}
 # The publication's first stage: reading and merging the staged rows, building the tables.
 BUILD_STAGE = "publish: building the registry"
-SERVER_START_TIMEOUT_S = 300
 
 
 # -- publication ---------------------------------------------------------------------------------
@@ -145,74 +141,22 @@ def timed_publish(storage: Storage, settings: Settings, day: int, arguments: dic
 # -- the run with nothing new, against a Prefect server -------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PrefectServer:
-    """``prefect server start`` on a free loopback port, its own home and SQLite database."""
-
-    def __init__(self, home: Path) -> None:
-        port = _free_port()
-        self.api_url = f"http://127.0.0.1:{port}/api"
-        self.log = home / "server.log"
-        home.mkdir(parents=True, exist_ok=True)
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("AWS_", "PREFECT_", "REGISTRY_STORAGE_URI"))}
-        self.env.update({"PREFECT_HOME": str(home), "PREFECT_API_URL": self.api_url,
-                         "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "CI": "true",
-                         "PATH": f"{BIN}{os.pathsep}{self.env.get('PATH', '')}"})
-        self.started = time.perf_counter()
-        self.ready_s: float | None = None
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen(
-                [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                 str(port), "--no-ui", "--analytics-off"], cwd=ROOT, env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
-
-    def ready(self) -> None:
-        """Wait until the server answers, then set it up as an operator does."""
-        if self.ready_s is not None:
-            return
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if self.process.poll() is not None:
-                raise SystemExit(f"prefect server exited:\n{self.log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"prefect server not healthy after {SERVER_START_TIMEOUT_S} s")
-            time.sleep(1)
-        self.ready_s = round(time.perf_counter() - self.started, 1)
-        subprocess.run([str(BIN / "registry"), "orchestration", "setup"], cwd=ROOT,
-                       env=self.env, check=True, capture_output=True, timeout=300)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
-
-    def idle_run(self, root: Path, day: int) -> dict[str, Any]:
-        """``registry run --as-of DAY`` on ``root``, where nothing is waiting to be ingested."""
-        cpu = _children_cpu_s()
-        started = time.perf_counter()
-        done = subprocess.run(
-            [str(BIN / "registry"), "run", "--as-of", as_of_day(day).isoformat()], cwd=ROOT,
-            env={**self.env, "REGISTRY_STORAGE_URI": root.as_uri()}, capture_output=True,
-            text=True, timeout=3600)
-        seconds = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"registry run failed (exit {done.returncode}):\n"
-                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-        return {"idle_run_s": round(seconds, 3),
-                "idle_run_cpu_s": round(_children_cpu_s() - cpu, 3)}
+def idle_run(server: PrefectServer, root: Path, day: int) -> dict[str, Any]:
+    """``registry run --as-of DAY`` on ``root`` against ``server``, where nothing is waiting to
+    be ingested: its wall and CPU time."""
+    server.ready()
+    cpu = _children_cpu_s()
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(BIN / "registry"), "run", "--as-of", as_of_day(day).isoformat()], cwd=ROOT,
+        env={**server.env, "REGISTRY_STORAGE_URI": root.as_uri()}, capture_output=True,
+        text=True, timeout=3600)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"registry run failed (exit {done.returncode}):\n"
+                         f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return {"idle_run_s": round(seconds, 3),
+            "idle_run_cpu_s": round(_children_cpu_s() - cpu, 3)}
 
 
 # -- the harness -----------------------------------------------------------------------------------
@@ -270,8 +214,7 @@ def harness(args: argparse.Namespace) -> dict[str, Any]:
                          "generated_s": round(generated_s, 3), "staged_s": round(staged_s, 3),
                          "load_avg_1m": round(os.getloadavg()[0], 2)}
                 if mode == idle_mode and day in idle:
-                    server.ready()
-                    entry.update(server.idle_run(roots[mode], day))
+                    entry.update(idle_run(server, roots[mode], day))
                 results[mode].append(entry)
                 _print_day(mode, entry)
     finally:
