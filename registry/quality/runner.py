@@ -25,6 +25,7 @@ Speed (small batches, the common case). The fixed cost of a run is GX's own book
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import re
 import threading
@@ -40,6 +41,10 @@ import polars as pl
 
 from registry._compat import gx as gx_internals
 from registry.quality.suites import SkippedCheck, Suite
+
+# A frame at least this long is let go of at once after its run (see :func:`suite_result`); a
+# full collection costs tens of milliseconds, more than small batches are worth.
+COLLECT_AFTER_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -255,6 +260,12 @@ def suite_result(
         finally:
             batch_parameters.clear()
             gx_internals.release_batch_data(definition.data_asset.datasource)
+            del data
+    if frame.height >= COLLECT_AFTER_ROWS:
+        # GX's validator objects refer to each other, so the pandas copy of a batch lives on
+        # until the cyclic collector next runs a full pass: over a table checked part by part,
+        # copies piled up (4.7 GB after four parts of a million merchants, 2.4 GB with this).
+        gc.collect()
     if data_docs is not None:
         data_docs.keep(ValidationRun(suite.document, validation, datetime.now(UTC)))
     failures = tuple(_failure(e, context or {}) for e in validation.results if not e.success)
