@@ -100,6 +100,7 @@ def snapshot_parts(
             yield "merchants", merchants_dated(current, before, changes, as_of).select(
                 MERCHANT_COLUMNS)
             yield "changes", changes
+            del current, before, changes  # before the next range is read
         tables = registry_tables(whole, as_of, model, regions.division_regions, keys,
                                  products=products)
         yield "products", storage.retried_read(STAGED_PREFIX, tables.products.collect)
