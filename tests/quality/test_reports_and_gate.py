@@ -223,3 +223,34 @@ def test_the_batches_commands_list_and_release_held_batches(tmp_path, monkeypatc
     assert by_os.exit_code == 0, by_os.output
     import getpass
     assert _release(storage, second.batch_id).released_by == getpass.getuser()
+
+
+def test_a_table_checked_in_parts_adds_its_parts_up(storage: Storage) -> None:
+    """The registry gate reads a large table back in parts (one USCC range's rows each): a
+    part with a build bug fails the table, every part has a Data Docs site of its own, and the
+    result links the failing part's."""
+    from staged_rows import stage_three_regions
+
+    from registry.config.score_model import load_score_model
+    from registry.publish.tables import snapshot_tables
+    from registry.quality import registry_results
+
+    stage_three_regions(storage)
+    built = snapshot_tables(storage, SETTINGS, AS_OF, None)
+    merchants = built.tables["merchants"]
+    assert merchants.height >= 3
+    broken = merchants.slice(2).with_columns((pl.col("score") + 7).alias("score"))
+    parts = [merchants.slice(0, 2), broken]
+    model = load_score_model(SETTINGS.config_dir, SETTINGS.score_model_version).model
+    snapshot_id = "20261130T000000000000Z-0badc0de"
+    merchants_result, products_result = registry_results(
+        storage, SETTINGS, {"merchants": parts, "products": built.tables["products"]}, model,
+        snapshot_id)
+    assert products_result.success
+    assert not merchants_result.success
+    assert merchants_result.rows == merchants.height
+    assert "registry_score_not_sum" in merchants_result.codes
+    refused = refused_docs_prefix(snapshot_id)
+    assert merchants_result.data_docs == f"{refused}merchants/part-0002/index.html"
+    assert {f"{refused}merchants/part-000{i}/index.html" for i in (1, 2)} <= set(
+        _keys(storage, refused))
