@@ -16,8 +16,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
-import pandera.polars as pa
 import polars as pl
 
 from registry.config import pii
@@ -28,6 +28,9 @@ from registry.ingest.normalize import REGION_SUFFIX, city_lookup, normalized
 from registry.ingest.readers import refusal_for_name, upload_table
 from registry.ingest.tables import SOURCE_ROW, Limits, SkippedNote, UploadTable
 from registry.ingest.uscc import uscc_is_valid
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
 
 TEXT_SUFFIX = "__text"
 HIDDEN_VALUE = "(已隐藏 hidden)"
@@ -197,7 +200,12 @@ def row_errors(checked: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
 def staged_schema(contract: Contract) -> pa.DataFrameSchema:
     """The pandera-polars schema every staged batch of ``contract`` satisfies: its dtypes,
     required columns non-null, enum values canonical, ranges, USCC length, and the natural key
-    unique within the batch."""
+    unique within the batch.
+
+    pandera (and with it pandas) is imported here, when a batch is about to be staged: a run
+    with nothing to ingest, and ``registry check``, never load it."""
+    import pandera.polars as pa
+
     columns: dict[str, pa.Column] = {}
     for name, dtype in contract.staged_schema().items():
         col = contract.by_name.get(name)

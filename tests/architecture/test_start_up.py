@@ -66,3 +66,16 @@ def test_the_ingest_flow_loads_neither_the_publisher_nor_the_report() -> None:
     loaded = _loaded("import flows.ingest")
     publish = loaded & {"registry.publish", "registry.report", "altair", "vl_convert"}
     assert not publish, sorted(publish)
+
+
+def test_a_run_with_nothing_to_ingest_loads_neither_pandera_nor_pandas(tmp_path: Path) -> None:
+    # pandera checks a batch about to be staged; with nothing pending there is none.
+    loaded = _loaded(
+        "import flows.pipeline\n"
+        "from registry.config.settings import load_settings\n"
+        "from registry.ingest.pipeline import ingest_pending\n"
+        "from registry.storage import open_storage\n"
+        "settings = load_settings()\n"
+        "assert not ingest_pending(open_storage(settings), settings).results\n",
+        env={"REGISTRY_STORAGE_URI": tmp_path.as_uri()})
+    assert not loaded & {"pandera", "pandas"}, sorted(loaded & {"pandera", "pandas"})
