@@ -244,9 +244,9 @@ def _write_snapshot(storage: Storage, settings: Settings, built: WrittenSnapshot
 
     published = load_published_contracts()
     files = [
-        FileEntry(path=snapshot_table_path(name), sha256=written.sha256, bytes=written.bytes,
-                  rows=written.rows)
-        for name, written in ((name, built.files[name]) for name in TABLE_ORDER)
+        FileEntry(path=snapshot_table_path(name), sha256=built.files[name].sha256,
+                  bytes=built.files[name].bytes, rows=built.files[name].rows)
+        for name in TABLE_ORDER
     ]
     snapshot_id = _snapshot_id(now, previous, files, as_of, seq)
     prefix = snapshot_prefix(snapshot_id)

@@ -39,8 +39,6 @@ from registry.storage import Storage
 from registry.storage.layout import STAGED_PREFIX, snapshot_prefix
 
 TABLE_ORDER = ("merchants", "products", "changes", "complaints_summary")
-# Built one USCC range at a time; the others whole, once.
-RANGED_TABLES = ("merchants", "changes")
 # Without common-subplan caching: the complaints summary reads the complaints in several
 # branches, and a cached branch holds every complaint of the window at once.
 _NO_SUBPLAN_CACHE = pl.QueryOptFlags(comm_subplan_elim=False)
