@@ -3,10 +3,12 @@
 building the Data Docs of the runs gathered meanwhile (:class:`PendingDataDocs`), together.
 
 Speed (1M rows). Great Expectations validates pandas only. The frame handed to it holds every
-row of the batch but only the columns the suite names, as Arrow-backed pandas (zero-copy from
-polars). The batch fingerprint, which hashes every cell, is turned off, and the Data Docs
-templates are compiled once per process (:mod:`registry._compat.gx`). Nothing is sampled, and
-no expectation is skipped for speed: only by scope (:func:`registry.quality.suites.suite_in_scope`).
+row of the batch but only the columns the suite names: text, dates and flags Arrow-backed
+(zero-copy from polars), numbers as NumPy columns, which GX compares vectorised
+(:func:`_pandas_frame`). A batch is filtered by each row condition once per run, the batch
+fingerprint, which hashes every cell, is turned off, and the Data Docs templates are compiled
+once per process (:mod:`registry._compat.gx`). Nothing is sampled, and no expectation is
+skipped for speed: only by scope (:func:`registry.quality.suites.suite_in_scope`).
 
 Speed (small batches, the common case). The fixed cost of a run is GX's own bookkeeping, so:
 
@@ -248,7 +250,7 @@ def suite_result(
     if missing:
         raise KeyError(f"suite {suite.name} reads column(s) the frame lacks: {missing}")
     started = time.perf_counter()
-    data = frame.select(suite.columns()).to_pandas(use_pyarrow_extension_array=True)
+    data = _pandas_frame(frame.select(suite.columns()))
     gx_suite = gx.ExpectationSuite(**suite.document)
     with gx_internals.ONE_RUN_AT_A_TIME:
         definition = _batch_definition(gx, suite.name)
@@ -275,6 +277,21 @@ def suite_result(
         evaluated=evaluated, passed=evaluated - len(failures), rows=frame.height,
         failures=failures, seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _pandas_frame(frame: pl.DataFrame) -> Any:
+    """``frame`` as the pandas frame Great Expectations validates: numbers as NumPy columns
+    (nulls as NaN), which GX compares vectorised (on Arrow-backed numbers it calls a Python
+    function per value: ``expect_column_values_to_be_between``); every other column
+    Arrow-backed, without a copy."""
+    import pandas as pd
+    import pyarrow as pa
+
+    def dtype(arrow_type: pa.DataType) -> Any:
+        numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+        return None if numeric else pd.ArrowDtype(arrow_type)
+
+    return frame.to_arrow().to_pandas(types_mapper=dtype)
 
 
 def data_docs_sites(runs: Mapping[str, ValidationRun], folder: Path) -> dict[str, Path]:

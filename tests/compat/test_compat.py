@@ -161,6 +161,67 @@ def test_a_run_in_the_process_s_one_context_gets_the_answers_of_a_context_of_its
     assert [_answers(v) for v in kept] == [_answers(v) for v in fresh]
 
 
+# Rows that fail the registry suite's expectations, most of them under a row condition.
+_INCONSISTENT = [
+    {}, {"score": 95.0}, {"grade": "B"}, {"score_quality": 5.0, "score": 75.0},
+    {"disqualifications": ["revoked"]},
+    {"disqualifications": ["revoked"], "trusted": False, "verdict": "disqualified"},
+    {"disqualifications": ["revoked"], "grade": None, "trusted": False},
+    {"verdict": "listed"}, {"verdict": "approved"}, {"trusted": False},
+    {"score_quality": 0.0, "score_complaints": 25.0, "score": 65.0, "grade": "C",
+     "trusted": False},
+    {"score_quality": 0.0, "score_complaints": 0.0, "score": 40.0, "grade": None,
+     "trusted": False, "verdict": "listed"},
+    {"score": None, "grade": None, "trusted": False, "verdict": "listed"},
+    {"name_variants": ["上海进口商品有限公司", "联系 13912345678"]},
+    {"name": "张三 310101199001011234"},
+]
+
+
+def test_the_gate_s_shortcuts_give_great_expectations_own_answers(monkeypatch) -> None:
+    """The registry suite as the gate runs it (numbers as NumPy columns, rows filtered by a
+    condition over the columns read, each condition's rows of the table taken once per run)
+    answers, expectation by expectation, what plain Great Expectations answers on the
+    Arrow-backed frame, on a table where most expectations fail for some rows."""
+    from registry_rows import registry_merchants
+
+    from registry.config.score_model import load_score_model
+    from registry.quality.suites import registry_check_frame, registry_suite_parameters
+
+    gx_module = gx.patched()
+    settings = Settings(_env_file=None)
+    model = load_score_model(settings.config_dir, 1).model
+    frame = registry_check_frame(pl.concat([
+        registry_merchants(uscc=f"91310000MA{n:08d}", **changes)
+        for n, changes in enumerate(_INCONSISTENT, start=3)] + [registry_merchants()] * 2),
+        model)
+    suite = load_suite(settings.expectations_dir, "registry_merchants")
+    params = registry_suite_parameters(model)
+    pending = runner.PendingDataDocs()
+    result = runner.suite_result(frame, suite, params, data_docs=pending.at("gate/"))
+    assert len(set(result.codes)) >= 6 and result.evaluated - result.passed >= 12
+    # The filtered frames kept for the run went with it.
+    engine = runner._batch_definitions[suite.name].data_asset.datasource.execution_engine
+    assert gx._FILTERED not in engine.__dict__ and not engine._metric_cache
+
+    from great_expectations.execution_engine.pandas_execution_engine import (
+        PandasExecutionEngine,
+    )
+
+    monkeypatch.setattr(PandasExecutionEngine, "_apply_row_condition_filter",
+                        PandasExecutionEngine._apply_row_condition_filter.__wrapped__)
+    source = gx_module.get_context(mode="ephemeral").data_sources.add_pandas("plain")
+    definition = source.add_dataframe_asset("plain").add_batch_definition_whole_dataframe("b")
+    data = frame.select(suite.columns()).to_pandas(use_pyarrow_extension_array=True)
+    plain = definition.get_batch(batch_parameters={"dataframe": data}).validate(
+        gx_module.ExpectationSuite(**suite.document),
+        result_format={"result_format": "BASIC"}, expectation_parameters=dict(params))
+    gate = pending.runs()["gate/"].validation
+    assert _answers(gate) == _answers(plain)
+    assert [r.result.get("unexpected_percent") for r in gate.results] == [
+        r.result.get("unexpected_percent") for r in plain.results]
+
+
 def test_after_a_run_the_engine_keeps_neither_the_batch_nor_its_metrics() -> None:
     gx_module = gx.patched()
     _, frame, suite, params = _staged_runs()[1]

@@ -10,9 +10,9 @@ from datetime import date
 import pandas as pd
 import polars as pl
 import pytest
+from registry_rows import registry_merchants
 from staged_rows import complaint, evaluation, merchant, staged_frame
 
-from registry.build.columns import MERCHANT_COLUMNS
 from registry.config.contracts import load_contracts
 from registry.config.quality import load_quality_config
 from registry.config.score_model import load_score_model
@@ -131,24 +131,7 @@ def test_a_range_check_of_an_optional_column_left_empty_is_not_run() -> None:
 
 
 def _registry(**changes) -> pl.DataFrame:
-    row = {
-        "uscc": "91310000MA00000001", "name": "上海进口商品有限公司",
-        "name_variants": ["上海进口商品有限公司"], "name_conflict": False, "regions": ["SH"],
-        "registered_region": "SH", "programs": ["imported_goods"], "categories": ["food"],
-        "origin_countries": ["FR"], "chinese_label": True, "traceable": True,
-        "no_reason_return_7d": True, "offline_no_reason_return": True,
-        "advance_compensation": True, "valid_until": date(2027, 12, 31), "complaints_12m": 0,
-        "unresolved_12m": 0, "inspections_12m": 0, "failed_inspections_12m": 0,
-        "gift_score": None, "score_compliance": 40.0, "score_complaints": 30.0,
-        "score_quality": 20.0, "score": 90.0, "grade": "A", "trusted": True,
-        "disqualifications": [], "first_listed_on": TODAY, "last_changed_on": TODAY,
-        "source_batches": ["B1"], "verdict": "trusted",
-    }
-    rows = [row | {"uscc": "91310000MA00000002", "score_quality": 0.0, "score": 70.0,
-                   "grade": "B"}, row | changes]
-    frame = pl.DataFrame(rows, schema_overrides={
-        "gift_score": pl.Float64, "disqualifications": pl.List(pl.String)})
-    return frame.select(MERCHANT_COLUMNS)
+    return registry_merchants(**changes)
 
 
 def _registry_result(frame: pl.DataFrame):
