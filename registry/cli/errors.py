@@ -171,6 +171,14 @@ def _settings_failure(exc: BaseException) -> Failure | None:
 
 
 def _prefect_failure(exc: BaseException) -> Failure | None:
+    from registry.cli.prefect_api import PrefectApiUnavailable
+
+    if isinstance(exc, PrefectApiUnavailable):
+        return Failure(
+            "UNAVAILABLE", EXIT_UNAVAILABLE,
+            "Prefect 临时服务无法启动，请设置 PREFECT_API_URL 指向运行中的服务",
+            "Prefect's temporary server could not start, set PREFECT_API_URL to a running "
+            "server", str(exc))
     # httpx is Prefect's HTTP client; a connect error, timeout or unsupported URL is a server
     # out of reach. Checked by name so that commands without Prefect never import httpx.
     if not any(cls.__module__.startswith("httpx") and cls.__name__ == "TransportError"

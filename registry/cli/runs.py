@@ -31,10 +31,11 @@ def ingest(
 ) -> None:
     """Run the ingest flow over every pending upload and print a summary per region, then
     every batch the quality gate held and nobody released yet, with the reasons."""
-    from flows.ingest import ingest_flow
-    from flows.summary import held_batches
-
+    # The flows are imported within the block, while Prefect's temporary server starts.
     with flow_progress() as progress:
+        from flows.ingest import ingest_flow
+        from flows.summary import held_batches
+
         summary = ingest_flow(region=region, dataset=dataset, progress=progress)
     _print_ingest_summary(summary, held_batches(configured_storage()))
 
@@ -49,9 +50,9 @@ def publish(
     ] = False,
 ) -> None:
     """Run the publish flow: build the registry and publish a new snapshot."""
-    from flows.publish import publish_flow
-
     with _refusal_exits(), flow_progress() as progress:
+        from flows.publish import publish_flow
+
         result = publish_flow(as_of=_date_option(as_of), progress=progress, full=full)
     _print_publish_result(result)
 
@@ -63,12 +64,12 @@ def run(
 ) -> None:
     """Ingest every pending upload, then publish. Prints the ingest summary, the held batches
     and the published snapshot."""
-    from flows.pipeline import pipeline_flow
-    from flows.summary import held_batches
-
     # The publish subflow's exception reaches here as itself (Prefect re-raises it from the
     # pipeline flow): a refusal is a verdict on the data, told like `registry publish` does.
     with _refusal_exits(), flow_progress() as progress:
+        from flows.pipeline import pipeline_flow
+        from flows.summary import held_batches
+
         outcome = pipeline_flow(as_of=_date_option(as_of), progress=progress)
     _print_ingest_summary(outcome["ingest"], held_batches(configured_storage()))
     _print_publish_result(outcome["publish"])
