@@ -1,11 +1,12 @@
 """The Prefect API a command's flow runs talk to: the one configured, or else Prefect's
-temporary server, started as the command begins (docs/architecture.md §14).
+temporary server, started as the command begins (docs/architecture.md §13).
 
 With no ``PREFECT_API_URL``, Prefect starts a temporary server on a command's first flow run:
 it imports its server application into the command's process (2.4 s on a quiet machine), then
 starts the server in a subprocess and waits for it (3.6 s) before the run can begin.
 :func:`temporary_prefect_api` starts the same server, the same way (the application run by
-uvicorn as an ephemeral server, without its UI, on the Prefect home's database), but as soon as
+uvicorn as an ephemeral server, without its UI, on the Prefect home's database:
+:mod:`registry._compat.prefect`), but as soon as
 the command knows it needs one: the server starts while the command imports its flows, and the
 command's process never imports the server. The command's Prefect client is pointed at it
 (``PREFECT_API_URL``, for this process only). When the command's flows are done, its logs and
@@ -18,16 +19,12 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-# The environment the server runs with, as Prefect sets it for its own temporary server.
-_EPHEMERAL_SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-                         "PREFECT__SERVER_FINAL": "1"}
-# The server application, as Prefect's own temporary server runs it.
-_SERVER_APP = "prefect.server.api.server:create_app"
+from registry._compat.prefect import temporary_server_command
+
 _POLL_S = 0.05
 _STOP_TIMEOUT_S = 5
 _DRAIN_TIMEOUT_S = 10
@@ -99,12 +96,11 @@ def temporary_prefect_api() -> Iterator[TemporaryServer | None]:
         yield None
         return
     port = _free_port()
+    command, server_env = temporary_server_command(port)
     server = TemporaryServer(
-        process=subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", _SERVER_APP, "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "error", "--lifespan", "on"],
-            env={**os.environ, **_EPHEMERAL_SERVER_ENV,
-                 **settings.to_environment_variables(exclude_unset=True)}),
+        process=subprocess.Popen(command, env={
+            **os.environ, **server_env,
+            **settings.to_environment_variables(exclude_unset=True)}),
         api_url=f"http://127.0.0.1:{port}/api",
         timeout_s=settings.server.ephemeral.startup_timeout_seconds)
     try:

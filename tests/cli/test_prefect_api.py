@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
+from registry._compat import prefect as prefect_compat
 from registry.cli import prefect_api
 from registry.cli.errors import EXIT_UNAVAILABLE, failure_of
 
@@ -41,7 +42,7 @@ def test_without_an_api_a_server_answers_within_the_block_and_is_gone_after(
 
 
 def test_a_server_that_cannot_start_is_told_as_unavailable(prefect_home, monkeypatch) -> None:
-    monkeypatch.setattr(prefect_api, "_SERVER_APP", "registry_no_such_module:create_app")
+    monkeypatch.setattr(prefect_compat, "SERVER_APP", "registry_no_such_module:create_app")
     with (temporary_settings(restore_defaults={PREFECT_API_URL}),
           prefect_api.temporary_prefect_api() as server,
           pytest.raises(prefect_api.PrefectApiUnavailable) as raised):

@@ -9,7 +9,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from registry._compat import gx, opencc, versions
+from registry._compat import gx, opencc, prefect, versions
 from registry._compat.versions import IncompatibleVersion, SupportedVersions
 from registry.config.quality import load_quality_config
 from registry.config.settings import Settings
@@ -22,7 +22,7 @@ from registry.quality.suites import (
     suite_in_scope,
 )
 
-PATCHED = [gx.SUPPORTED, opencc.SUPPORTED]
+PATCHED = [gx.SUPPORTED, opencc.SUPPORTED, prefect.SUPPORTED]
 
 
 @pytest.mark.parametrize("supported", PATCHED, ids=lambda s: s.library)
@@ -97,6 +97,8 @@ def test_each_patch_checks_the_version_when_it_is_used(monkeypatch, tmp_path) ->
         gx.build_site(None, tmp_path, [])
     with pytest.raises(IncompatibleVersion, match=r"great-expectations 99\.0 "):
         gx.static_folder()
+    with pytest.raises(IncompatibleVersion, match=r"prefect 99\.0 "):
+        prefect.temporary_server_command(4200)
 
 
 # The gate's staged suites on small frames, as ingestion runs them, and what varies from one
