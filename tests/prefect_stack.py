@@ -28,7 +28,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +45,7 @@ import pytest
 import yaml
 from moto_credentials import MOTO_KEY_ID, MOTO_SECRET
 
+from registry.cli.prefect_api import free_port
 from registry.config.settings import PROJECT_ROOT, Settings
 from registry.orchestration import WORK_POOL
 
@@ -64,12 +64,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests that use a stack first, in their order (see the module docstring); after
     tests/conftest.py's order, which they keep otherwise."""
     items.sort(key=lambda item: "stack" not in getattr(item, "fixturenames", ()))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Receiver:
@@ -214,7 +208,7 @@ def _deployed_copy(tmp: Path) -> Path:
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     """Server, pool, limits, notification block and automations, and the deployments."""
     tmp = tmp_path_factory.mktemp("prefect-server")
-    port = _free_port()
+    port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AWS_", "REGISTRY_", "PREFECT_"))}

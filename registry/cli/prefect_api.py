@@ -6,9 +6,9 @@ it imports its server application into the command's process (2.4 s on a quiet m
 starts the server in a subprocess and waits for it (3.6 s) before the run can begin.
 :func:`temporary_prefect_api` starts the same server, the same way (the application run by
 uvicorn as an ephemeral server, without its UI, on the Prefect home's database:
-:mod:`registry._compat.prefect`), but as soon as
-the command knows it needs one: the server starts while the command imports its flows, and the
-command's process never imports the server. The command's Prefect client is pointed at it
+:mod:`registry._compat.prefect`), but as soon as the command knows it needs one: the server
+starts while the command imports its flows, and the command's process never imports the
+server. The command's Prefect client is pointed at it
 (``PREFECT_API_URL``, for this process only). When the command's flows are done, its logs and
 events still queued are sent, then the server is stopped.
 """
@@ -77,7 +77,9 @@ class TemporaryServer:
                 self.process.wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port that nothing listens on now (the temporary server's, and the
+    benchmarks' and tests' Prefect servers')."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -95,7 +97,7 @@ def temporary_prefect_api() -> Iterator[TemporaryServer | None]:
     if settings.api.url or not settings.server.ephemeral.enabled:
         yield None
         return
-    port = _free_port()
+    port = free_port()
     command, server_env = temporary_server_command(port)
     server = TemporaryServer(
         process=subprocess.Popen(command, env={
