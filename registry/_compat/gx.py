@@ -228,10 +228,11 @@ _CONDITION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONDITION_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 
-def condition_names(row_condition: str) -> set[str]:
-    """Every name a pandas query condition mentions, outside its quoted text (column names,
-    and words such as ``and`` or ``isnull`` that name no column)."""
-    return set(_CONDITION_NAME.findall(_CONDITION_QUOTED.sub("", row_condition)))
+def condition_names(row_condition: str) -> list[str]:
+    """Every name a pandas query condition mentions, outside its quoted text, in first-mention
+    order: column names, and words such as ``and`` or ``isnull`` that name no column (what a
+    suite reads: :meth:`registry.quality.suites.Suite.columns`)."""
+    return list(dict.fromkeys(_CONDITION_NAME.findall(_CONDITION_QUOTED.sub("", row_condition))))
 
 
 def _condition_text(row_condition: Any) -> str | None:
@@ -274,7 +275,7 @@ def _row_conditions_filtered_once(engine_class: type) -> None:
         kept = engine.__dict__.setdefault(_FILTERED, {})
         if key not in kept:
             if column is not None:
-                names = condition_names(text) | {column}
+                names = {column, *condition_names(text)}
                 data = data[[c for c in data.columns if c in names]]
             kept[key] = apply_filter(engine, data, row_condition, domain_kwargs)
         return kept[key]

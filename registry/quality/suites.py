@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -27,6 +26,7 @@ from typing import Any
 
 import polars as pl
 
+from registry._compat.gx import condition_names
 from registry.config.pii import MOBILE_PATTERN, RESIDENT_ID_PATTERN
 from registry.config.quality import QualityConfig
 from registry.config.score_model import ScoreModel
@@ -36,7 +36,8 @@ from registry.config.score_model import ScoreModel
 LIST_JOIN = "|"
 COMPLETE_LIST_SCOPE = "complete_list"
 _SUITE_COLUMN_KEYS = ("column", "column_A", "column_B")
-_CONDITION_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Words of a pandas query condition that name no column.
+_CONDITION_WORDS = frozenset({"isnull", "notnull", "and", "or", "not"})
 # Checks of a column's range or date window. A column empty throughout the batch has no value
 # for them to judge, and Great Expectations fails them with an observed value of None.
 _RANGE_CHECKS = frozenset({
@@ -76,8 +77,8 @@ class Suite:
                 seen[column] = None
             condition = kwargs.get("row_condition")
             if condition:
-                for word in _CONDITION_COLUMN.findall(re.sub(r'"[^"]*"', "", condition)):
-                    if word not in ("isnull", "notnull", "and", "or", "not"):
+                for word in condition_names(condition):
+                    if word not in _CONDITION_WORDS:
                         seen[word] = None
         return list(seen)
 
