@@ -42,7 +42,8 @@ def test_without_an_api_a_server_answers_within_the_block_and_is_gone_after(
 
 
 def test_a_server_that_cannot_start_is_told_as_unavailable(prefect_home, monkeypatch) -> None:
-    monkeypatch.setattr(prefect_compat, "SERVER_APP", "registry_no_such_module:create_app")
+    monkeypatch.setattr(prefect_compat, "TEMPORARY_SERVER_APP",
+                        "registry_no_such_module:create_app")
     with (temporary_settings(restore_defaults={PREFECT_API_URL}),
           prefect_api.temporary_prefect_api() as server,
           pytest.raises(prefect_api.PrefectApiUnavailable) as raised):
@@ -53,3 +54,71 @@ def test_a_server_that_cannot_start_is_told_as_unavailable(prefect_home, monkeyp
     assert failure is not None and failure.exit_code == EXIT_UNAVAILABLE
     assert failure.zh.startswith("Prefect 临时服务无法启动") and "PREFECT_API_URL" in failure.en
     assert server.process.poll() is not None
+
+
+# -- the temporary server's answer when its database is busy ------------------------------------
+
+
+class _BusyThenFree:
+    """A Starlette-like application that answers 503 ``busy`` times, raising after each 503
+    as Starlette's error middleware does, then 201 with the request's body; it rewrites the
+    scope it is given, as Starlette's routing does."""
+
+    def __init__(self, busy: int) -> None:
+        self.busy = busy
+        self.calls: list[tuple[str, bytes]] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        message = await receive()
+        self.calls.append((scope["path"], message["body"]))
+        scope["path"] = "/rewritten"
+        if len(self.calls) <= self.busy:
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b'{"exception_message": '
+                        b'"Service Unavailable"}'})
+            raise RuntimeError("database is locked")
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b"created:", "more_body": True})
+        await send({"type": "http.response.body", "body": message["body"]})
+
+
+def _post(app, body: bytes):
+    import asyncio
+
+    import httpx
+
+    async def posted():
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            return await client.post("/api/task_runs/", content=body)
+
+    return asyncio.run(posted())
+
+
+def test_a_request_answered_busy_is_answered_again_in_the_server(monkeypatch) -> None:
+    monkeypatch.setattr(prefect_compat.RetriedWhenBusy, "PAUSES_S", (0.001, 0.002, 0.003))
+    app = _BusyThenFree(busy=2)
+    response = _post(prefect_compat.RetriedWhenBusy(app), b'{"name": "publish"}')
+    assert response.status_code == 201
+    assert response.content == b'created:{"name": "publish"}'
+    # Each run saw the same request: its path as sent (not as the last run rewrote it), its
+    # whole body.
+    assert app.calls == [("/api/task_runs/", b'{"name": "publish"}')] * 3
+
+
+def test_a_request_busy_every_time_reaches_the_client_as_busy(monkeypatch) -> None:
+    monkeypatch.setattr(prefect_compat.RetriedWhenBusy, "PAUSES_S", (0.001, 0.002))
+    app = _BusyThenFree(busy=10)
+    response = _post(prefect_compat.RetriedWhenBusy(app), b"{}")
+    # Prefect's client then retries it as it always has.
+    assert response.status_code == 503
+    assert response.json() == {"exception_message": "Service Unavailable"}
+    assert len(app.calls) == 3
+
+
+def test_any_other_answer_is_sent_as_it_is_given(monkeypatch) -> None:
+    monkeypatch.setattr(prefect_compat.RetriedWhenBusy, "PAUSES_S", (0.001,))
+    app = _BusyThenFree(busy=0)
+    response = _post(prefect_compat.RetriedWhenBusy(app), b"x" * 100_000)
+    assert response.status_code == 201 and response.content == b"created:" + b"x" * 100_000
+    assert len(app.calls) == 1
