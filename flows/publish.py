@@ -21,7 +21,7 @@ from flows.summary import held_batches_now, run_summary_markdown
 from registry.config.settings import load_settings
 from registry.orchestration import PUBLISH_LIMIT, announce_snapshot
 from registry.progress import ProgressCallback
-from registry.publish import PublishResult, publish_snapshot
+from registry.publish import PublishResult, publish_snapshot, unchanged_publication
 from registry.storage import open_storage
 
 ARTIFACT_KEY = "registry-publish"
@@ -35,6 +35,15 @@ def publish_snapshot_task(as_of: date | None, progress: ProgressCallback | None 
     settings = load_settings()
     return publish_snapshot(open_storage(settings), settings, as_of=as_of, progress=progress,
                             full=full, only_if_changed=only_if_changed)
+
+
+def latest_if_unchanged(as_of: date | None = None) -> PublishResult | None:
+    """Latest's description when a publication now would give its snapshot again
+    (:func:`registry.publish.unchanged_publication`, read without writing), else None: then
+    only :func:`publish_flow` decides, under the single-writer slot. Not a task: a run with
+    nothing new asks it once and starts nothing."""
+    settings = load_settings()
+    return unchanged_publication(open_storage(settings), settings, as_of)
 
 
 @task(name="announce-snapshot", cache_policy=NO_CACHE)

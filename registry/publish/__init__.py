@@ -19,6 +19,7 @@ from registry.publish.protocol import (
     RegistrySuiteFailed,
     publish_snapshot,
     recover_latest,
+    unchanged_publication,
 )
 from registry.publish.rollback import rollback_snapshot
 from registry.publish.tables import snapshot_tables
@@ -38,4 +39,5 @@ __all__ = [
     "remove_uncommitted_batches",
     "rollback_snapshot",
     "snapshot_tables",
+    "unchanged_publication",
 ]

@@ -216,6 +216,29 @@ def unchanged_latest(storage: Storage, settings: Settings, latest: LatestPointer
     return manifest if same else None
 
 
+def publication_date(now: datetime) -> date:
+    """The ``as_of`` a publication at ``now`` scores as of when none is given: that day in
+    Asia/Shanghai."""
+    return now.astimezone(COUNCIL_TIMEZONE).date()
+
+
+def unchanged_publication(storage: Storage, settings: Settings,
+                          as_of: date | None = None) -> PublishResult | None:
+    """What ``publish_snapshot(..., only_if_changed=True)`` would answer without publishing,
+    when that can be told without writing anything: latest's description (``published``
+    False) when latest is the head of the commit log and publishing now would give its
+    snapshot again (:func:`unchanged_latest`). None when a publication has to decide: something
+    may be new, or latest is behind the log (the publisher moves it forward first). Reads
+    latest, the next log entry, the state's pointer, one journal listing and latest's
+    manifest."""
+    as_of = as_of or publication_date(datetime.now(UTC))
+    current = read_latest(storage)
+    if current is None or read_log_entry(storage, current[0].seq + 1) is not None:
+        return None
+    manifest = unchanged_latest(storage, settings, current[0], as_of)
+    return None if manifest is None else _latest_result(current[0], manifest, storage)
+
+
 def _latest_result(latest: LatestPointer, manifest: Manifest, storage: Storage) -> PublishResult:
     report = report_key(manifest.snapshot_id)
     return PublishResult(
@@ -323,7 +346,7 @@ def publish_snapshot(
     # store that really enforces create-if-absent and compare-and-swap.
     probe_capabilities(storage).require()
     now = datetime.now(UTC)
-    as_of = as_of or now.astimezone(COUNCIL_TIMEZONE).date()
+    as_of = as_of or publication_date(now)
     latest = recover_latest(storage)
     previous = latest.snapshot_id if latest else None
     seq = (latest.seq if latest else 0) + 1

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from staged_rows import AS_OF, complaint, merchant, settings, stage_batch, uscc
 
 from registry import ledger
-from registry.publish import publish_snapshot
+from registry.publish import publish_snapshot, unchanged_publication
 from registry.publish.state import read_pointer
 from registry.publish.tables import snapshot_tables
 from registry.snapshot.reader import open_snapshot, read_log
@@ -149,12 +149,17 @@ def test_a_run_with_nothing_new_leaves_latest_as_it_is(tmp_path, settings):
     _world(storage)
     first = publish_snapshot(storage, settings, as_of=AS_OF, only_if_changed=True)
     assert first.published
+    # What the pipeline asks first, reading only (and then starts no publication).
+    assert unchanged_publication(storage, settings, AS_OF) == publish_snapshot(
+        storage, settings, as_of=AS_OF, only_if_changed=True)
     idle = publish_snapshot(storage, settings, as_of=AS_OF, only_if_changed=True)
     assert not idle.published and idle.snapshot_id == first.snapshot_id
     assert idle.rows == first.rows and len(read_log(storage)) == 1
+    assert unchanged_publication(storage, settings, AS_OF + timedelta(days=1)) is None
 
     stage_batch(storage, "merchants", "JS", "20261130T020000Z-js2",
                 [merchant(filing_id="JS-1", uscc=JS_1, status="revoked", city="南京")])
+    assert unchanged_publication(storage, settings, AS_OF) is None
     after_upload = publish_snapshot(storage, settings, as_of=AS_OF, only_if_changed=True)
     assert after_upload.published and _row(storage, after_upload.snapshot_id, JS_1) is None
     next_day = publish_snapshot(storage, settings, as_of=AS_OF + timedelta(days=1),
