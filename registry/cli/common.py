@@ -46,6 +46,15 @@ def command_flow_runs() -> Iterator[None]:
             # while the server starts.
             import flows.pipeline  # noqa: F401
 
+            if not server.answers():
+                # Then, while it still starts (seconds: it imports Prefect's whole server, in
+                # its own process), what the runs' first gate would import: Great
+                # Expectations and pandera, also seconds, now paid on another core.
+                from registry.ingest.validation import load_pandera
+                from registry.quality.runner import load_great_expectations
+
+                load_great_expectations()
+                load_pandera()
             server.wait_until_healthy()
         yield
 

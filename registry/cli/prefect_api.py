@@ -42,6 +42,15 @@ class TemporaryServer:
     api_url: str
     timeout_s: float
 
+    def answers(self) -> bool:
+        """Whether the server answers its health check now (one try, no wait)."""
+        import httpx
+
+        try:
+            return httpx.get(f"{self.api_url}/health", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def wait_until_healthy(self) -> None:
         """Return once the server answers its health check. Raises
         :class:`PrefectApiUnavailable` (in Chinese and English) if it exits first or does not

@@ -197,13 +197,20 @@ def row_errors(checked: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
 # pandera: the schema of staged data
 
 
+def load_pandera() -> None:
+    """Import pandera's polars API, as the first :func:`staged_schema` would: for a caller
+    with idle time before it."""
+    import pandera.polars  # noqa: F401
+
+
 def staged_schema(contract: Contract) -> pa.DataFrameSchema:
     """The pandera-polars schema every staged batch of ``contract`` satisfies: its dtypes,
     required columns non-null, enum values canonical, ranges, USCC length, and the natural key
     unique within the batch.
 
     pandera (and with it pandas) is imported here, when a batch is about to be staged: a run
-    with nothing to ingest, and ``registry check``, never load it."""
+    with nothing to ingest, and ``registry check``, never load it (unless they wait for a
+    temporary Prefect server meanwhile: :func:`load_pandera`)."""
     import pandera.polars as pa
 
     columns: dict[str, pa.Column] = {}

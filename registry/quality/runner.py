@@ -279,6 +279,12 @@ def suite_result(
     )
 
 
+def load_great_expectations() -> None:
+    """Import Great Expectations, patched (:mod:`registry._compat.gx`), as the first run would:
+    for a caller with idle time before it (seconds of imports)."""
+    gx_internals.patched()
+
+
 def _pandas_frame(frame: pl.DataFrame) -> Any:
     """``frame`` as the pandas frame Great Expectations validates: numbers as NumPy columns
     (nulls as NaN), which GX compares vectorised (on Arrow-backed numbers it calls a Python
