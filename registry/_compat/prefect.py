@@ -93,12 +93,11 @@ class RetriedWhenBusy:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
-        for pause in (*self.PAUSES_S, None):
-            if not await self._answered(scope, bytes(body), receive, send,
-                                        last=pause is None):
-                await asyncio.sleep(pause)
-                continue
-            return
+        for pause in self.PAUSES_S:
+            if await self._answered(scope, bytes(body), receive, send, last=False):
+                return
+            await asyncio.sleep(pause)
+        await self._answered(scope, bytes(body), receive, send, last=True)
 
     async def _answered(self, scope: Scope, body: bytes, receive: Receive, send: Send, *,
                         last: bool) -> bool:

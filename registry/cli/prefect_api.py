@@ -47,7 +47,7 @@ class TemporaryServer:
         import httpx
 
         try:
-            return httpx.get(f"{self.api_url}/health", timeout=0.5).status_code == 200
+            return httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -56,24 +56,20 @@ class TemporaryServer:
         :class:`PrefectApiUnavailable` (in Chinese and English) if it exits first or does not
         answer within its start-up timeout (``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS``,
         as for Prefect's own)."""
-        import httpx
-
         deadline = time.monotonic() + self.timeout_s
-        with httpx.Client() as client:
-            while True:
-                if self.process.poll() is not None:
-                    raise PrefectApiUnavailable(
-                        f"Prefect 临时服务启动失败（退出码 {self.process.returncode}）/ Prefect's "
-                        f"temporary server exited with code {self.process.returncode} while "
-                        "starting")
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise PrefectApiUnavailable(
-                        f"Prefect 临时服务 {self.timeout_s:.0f} 秒内未就绪 / Prefect's temporary "
-                        f"server did not answer within {self.timeout_s:.0f} s at {self.api_url}")
-                time.sleep(_POLL_S)
+        while True:
+            if self.process.poll() is not None:
+                raise PrefectApiUnavailable(
+                    f"Prefect 临时服务启动失败（退出码 {self.process.returncode}）/ Prefect's "
+                    f"temporary server exited with code {self.process.returncode} while "
+                    "starting")
+            if self.answers():
+                return
+            if time.monotonic() > deadline:
+                raise PrefectApiUnavailable(
+                    f"Prefect 临时服务 {self.timeout_s:.0f} 秒内未就绪 / Prefect's temporary "
+                    f"server did not answer within {self.timeout_s:.0f} s at {self.api_url}")
+            time.sleep(_POLL_S)
 
     def stop(self) -> None:
         """Stop the server (terminate, then kill after 5 s); safe to call twice."""
