@@ -57,8 +57,8 @@ from registry.demo.samples import DEFAULT_SEED, SampleFile
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-TARGETS = {"S": {"speedup_vs_reference": 10.0},
-           "M": {"ratio": 8.0, "peak_rss_mb": 3072},
+TARGETS = {"S": {"speedup_vs_reference": 10.0, "pipeline_gx_share": 0.20},
+           "M": {"ratio": 8.0, "peak_rss_mb": 3072, "pipeline_gx_share": 0.20},
            "L": {"completed": True, "peak_rss_mb": 8192}}
 # Tier L runs the pipeline once, through the flow (the library runs would double its hours), and
 # stops a stage whose process tree passes this: the machine is shared.
@@ -66,6 +66,7 @@ L_DEFAULT_RSS_LIMIT_MB = 13000
 _RESULT_TAG = "BENCH-STAGE-RESULT "
 # Functions that run Great Expectations, timed when the tree has them.
 _GX_FUNCTIONS = ("registry.quality.runner:suite_result",
+                 "registry.quality.runner:load_great_expectations",
                  "registry.quality.data_docs:upload_data_docs",
                  "registry.quality:suite_result", "registry.quality:upload_data_docs")
 
@@ -73,12 +74,41 @@ _GX_FUNCTIONS = ("registry.quality.runner:suite_result",
 # -- inside a stage subprocess ------------------------------------------------------------------
 
 
-def _time_gx_calls() -> dict[str, float]:
-    """Wrap the functions that run Great Expectations so their time adds up in the result."""
+class _GxCalls:
+    """The wall-time intervals spent in the functions that run Great Expectations (their
+    import included), gathered from every thread of a stage."""
+
+    def __init__(self) -> None:
+        self.intervals: list[tuple[float, float]] = []
+        self.by_function: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, function: str, started: float, ended: float) -> None:
+        with self._lock:
+            self.intervals.append((started, ended))
+            self.by_function[function] += ended - started
+
+    def result(self) -> dict[str, Any]:
+        """``gx_s``: the wall time during which at least one of them ran (the union of the
+        intervals). In the ingest flow, uploads are gated in threads that wait for one another
+        (``ONE_RUN_AT_A_TIME``) and the GX import overlaps the Prefect server's start: a sum
+        of the calls' times would count the waits twice, the union counts every second of GX
+        once, waiting included, and nothing else."""
+        union, reach = 0.0, float("-inf")
+        for started, ended in sorted(self.intervals):
+            if ended > reach:
+                union += ended - max(started, reach)
+                reach = ended
+        return {"gx_s": union, "gx_calls": len(self.intervals),
+                "gx_by_function": {k: round(v, 3) for k, v in self.by_function.items()}}
+
+
+def _time_gx_calls() -> _GxCalls:
+    """Wrap the functions that run Great Expectations so that their time adds up in the
+    result."""
     import importlib
 
-    spent = {"gx_s": 0.0, "gx_calls": 0}
-    lock = threading.Lock()
+    calls = _GxCalls()
     for target in _GX_FUNCTIONS:
         module_name, name = target.split(":")
         try:
@@ -89,17 +119,15 @@ def _time_gx_calls() -> dict[str, float]:
         if original is None:
             continue
 
-        def timed(*args: Any, _original=original, **kwargs: Any) -> Any:
+        def timed(*args: Any, _original=original, _name=name, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
                 return _original(*args, **kwargs)
             finally:
-                with lock:
-                    spent["gx_s"] += time.perf_counter() - started
-                    spent["gx_calls"] += 1
+                calls.add(_name, started, time.perf_counter())
 
         setattr(module, name, timed)
-    return spent
+    return calls
 
 
 def _floor(files: list[SampleFile], work: Path) -> dict[str, Any]:
@@ -173,7 +201,7 @@ def _stage(name: str, tier: str, seed: int, work: Path) -> dict[str, Any]:
         out = _published(publish_snapshot(open_storage(settings), settings, as_of=BENCH_TODAY))
     else:
         raise ValueError(f"unknown stage {name!r}")
-    return {"seconds": time.perf_counter() - started, **gx, **out}
+    return {"seconds": time.perf_counter() - started, **gx.result(), **out}
 
 
 # -- the harness -------------------------------------------------------------------------------
@@ -359,6 +387,10 @@ def _report(args: argparse.Namespace, files: list[SampleFile], bytes_in: int,
         "prefect_s": rounded(pipeline_s - library_s if library and completed else None),
         "prefect_share": _share(pipeline_s - library_s, pipeline_s)
         if library and completed else None,
+        # Great Expectations in the pipeline (the flow, one process) and in the library run
+        # (two processes, each importing it): wall seconds during which it ran.
+        "pipeline_gx_s": rounded(flow["gx_s"] if completed else None),
+        "pipeline_gx_share": _share(flow["gx_s"], pipeline_s) if completed else None,
         "gx_s": rounded(gx_s),
         "gx_share": _share(gx_s, library_s) if library else None,
         "gx_wired": (stages["ingest-lib"]["gx_calls"] + stages["publish-lib"]["gx_calls"] > 0)
@@ -402,10 +434,7 @@ def _print_table(report: dict[str, Any]) -> None:
     print(f"{'stage':<14}{'seconds':>10}{'x floor':>9}{'CPU s':>9}{'peak RSS MB':>13}"
           f"{'GX s':>8}")
     for name, stage in st.items():
-        # In the flow, GX calls overlap (and wait for one another): only the library runs'
-        # GX time is wall time.
-        gx = f"{stage['gx_s']:>8.2f}" if name.endswith("-lib") and "gx_s" in stage \
-            else f"{'-':>8}"
+        gx = f"{stage['gx_s']:>8.2f}" if "gx_s" in stage else f"{'-':>8}"
         print(f"{name:<14}{stage['seconds']:>10.2f}{stage['seconds'] / report['floor_s']:>9.2f}"
               f"{stage['process_cpu_s']:>9.2f}{stage['peak_rss_mb']:>13.0f}{gx}")
     if not report["completed"]:
@@ -413,7 +442,8 @@ def _print_table(report: dict[str, Any]) -> None:
     else:
         print(f"pipeline (registry run's flow): {report['pipeline_s']:.2f} s = "
               f"{report['ratio']:.2f} x floor (ingest {report['ingest_s']:.2f} s, publish "
-              f"{report['publish_s']:.2f} s); CPU {report['cpu_ratio']:.2f} x")
+              f"{report['publish_s']:.2f} s); CPU {report['cpu_ratio']:.2f} x; Great "
+              f"Expectations {report['pipeline_gx_s']:.2f} s ({report['pipeline_gx_share']:.0%})")
     if report["library_s"] is not None and report["completed"]:
         print(f"without Prefect {report['library_ratio']:.2f} x floor; Prefect orchestration: "
               f"{report['prefect_s']:.2f} s ({report['prefect_share']:.0%}); Great "
