@@ -44,6 +44,7 @@ from typing import Any, Literal
 import polars as pl
 
 from registry import ledger
+from registry.allocator import use_jemalloc
 from registry.config.contracts import LINEAGE_SCHEMA, load_contracts, load_vocabulary
 from registry.config.crashpoints import check_crash_setting, crash_point
 from registry.config.quality import load_quality_config
@@ -470,6 +471,7 @@ def ingest_object(storage: Storage, settings: Settings, key: str, *,
     which stops the batch).
     """
     check_crash_setting(settings)
+    use_jemalloc()
     now = datetime.now(UTC)
     parts = layout.landing_parts(key)
     regions = load_regions(settings.config_dir)

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from registry import __version__
+from registry.allocator import use_jemalloc
 from registry.config.contracts import load_contracts
 from registry.config.crashpoints import check_crash_setting, crash_point
 from registry.config.published import load_published_contracts
@@ -342,6 +343,7 @@ def publish_snapshot(
     """
     step = progress or (lambda _description, _done, _total: None)
     check_crash_setting(settings)
+    use_jemalloc()
     # Before anything is written (recovering latest included): the protocol is only safe on a
     # store that really enforces create-if-absent and compare-and-swap.
     probe_capabilities(storage).require()
