@@ -4,8 +4,11 @@ versions it was written for and checks the installed version when it is applied,
 
 - :mod:`.gx` (great-expectations >=1.24,<1.25): the pandas batch fingerprint turned off
   (``HASH_THRESHOLD``); one Jinja bytecode cache shared by every Data Docs view
-  (``DefaultJinjaView``); the execution engine's copy of a batch let go after a run; one
-  validation run at a time (GX's suite-parameter parser is not thread-safe).
+  (``DefaultJinjaView``); an expectation's configuration built, and turned back into an
+  expectation, once per dependency lookup; metric ids of plain kwargs written without GX's
+  conversion (``IDDict.to_id``); rows filtered by a condition once per run; the execution
+  engine's copy of a batch let go after a run; one validation run at a time (GX's
+  suite-parameter parser is not thread-safe); the import without what the registry never uses.
 - :mod:`.opencc` (opencc >=1.4,<1.5): the C API of the package's extension module, called with
   ctypes so a conversion releases the GIL; the values of its ``.ocd2`` dictionaries, read by
   the file's layout.

@@ -224,6 +224,56 @@ def test_the_gate_s_shortcuts_give_great_expectations_own_answers(monkeypatch) -
         r.result.get("unexpected_percent") for r in plain.results]
 
 
+def test_a_metric_id_is_the_one_great_expectations_writes(monkeypatch) -> None:
+    """Every id GX asks of its kwargs while the gate validates staged batches and the registry
+    suite (plain kwargs written as JSON directly, the rest converted as GX does) is the id GX's
+    own ``to_id`` gives; and the direct way is taken for most of them."""
+    from great_expectations.core.id_dict import IDDict
+    from registry_rows import registry_merchants
+
+    from registry.config.score_model import load_score_model
+    from registry.quality.suites import registry_check_frame, registry_suite_parameters
+
+    gx.patched()
+    written = IDDict.to_id
+    own = written.__wrapped__
+    asked = {"ids": 0, "plain": 0}
+
+    def checked(id_dict, id_keys=None, id_ignore_keys=None):
+        asked["ids"] += 1
+        keys = set(id_dict) - set(id_dict._id_ignore_keys)
+        asked["plain"] += id_keys is None and len(keys) > 1 and all(
+            gx._plain(id_dict[k]) for k in keys)
+        answer = written(id_dict, id_keys, id_ignore_keys)
+        assert answer == own(id_dict, id_keys, id_ignore_keys), dict(id_dict)
+        return answer
+
+    monkeypatch.setattr(IDDict, "to_id", checked)
+    for _, frame, suite, params in _staged_runs():
+        runner.suite_result(frame, suite, params)
+    settings = Settings(_env_file=None)
+    model = load_score_model(settings.config_dir, 1).model
+    frame = registry_check_frame(pl.concat([
+        registry_merchants(uscc=f"91310000MA{n:08d}", **changes)
+        for n, changes in enumerate(_INCONSISTENT, start=3)]), model)
+    runner.suite_result(frame, load_suite(settings.expectations_dir, "registry_merchants"),
+                        registry_suite_parameters(model))
+    assert asked["plain"] > asked["ids"] / 2 > 100
+
+
+@pytest.mark.parametrize("value", [
+    float("nan"), {1: "a"}, {"a": {True: 1}}, {"a", "b"}, [1, float("nan")], date(2026, 1, 1),
+    b"x",
+])
+def test_kwargs_that_are_not_json_as_they_are_go_through_great_expectations(value) -> None:
+    from great_expectations.core.id_dict import IDDict
+
+    gx.patched()
+    id_dict = IDDict(column="name", value=value)
+    assert not gx._plain(value)
+    assert id_dict.to_id() == IDDict.to_id.__wrapped__(id_dict)
+
+
 def test_after_a_run_the_engine_keeps_neither_the_batch_nor_its_metrics() -> None:
     gx_module = gx.patched()
     _, frame, suite, params = _staged_runs()[1]
