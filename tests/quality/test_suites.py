@@ -210,3 +210,31 @@ def test_a_run_leaves_no_copy_of_the_batch_behind() -> None:
     assert result.success and result.rows == rows
     gc.collect()
     assert not any(isinstance(o, pd.DataFrame) and len(o) == rows for o in gc.get_objects())
+
+
+def test_a_table_of_many_chunks_is_validated_as_the_same_table_in_one() -> None:
+    """The registry suite on a table read back in parts (a chunk per row, as polars keeps
+    concatenated frames) answers as on the same table in one chunk; the frame it validates
+    holds each Arrow-backed column in one chunk, its numbers as NumPy."""
+    from registry.quality.runner import _pandas_frame
+
+    inconsistent = [{}, {"grade": "B"}, {"verdict": "listed"}, {"trusted": False},
+                    {"score": 95.0}, {"disqualifications": ["revoked"]}]
+    parts = [_registry(uscc=f"91310000MA{n:08d}", **changes)
+             for n, changes in enumerate(inconsistent * 3, start=3)]
+    chunked = registry_check_frame(pl.concat(parts, rechunk=False), MODEL)
+    assert chunked.n_chunks() == len(parts)
+    data = _pandas_frame(chunked)
+    for name in data.columns:
+        array = data[name].array
+        if isinstance(data[name].dtype, pd.ArrowDtype):
+            assert array._pa_array.num_chunks == 1, name
+        else:
+            assert data[name].dtype.kind in "fiu", name
+    pd.testing.assert_frame_equal(data, _pandas_frame(chunked.rechunk()))
+    suite = load_suite(SETTINGS.expectations_dir, "registry_merchants")
+    params = registry_suite_parameters(MODEL)
+    many, one = suite_result(chunked, suite, params), suite_result(chunked.rechunk(), suite, params)
+    assert not many.success and many.codes == one.codes
+    assert [(f.code, f.observed) for f in many.failures] == [
+        (f.code, f.observed) for f in one.failures]
