@@ -9,6 +9,8 @@ versions it was written for and checks the installed version when it is applied,
   conversion (``IDDict.to_id``); rows filtered by a condition once per run; the execution
   engine's copy of a batch let go after a run; one validation run at a time (GX's
   suite-parameter parser is not thread-safe); the import without what the registry never uses.
+- :mod:`.pandera` (pandera >=0.35,<0.36): ``pandera.polars`` imported with its data-synthesis
+  strategies loaded without hypothesis, a test tool it imports whenever installed.
 - :mod:`.opencc` (opencc >=1.4,<1.5): the C API of the package's extension module, called with
   ctypes so a conversion releases the GIL; the values of its ``.ocd2`` dictionaries, read by
   the file's layout.

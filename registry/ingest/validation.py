@@ -200,7 +200,9 @@ def row_errors(checked: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
 def load_pandera() -> None:
     """Import pandera's polars API, as the first :func:`staged_schema` would: for a caller
     with idle time before it."""
-    import pandera.polars  # noqa: F401
+    from registry._compat import pandera as pandera_internals
+
+    pandera_internals.imported()
 
 
 def staged_schema(contract: Contract) -> pa.DataFrameSchema:
@@ -210,8 +212,11 @@ def staged_schema(contract: Contract) -> pa.DataFrameSchema:
 
     pandera (and with it pandas) is imported here, when a batch is about to be staged: a run
     with nothing to ingest, and ``registry check``, never load it (unless they wait for a
-    temporary Prefect server meanwhile: :func:`load_pandera`)."""
-    import pandera.polars as pa
+    temporary Prefect server meanwhile: :func:`load_pandera`), with hypothesis hidden from it
+    (:mod:`registry._compat.pandera`)."""
+    from registry._compat import pandera as pandera_internals
+
+    pa = pandera_internals.imported()
 
     columns: dict[str, pa.Column] = {}
     for name, dtype in contract.staged_schema().items():

@@ -343,3 +343,39 @@ def _files(folder, path: str = ""):
             yield from _files(entry, f"{path}{entry.name}/")
         else:
             yield path + entry.name, entry
+
+
+_PANDERA = """
+import sys
+if sys.argv[1] == "hypothesis first":
+    import hypothesis  # noqa: F401
+import polars as pl
+from registry._compat import pandera as pandera_internals
+pa = pandera_internals.imported()
+schema = pa.DataFrameSchema({"n": pa.Column(int, pa.Check.ge(0))})
+schema.validate(pl.DataFrame({"n": [1, 2]}))
+try:
+    schema.validate(pl.DataFrame({"n": [-1]}))
+except pa.errors.SchemaError:
+    refused = True
+else:
+    refused = False
+strategies = sys.modules["pandera.strategies.base_strategies"]
+print(refused, "hypothesis" in sys.modules, strategies.HAS_HYPOTHESIS)
+"""
+
+
+@pytest.mark.parametrize(("first", "expected"), [
+    ("nothing first", ["True", "False", "False"]),
+    ("hypothesis first", ["True", "True", "True"]),
+])
+def test_pandera_validates_without_importing_hypothesis(first, expected) -> None:
+    """pandera's built-in checks register and refuse as before; hypothesis, a test tool that
+    pandera imports for its data-synthesis strategies when installed, is not imported, unless
+    the process imported it already (then pandera's strategies have it)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PANDERA, first], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == expected, done.stderr
