@@ -3,9 +3,10 @@
 pyarrow's default pool on Linux is mimalloc. The registry gate hands Great Expectations Arrow-
 backed pandas frames, and each row condition takes its rows of every column: on tier M's
 791,036 merchants, 210 takes and 1.24 GB of new Arrow buffers per run. The first such run in
-a process took 4.4-4.8 s with mimalloc and 2.8-2.9 s with jemalloc (peak RSS 1.97 against
-1.83 GB); a second run in the same process 2.3-2.5 s against 2.8 s. A publication runs the
-gate once per process (once per USCC range), so the first run is the one that counts.
+a process (its text columns joined into one chunk, as the gate hands them) took 4.4-4.8 s with
+mimalloc and 2.8-2.9 s with jemalloc (peak RSS 1.97 against 1.83 GB); a second run in the same
+process 2.3-2.5 s against 2.8 s. A publication runs the gate once per USCC range, so the first
+run is the one that counts.
 
 :func:`use_jemalloc` makes jemalloc pyarrow's default pool, once per process, unless the
 operator chose one (``ARROW_DEFAULT_MEMORY_POOL``, which Arrow itself reads) or this pyarrow
