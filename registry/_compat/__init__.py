@@ -11,6 +11,8 @@ versions it was written for and checks the installed version when it is applied,
   suite-parameter parser is not thread-safe); the import without what the registry never uses.
 - :mod:`.pandera` (pandera >=0.35,<0.36): ``pandera.polars`` imported with its data-synthesis
   strategies loaded without hypothesis, a test tool it imports whenever installed.
+- :mod:`.imports`: importing a library with some modules hidden or loaded on first use, the
+  mechanism of the two items above.
 - :mod:`.opencc` (opencc >=1.4,<1.5): the C API of the package's extension module, called with
   ctypes so a conversion releases the GIL; the values of its ``.ocd2`` dictionaries, read by
   the file's layout.

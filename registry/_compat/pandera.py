@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.abc
 import sys
 import threading
 from types import ModuleType
-from typing import Any
 
+from registry._compat.imports import imports_without
 from registry._compat.versions import SupportedVersions
 
 SUPPORTED = SupportedVersions("pandera", "0.35", "0.36", patches=__name__)
@@ -29,16 +28,6 @@ SUPPORTED = SupportedVersions("pandera", "0.35", "0.36", patches=__name__)
 # The module of pandera that imports hypothesis when it is installed (module docstring).
 STRATEGIES = "pandera.strategies.base_strategies"
 HIDDEN = "hypothesis"
-
-
-class _WithoutHypothesis(importlib.abc.MetaPathFinder):
-    """While installed, :data:`HIDDEN` and its submodules are not found."""
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname.split(".")[0] == HIDDEN:
-            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
-        return None
-
 
 _IMPORTING = threading.Lock()
 
@@ -55,10 +44,6 @@ def imported() -> ModuleType:
 def _imported() -> ModuleType:
     SUPPORTED.check()
     if STRATEGIES not in sys.modules and HIDDEN not in sys.modules:
-        finder = _WithoutHypothesis()
-        sys.meta_path.insert(0, finder)
-        try:
+        with imports_without(hidden=(HIDDEN,)):
             importlib.import_module(STRATEGIES)
-        finally:
-            sys.meta_path.remove(finder)
     return importlib.import_module("pandera.polars")
