@@ -16,6 +16,7 @@ other threads allocate is safe. Polars allocates with its own allocator and is u
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -25,28 +26,27 @@ log = logging.getLogger(__name__)
 # Arrow's own setting: when set, the operator's pool stands.
 POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 
+# Uploads are ingested in threads: the first of them switches the pool, the others wait.
 _SWITCHING = threading.Lock()
-_switched = False
 
 
 def use_jemalloc() -> None:
-    """Make jemalloc pyarrow's default memory pool (module docstring); called at the start of
-    an upload's ingest and of a publication."""
-    global _switched
-    if _switched:
-        return
+    """Make jemalloc pyarrow's default memory pool, once per process (module docstring);
+    called at the start of an upload's ingest and of a publication."""
     with _SWITCHING:
-        if _switched:
-            return
-        _switched = True
-        if os.environ.get(POOL_ENV):
-            return
-        import pyarrow as pa
+        _use_jemalloc()
 
-        try:
-            pool = pa.jemalloc_memory_pool()
-        except NotImplementedError:
-            log.debug("pyarrow was built without jemalloc: keeping %s",
-                      pa.default_memory_pool().backend_name)
-            return
-        pa.set_memory_pool(pool)
+
+@functools.cache
+def _use_jemalloc() -> None:
+    if os.environ.get(POOL_ENV):
+        return
+    import pyarrow as pa
+
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        log.debug("pyarrow was built without jemalloc: keeping %s",
+                  pa.default_memory_pool().backend_name)
+        return
+    pa.set_memory_pool(pool)
