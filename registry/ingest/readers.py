@@ -52,6 +52,8 @@ _ZIP_OTHERS = (("word/document.xml", "word"), ("ppt/presentation.xml", "powerpoi
 # Names councils give workbooks: a file so named that reads as no text is a damaged workbook.
 _WORKBOOK_NAME = re.compile(r"(?i)\.(xlsx|xlsm|xls|et)$")
 _SAMPLE_BYTES = 64 * 1024
+# A number written out with more digits than the 15 Excel keeps (_long_numbers_as_kept).
+_LONG_DIGITS = r"^\d{16,}$"
 _FIRST_VISIBLE = re.compile(rb"\s*(\S)")
 # Encodings a council's CSV plausibly uses; charset-normalizer picks among these.
 _CANDIDATE_ENCODINGS = ["utf_8", "gb18030", "big5", "utf_16"]
@@ -176,7 +178,7 @@ def _spreadsheet_table(
             raise rj.FileRejected(rj.NO_DATA_ROWS)
         name = chosen
         sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
-        grid = sheet.to_polars()
+        grid = _long_numbers_as_kept(reader, name, sheet.to_polars())
     except rj.FileRejected:
         raise
     except Exception as exc:  # fastexcel raises its own hierarchy for damaged or locked files
@@ -194,6 +196,41 @@ def _spreadsheet_table(
     )
     rows, notes = _without_blanks_and_footer(rows)
     return UploadTable(format=fmt, header=header, rows=rows, sheet=name, notes=notes)
+
+
+def _long_numbers_as_kept(reader: fastexcel.ExcelReader, sheet: str, grid: pl.DataFrame
+                          ) -> pl.DataFrame:
+    """``grid`` (the sheet as text) with every number cell of more than 15 digits written as
+    Excel shows it in scientific notation (``9.13100006073574E+17``), not as fastexcel writes
+    the number out (``913100006073574016``).
+
+    Excel keeps 15 significant digits of a number: an 18-digit USCC or a 19-digit complaint
+    number typed into a number cell has lost its last digits, and the digits fastexcel writes
+    out after the 15th were never typed by anyone. Written out they can even pass a code's
+    check characters and name someone else; in scientific notation they are what the cell
+    holds, and :mod:`registry.ingest.validation` refuses them as cut short. A text cell of the
+    same digits is left as it is: which cells are numbers is read again, for the columns
+    holding such digits only (their cells as booleans: fastexcel gives a number cell a value
+    and a text cell none)."""
+    long_digits = pl.col(grid.columns).str.contains(_LONG_DIGITS).any()
+    found = grid.select(long_digits).row(0) if grid.height else ()
+    columns = [i for i, hit in enumerate(found) if hit]
+    if not columns:
+        return grid
+    cells, _ = reader.load_sheet(sheet, header_row=None, skip_rows=0, use_columns=columns,
+                                 dtypes=dict.fromkeys(columns, "boolean")
+                                 ).to_arrow_with_errors()
+    if cells.num_rows != grid.height:
+        raise rj.FileRejected(rj.WORKBOOK_DAMAGED)
+    written = []
+    for i, number in zip(columns, cells.columns, strict=True):
+        text = grid.get_column(grid.columns[i])
+        cut = (pl.Series(number).is_not_null() & text.str.contains(_LONG_DIGITS)).fill_null(False)
+        at = cut.arg_true()
+        if at.len():
+            kept = [repr(float(digits)).upper() for digits in text.gather(at)]
+            written.append(text.clone().scatter(at, pl.Series(kept, dtype=pl.String)))
+    return grid.with_columns(written) if written else grid
 
 
 def _text_table(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:

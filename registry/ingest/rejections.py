@@ -40,6 +40,7 @@ NOT_A_SPREADSHEET = "NOT_A_SPREADSHEET"
 REQUIRED_MISSING = "REQUIRED_MISSING"
 CONDITIONAL_REQUIRED_MISSING = "CONDITIONAL_REQUIRED_MISSING"
 USCC_INVALID = "USCC_INVALID"
+NUMBER_SHORTENED = "NUMBER_SHORTENED"
 DATE_INVALID = "DATE_INVALID"
 DATE_IN_FUTURE = "DATE_IN_FUTURE"
 DATE_ORDER_INVALID = "DATE_ORDER_INVALID"
@@ -209,6 +210,15 @@ ROW_MESSAGES: dict[str, tuple[str, str]] = {
         "「{column}」的值「{value}」不是有效的统一社会信用代码（18位，校验位需正确）。",
         "'{column}' value '{value}' is not a valid unified social credit code (18 characters "
         "with correct check characters).",
+    ),
+    NUMBER_SHORTENED: (
+        "「{column}」的值「{value}」是科学计数法的数字：表格软件把这一列当成了数字，"
+        "数字最多只保留 15 位，超出的位数已经丢失，文件里已找不回原来的代码。"
+        "请把这一列的单元格格式设为“文本”，重新输入完整的代码后再上传。",
+        "'{column}' value '{value}' is a number in scientific notation: the spreadsheet took "
+        "the column for numbers, which keep at most 15 digits, so the code's other digits are "
+        "lost and the file no longer holds them. Format the column's cells as Text, type the "
+        "full codes again and upload the file.",
     ),
     DATE_INVALID: (
         "「{column}」的值「{value}」不是可识别的日期。"

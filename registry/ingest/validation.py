@@ -47,6 +47,10 @@ _PARSE_CODES = {
 # Columns a clerk types free text into. A phone or resident ID number there is personal data in
 # the wrong place (PII columns are the only place for it): PII_IN_TEXT.
 _FREE_TEXT = ("string", "list")
+# A number in scientific notation (9.13100006073574E+17), where a code belongs: a spreadsheet
+# kept the column as numbers and cut the code to 15 digits. A CSV export writes it so, and the
+# reader writes a workbook's number cells so (registry.ingest.readers._long_numbers_as_kept).
+_SCIENTIFIC = r"^[+-]?\d+(\.\d+)?[eE][+-]?\d+$"
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,16 @@ def _shown(col: ColumnSpec) -> pl.Expr:
     return text
 
 
+def _is_code(col: ColumnSpec, contract: Contract) -> bool:
+    """A column of codes (a USCC, or a part of the natural key) that a spreadsheet's number
+    format can cut short."""
+    return col.dtype == "uscc" or col.name in contract.natural_key
+
+
+def _shortened(col: ColumnSpec) -> pl.Expr:
+    return _text(col.name).str.contains(_SCIENTIFIC)
+
+
 def _column_rules(
     col: ColumnSpec, contract: Contract, region: str, region_label: str, today: date
 ) -> list[Rule]:
@@ -100,8 +114,11 @@ def _column_rules(
         if col.dtype == "enum":
             detail = "; ".join(f"{k} ({'/'.join(v)})" for k, v in (col.values or {}).items())
         rule(_PARSE_CODES[col.dtype], present & value.is_null(), detail)
+    shortened = _shortened(col) if _is_code(col, contract) else pl.lit(False)
+    if _is_code(col, contract):
+        rule(rj.NUMBER_SHORTENED, present & shortened)
     if col.dtype == "uscc":
-        rule(rj.USCC_INVALID, present & ~uscc_is_valid(value))
+        rule(rj.USCC_INVALID, present & ~uscc_is_valid(value) & ~shortened)
     if col.dtype in ("list", "country_list"):
         rule(rj.LIST_EMPTY, present & (value.list.len() == 0))
     if col.dtype == "country_list":
@@ -130,7 +147,9 @@ def _duplicate_key_rule(contract: Contract) -> Rule | None:
     keys = [contract.by_name[k] for k in contract.natural_key if k != "region"]
     if not keys:
         return None
-    complete = pl.all_horizontal(pl.col(k.name).is_not_null() for k in keys)
+    # A key cut short by a spreadsheet is refused as such; its copies are not copies of what
+    # the council typed.
+    complete = pl.all_horizontal(pl.col(k.name).is_not_null() & ~_shortened(k) for k in keys)
     # Every copy is rejected: the file does not say which copy the council meant. (A struct
     # of one column hashes slower than the column.)
     key = pl.col(keys[0].name) if len(keys) == 1 else pl.struct(k.name for k in keys)

@@ -136,7 +136,8 @@ def check_failure(expectation_type: str, kwargs: Mapping[str, Any], meta: Mappin
     mostly = kwargs.get("mostly")
     values = {
         **context,
-        **{k: _jsonable(v) for k, v in kwargs.items()},
+        # An unset bound (None) leaves the context's wording of it ("∞") in place.
+        **{k: _jsonable(v) for k, v in kwargs.items() if v is not None or k not in context},
         "column": column,
         "observed": _jsonable(observed),
         "unexpected_count": result.get("unexpected_count"),

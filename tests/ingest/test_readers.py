@@ -84,6 +84,26 @@ def test_xlsx_first_sheet_with_data_title_rows_and_excel_row_numbers() -> None:
     assert [n.row for n in table.notes] == [9]
 
 
+def test_a_number_cell_longer_than_excel_keeps_reads_as_excel_shows_it() -> None:
+    """A number cell of more than 15 digits is written in scientific notation, as the number
+    Excel holds; a text cell of the same digits, and a shorter number, read as typed."""
+    def write(sheet) -> None:
+        sheet.write_row(0, 0, HEADER.split(","))
+        rows = [("T1", 913100006073573565.0), ("T2", "913100006073573565"), ("T3", 12345.0),
+                ("T4", 9.1310000607357e17), ("T5", "91110000600037341L")]
+        for r, (inspection_id, code) in enumerate(rows, start=1):
+            sheet.write_row(r, 0, [inspection_id, None, "奶粉", "2024-04-01", "合格"])
+            if isinstance(code, float):
+                sheet.write_number(r, 1, code)
+            else:
+                sheet.write_string(r, 1, code)
+
+    table = upload_table(_xlsx(write), KNOWN, LIMITS)
+    assert table.rows["c1"].to_list() == ["9.131000060735735E+17", "913100006073573565",
+                                          "12345", "9.1310000607357E+17", "91110000600037341L"]
+    assert table.rows[SOURCE_ROW].to_list() == [2, 3, 4, 5, 6]
+
+
 def test_jsonl_rows_are_line_numbers_and_values_become_text() -> None:
     data = b'{"a": "x", "n": 1}\n\n{"a": "y", "n": 2.5, "l": ["JP", "FR"]}\n'
     table = upload_table(data, {"a"}, LIMITS)

@@ -163,3 +163,14 @@ def test_check_warns_of_batch_gate_rules_the_file_will_trip(tmp_path) -> None:
     assert "address" in warnings[0]["message_en"] and warnings[0]["message_zh"]
     text = runner.invoke(app, ["check", str(file), "--region", "SH", "--dataset", "merchants"])
     assert text.exit_code == 0 and "batch_null_rate" in text.stdout
+
+
+def test_check_of_a_file_with_no_acceptable_row_names_the_open_bound(tmp_path) -> None:
+    """Every row of the file is refused: check warns that the batch would be empty, and words
+    the row-count bound as the gate does (1–∞), not with a placeholder left unfilled."""
+    file = _csv(tmp_path / "坏代码.csv", HEADER, ROW.replace("91310115MA1K3Y4P64", "91310115"))
+    doc = json.loads(runner.invoke(app, ["check", str(file), "--region", "SH", "--dataset",
+                                         "merchants", "--json"]).stdout)
+    (count,) = [w for w in doc["warnings"] if w["code"] == "batch_row_count"]
+    assert "1–∞" in count["message_zh"] and "1-∞" in count["message_en"]
+    assert "None" not in count["message_zh"] + count["message_en"]
