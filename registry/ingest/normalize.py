@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 REGION_SUFFIX = "__region"
 # Parsed once per distinct value (see _via_distinct) rather than once per cell.
 _PER_DISTINCT = ("date", "list", "country_list", "enum", "boolean", "city")
+# Columns whose words name one of the vocabulary's values (a status, yes/no, a city, a country):
+# read in Simplified characters, so that 撤銷 is 撤销 and 韓國 is 韩国. Their cleaned text, which
+# receipts show, stays as the council wrote it.
+_READ_AS_SIMPLIFIED = ("enum", "boolean", "city", "country_list")
 
 # Accepted date spellings, after NFKC: 2022-03-01, 2022/3/1, 2022.3.1, 2022年3月1日, optionally
 # followed by a midnight time (how spreadsheets and Parquet write a date-typed cell).
@@ -153,6 +157,12 @@ def name_matching_key(names: pl.Series) -> pl.Series:
     Only names holding a character t2s may change are given to OpenCC (see
     :func:`_t2s_triggers`), joined into one text and converted in one call: one C++ call, on
     the few names that need it, instead of one per row."""
+    return _folded(simplified_text(names))
+
+
+def simplified_text(names: pl.Series) -> pl.Series:
+    """``names`` (NFKC) converted Traditional→Simplified by OpenCC t2s, in one call over the
+    names holding a character t2s may change; the others as they are."""
     triggers = _t2s_triggers()
     chinese = names.str.contains(triggers).fill_null(False).arg_true()
     simplified = names.clone()
@@ -169,7 +179,7 @@ def name_matching_key(names: pl.Series) -> pl.Series:
         if converted.len() != chinese.len():  # t2s never adds or removes line breaks
             raise AssertionError("OpenCC changed the number of lines")
         simplified = simplified.scatter(chinese, converted)
-    return _folded(simplified)
+    return simplified
 
 
 @cache
@@ -369,5 +379,8 @@ def _via_distinct(
     # positions, found faster than by replace_strict.
     position = raw.cast(pl.Enum(distinct)).to_physical()
     cleaned = distinct.to_frame(col.name).select(_cleaned(pl.col(col.name)))
-    typed = cleaned.select(_typed(col, vocabulary, cities))
+    read = cleaned
+    if col.dtype in _READ_AS_SIMPLIFIED:
+        read = cleaned.with_columns(simplified_text(cleaned[col.name]))
+    typed = read.select(_typed(col, vocabulary, cities))
     return cleaned[col.name].gather(position), [s.gather(position) for s in typed.iter_columns()]

@@ -25,6 +25,7 @@ from registry.ingest.normalize import (
     name_matching_key,
     normalized,
     phone_from_text,
+    simplified_text,
 )
 
 VOCAB = load_vocabulary(Settings().schemas_dir)
@@ -176,3 +177,18 @@ def test_normalized_keeps_column_order_and_fills_absent_columns_with_typed_nulls
     assert typed["valid_from"].to_list() == [dt.date(2022, 3, 1), None]
     assert typed["categories"].dtype == pl.List(pl.String)
     assert typed["city"].null_count() == typed["city" + REGION_SUFFIX].null_count() == 2
+
+
+def test_every_vocabulary_word_is_its_own_simplified_form() -> None:
+    """Statuses, yes/no words, countries and cities are matched in Simplified characters
+    (normalize._READ_AS_SIMPLIFIED): a Traditional alias in the vocabulary could never match."""
+    config = Settings()
+    words = set(VOCAB.booleans) | set(VOCAB.countries)
+    words |= set(load_regions(config.config_dir).city_index())
+    for contract in load_contracts(config.schemas_dir).values():
+        for col in contract.columns:
+            if col.dtype == "enum":
+                words |= set(col.value_index())
+    given_words = pl.Series(sorted(words))
+    assert len(given_words) > 300
+    assert simplified_text(given_words).to_list() == given_words.to_list()
