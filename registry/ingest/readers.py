@@ -18,6 +18,7 @@ import io
 import re
 import zipfile
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import charset_normalizer
 import fastexcel
@@ -156,11 +157,10 @@ def refusal_for_name(error: rj.FileRejected, file: str) -> rj.FileRejected:
 def _spreadsheet_table(
     data: bytes, fmt: str, known_headers: Collection[str], limits: Limits
 ) -> UploadTable:
-    """The data sheet of a workbook: the sheet whose head names the most known columns (a
-    填表说明 sheet often comes first), the first sheet with anything in it on a tie."""
+    """The data sheet of a workbook (:func:`_data_sheet`), read as text."""
     try:
         reader = fastexcel.read_excel(data)
-        chosen, chosen_score = None, 0
+        sheets = []
         for name in reader.sheet_names:
             # header_row=None with skip_rows=0 keeps leading empty rows, so that index i is
             # Excel row i + 1 (fastexcel otherwise drops them and the numbers would shift).
@@ -171,12 +171,11 @@ def _spreadsheet_table(
             grid = head.to_polars()
             if not grid.width or _blank_rows(grid).all():
                 continue
-            score = _header_score(grid.rows(), known_headers)[1]
-            if chosen is None or score > chosen_score:
-                chosen, chosen_score = name, score
-        if chosen is None:
-            raise rj.FileRejected(rj.NO_DATA_ROWS)
-        name = chosen
+            at, score = _header_score(grid.rows(), known_headers)
+            rows_under = at >= 0 and (head.total_height > grid.height
+                                      or not _blank_rows(grid.slice(at + 1)).all())
+            sheets.append(_SheetHead(name, score, rows_under, head.visible == "visible"))
+        name = _data_sheet(sheets)
         sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
         grid = _long_numbers_as_kept(reader, name, sheet.to_polars())
     except rj.FileRejected:
@@ -196,6 +195,39 @@ def _spreadsheet_table(
     )
     rows, notes = _without_blanks_and_footer(rows)
     return UploadTable(format=fmt, header=header, rows=rows, sheet=name, notes=notes)
+
+
+@dataclass(frozen=True)
+class _SheetHead:
+    """What the first rows of a workbook's sheet say: how many known columns its header row
+    names (:func:`_header_score`), whether rows follow that header, and whether it is shown."""
+
+    name: str
+    score: int
+    rows_under_header: bool
+    visible: bool
+
+
+def _data_sheet(sheets: list[_SheetHead]) -> str:
+    """The name of the sheet to read among the non-empty ``sheets``, in workbook order.
+
+    A data sheet has a header naming known columns and rows under it. The one visible data
+    sheet is read: a 填表说明 sheet may come first, and a clerk who keeps last month's list on
+    a hidden sheet means the shown one. With no visible data sheet, the one hidden data sheet
+    is read. Two or more in the same group are refused (SEVERAL_DATA_SHEETS): which list the
+    council means cannot be told, and reading the wrong one would publish stale verdicts.
+    With no data sheet at all, the sheet naming the most known columns (the first on a tie)
+    is read, for the reader to say what is missing in it."""
+    if not sheets:
+        raise rj.FileRejected(rj.NO_DATA_ROWS)
+    for visible in (True, False):
+        data = [s for s in sheets if s.visible == visible and s.rows_under_header]
+        if len(data) > 1:
+            raise rj.FileRejected(rj.SEVERAL_DATA_SHEETS, ", ".join(s.name for s in data))
+        if data:
+            return data[0].name
+    best = max(s.score for s in sheets)
+    return next(s.name for s in sheets if s.score == best)
 
 
 def _long_numbers_as_kept(reader: fastexcel.ExcelReader, sheet: str, grid: pl.DataFrame

@@ -34,6 +34,7 @@ READ_TIME_LIMIT = "READ_TIME_LIMIT"
 READ_MEMORY_LIMIT = "READ_MEMORY_LIMIT"
 WORKBOOK_DAMAGED = "WORKBOOK_DAMAGED"
 WORKBOOK_ENCRYPTED = "WORKBOOK_ENCRYPTED"
+SEVERAL_DATA_SHEETS = "SEVERAL_DATA_SHEETS"
 NOT_A_SPREADSHEET = "NOT_A_SPREADSHEET"
 
 # -- row-level codes: the row goes to quarantine ---------------------------------------------
@@ -165,6 +166,13 @@ FILE_MESSAGES: dict[str, tuple[str, str]] = {
         "File '{file}' is protected by a password and cannot be read. Remove the password in "
         "Excel or WPS (File → Info → Protect Workbook → Encrypt with Password, clear it), save "
         "it and upload it again.",
+    ),
+    SEVERAL_DATA_SHEETS: (
+        "文件「{file}」中有多个工作表都填有数据（{detail}），无法判断要报送的是哪一个。"
+        "请只保留本次要报送的工作表，把其余工作表删除或隐藏，保存后重新上传。",
+        "File '{file}' has data on several sheets ({detail}), so which one is to be filed "
+        "cannot be told. Keep only the sheet to be filed: delete or hide the others, save the "
+        "file and upload it again.",
     ),
     NOT_A_SPREADSHEET: (
         "文件「{file}」不是表格文件（它是{detail}）。请上传按模板填写的 .xlsx 或 .csv 文件。",

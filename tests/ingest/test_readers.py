@@ -193,6 +193,47 @@ def test_the_data_sheet_is_the_one_whose_header_matches_not_the_first() -> None:
     assert (table.sheet, table.rows.height) == ("抽检数据", 1)
 
 
+def _sheets(*sheets: tuple[str, list[str], bool]) -> bytes:
+    """A workbook of (name, rows as CSV lines, hidden) sheets; the first shown one active."""
+    buf = io.BytesIO()
+    book = xlsxwriter.Workbook(buf)
+    written = [(book.add_worksheet(name), rows, hidden) for name, rows, hidden in sheets]
+    next(sheet for sheet, _, hidden in written if not hidden).activate()
+    for sheet, rows, hidden in written:
+        for r, line in enumerate(rows):
+            sheet.write_row(r, 0, line.split(","))
+        if hidden:
+            sheet.hide()
+    book.close()
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("sheets", "read"), [
+    # The shown data sheet, whatever hidden sheets hold.
+    ([("旧", [HEADER, ROW], True), ("新", [HEADER, ROW, ROW], False)], "新"),
+    # A shown header without rows, and rows on a hidden sheet: the hidden one holds the list.
+    ([("空表", [HEADER], False), ("数据", [HEADER, ROW], True)], "数据"),
+    # No sheet has rows under a header: the best header is read (and found to be empty).
+    ([("说明", ["检测编号,合计"], False), ("表", [HEADER], False)], "表"),
+])
+def test_the_sheet_read_is_the_one_shown_data_sheet(sheets, read) -> None:
+    try:
+        table = upload_table(_sheets(*sheets), KNOWN, LIMITS)
+    except rj.FileRejected as refused:
+        assert refused.code == rj.NO_DATA_ROWS and read == "表"
+        return
+    assert table.sheet == read
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_several_data_sheets_in_one_group_are_refused(hidden) -> None:
+    data = _sheets(("封面", ["抽检结果"], False), ("一月", [HEADER, ROW], hidden),
+                   ("二月", [HEADER, ROW], hidden))
+    with pytest.raises(rj.FileRejected) as refused:
+        upload_table(data, KNOWN, LIMITS)
+    assert (refused.value.code, refused.value.detail) == (rj.SEVERAL_DATA_SHEETS, "一月, 二月")
+
+
 def _limits(**overrides: int) -> Limits:
     return Limits(**{**LIMITS.__dict__, **overrides})
 
