@@ -51,10 +51,25 @@ _HEADER_DECORATION = re.compile(r"^[*※＊]+|[*※＊:：]+$")
 _HEADER_SEPARATORS = re.compile(r"[\s_]+")
 
 
+# Characters that show nothing (Unicode category Cf: zero-width spaces and joiners, byte-order
+# and direction marks, soft hyphens). Pasted from a chat or a web page, they ride along with a
+# code or a header, and a council means nothing by them: they are taken out of headers here and
+# out of every cell (registry.ingest.normalize).
+INVISIBLE_CATEGORY = "Cf"
+
+
+def without_invisible(text: str) -> str:
+    """``text`` without its :data:`INVISIBLE_CATEGORY` characters."""
+    if text.isascii():
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) != INVISIBLE_CATEGORY)
+
+
 def header_key(text: str) -> str:
-    """How a header cell (or an alias) is matched: NFKC, case-folded, without spaces,
-    underscores or the ``*`` that templates put on required columns."""
-    folded = unicodedata.normalize("NFKC", text).strip().casefold()
+    """How a header cell (or an alias) is matched: NFKC, without invisible characters,
+    case-folded, without spaces, underscores or the ``*`` that templates put on required
+    columns."""
+    folded = without_invisible(unicodedata.normalize("NFKC", text)).strip().casefold()
     return _HEADER_SEPARATORS.sub("", _HEADER_DECORATION.sub("", folded))
 
 

@@ -17,7 +17,7 @@ import polars as pl
 from opencc import OpenCC
 
 from registry._compat import opencc as opencc_internals
-from registry.config.contracts import ColumnSpec, Contract, Vocabulary
+from registry.config.contracts import INVISIBLE_CATEGORY, ColumnSpec, Contract, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +56,26 @@ _MAY_CHANGE = (
 )
 
 
+# Invisible characters (registry.config.contracts.INVISIBLE_CATEGORY), as a polars regex.
+_INVISIBLE = rf"\p{{{INVISIBLE_CATEGORY}}}"
+
+
 def _cleaned(text: pl.Expr) -> pl.Expr:
-    return text.str.normalize("NFKC").str.strip_chars().replace("", None)
+    return (text.str.normalize("NFKC").str.replace_all(_INVISIBLE, "").str.strip_chars()
+            .replace("", None))
 
 
 def cleaned_text(text: pl.Series) -> pl.Series:
-    """``text`` in NFKC form (full-width digits and letters become plain), trimmed, with empty
-    cells as null, in one chunk. The input is not modified.
+    """``text`` in NFKC form (full-width digits and letters become plain), without invisible
+    characters (a zero-width space pasted with a code), trimmed, with empty cells as null, in
+    one chunk. The input is not modified.
 
     NFKC costs about as much as parsing the CSV, and leaves most cells unchanged (ASCII and
     CJK ideographs are stable under it), so only the cells that may change are normalised."""
     positions = text.str.contains(_MAY_CHANGE).fill_null(False).arg_true()
     if not positions.is_empty():
-        fixed = text.gather(positions).str.normalize("NFKC").str.strip_chars()
+        fixed = (text.gather(positions).str.normalize("NFKC").str.replace_all(_INVISIBLE, "")
+                 .str.strip_chars())
         text = text.clone().scatter(positions, fixed)
     # One chunk: a frame whose columns are chunked differently is re-chunked whole by every
     # select on it, and the reader's columns come in many chunks.

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from opencc import OpenCC
 
 from registry._compat import opencc as opencc_internals
-from registry.config.contracts import load_contracts, load_vocabulary
+from registry.config.contracts import header_key, load_contracts, load_vocabulary
 from registry.config.regions import load_regions
 from registry.config.settings import Settings
 from registry.ingest.normalize import (
@@ -192,3 +192,13 @@ def test_every_vocabulary_word_is_its_own_simplified_form() -> None:
     given_words = pl.Series(sorted(words))
     assert len(given_words) > 300
     assert simplified_text(given_words).to_list() == given_words.to_list()
+
+
+def test_invisible_characters_leave_cells_and_headers() -> None:
+    """Zero-width spaces, byte-order and direction marks and soft hyphens show nothing: a cell
+    or a header pasted with one is the same without it; a cell of nothing else is empty."""
+    cells = pl.Series(["\u200b91310115MA1K3Y4P64", "SH-2\ufeff", "上海\u200e久光", "\u200b",
+                       "a\u00adb", "plain"])
+    assert cleaned_text(cells).to_list() == ["91310115MA1K3Y4P64", "SH-2", "上海久光", None,
+                                             "ab", "plain"]
+    assert header_key("统一社会信用代码\u200b") == header_key("统一社会信用代码")
