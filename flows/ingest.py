@@ -114,9 +114,9 @@ def _pending_data_docs() -> PendingDataDocs | None:
 
 
 @task(name="quality-scorecards", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def quality_scorecards(batch_ids: list[str]) -> dict[str, str]:
+def quality_scorecards(batches: list[tuple[str, str, str]]) -> dict[str, str]:
     settings = load_settings()
-    return write_scorecards(open_storage(settings), settings, batch_ids)
+    return write_scorecards(open_storage(settings), settings, batches)
 
 
 @task(name="announce-ingest", cache_policy=NO_CACHE)
@@ -174,7 +174,7 @@ def ingest_flow(
         if not isinstance(o, UploadResult)
     )
     if summary.results:
-        quality_scorecards([r.batch_id for r in summary.results if r.batch_id])
+        quality_scorecards(summary.batches())
     held = held_batches_now()
     create_markdown_artifact(
         run_summary_markdown(ingested=summary, failed=failed, held=held),

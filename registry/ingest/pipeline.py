@@ -133,6 +133,11 @@ class IngestSummary:
                 totals[name] = totals.get(name, 0) + n
         return out
 
+    def batches(self) -> list[tuple[str, str, str]]:
+        """(dataset, region, batch id) of every upload that became a batch record."""
+        return [(r.dataset, r.region, r.batch_id) for r in self.results
+                if r.batch_id and r.dataset and r.region]
+
     def as_dict(self) -> dict[str, Any]:
         return {"results": [asdict(r) for r in self.results], "by_region": self.by_region()}
 
@@ -205,7 +210,7 @@ def ingest_pending(
         # times Great Expectations that way).
         quality_data_docs.upload_data_docs(storage, data_docs)
     if summary.results:
-        write_scorecards(storage, settings, [r.batch_id for r in summary.results if r.batch_id])
+        write_scorecards(storage, settings, summary.batches())
     return summary
 
 

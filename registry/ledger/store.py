@@ -123,11 +123,23 @@ def batch_records(storage: Storage, *, dataset: str | None = None, region: str |
 _READERS = 16
 
 
-def _read_all(storage: Storage, keys: list[str]) -> list[BatchRecord]:
+def _read_all(storage: Storage, keys: list[str], *, missing_ok: bool = False
+              ) -> list[BatchRecord]:
+    """The records at ``keys``; with ``missing_ok``, those of the keys that exist."""
+    def read(key: str) -> BatchRecord | None:
+        try:
+            return _record_at(storage, key)
+        except NotFound:
+            if missing_ok:
+                return None
+            raise
+
     if len(keys) < 2 * _READERS:
-        return [_record_at(storage, key) for key in keys]
-    with ThreadPoolExecutor(_READERS, thread_name_prefix="ledger-read") as pool:
-        return list(pool.map(lambda key: _record_at(storage, key), keys))
+        found = [read(key) for key in keys]
+    else:
+        with ThreadPoolExecutor(_READERS, thread_name_prefix="ledger-read") as pool:
+            found = list(pool.map(read, keys))
+    return [record for record in found if record is not None]
 
 
 def read_batch_record(storage: Storage, dataset: str, region: str, batch_id: str
@@ -150,6 +162,8 @@ def commit_batch(storage: Storage, record: BatchRecord) -> BatchRecord:
     ours, or the identical batch a worker that took over our claim committed first. The
     journal hears of it first."""
     key = layout.batch_record_key(record.dataset, record.region, record.batch_id)
+    if record.status == "held":
+        _index_held(storage, record)
     _journal(storage, "batch", record.dataset, record.region, record.batch_id)
     try:
         storage.put_if_absent(key, _bytes(record))
@@ -193,8 +207,32 @@ def publishable_batches(storage: Storage) -> list[BatchRecord]:
 
 
 def held_batches(storage: Storage) -> list[BatchRecord]:
-    """Every batch held by the gate and not released (:func:`records.held_unreleased`)."""
-    return held_unreleased(batch_records(storage), released_ids(storage))
+    """Every batch held by the gate and not released (:func:`records.held_unreleased`),
+    reading only the records of held batches not released themselves: the held index names
+    them (its key is written before the batch's record, so a key whose record is missing is a
+    commit that never happened, and is passed over). A store from before the index is indexed
+    on its first read, from every record."""
+    released = released_ids(storage)
+    keys = [layout.batch_record_key(*ref) for ref in _held_refs(storage) if ref[2] not in released]
+    return held_unreleased(_read_all(storage, keys, missing_ok=True), released)
+
+
+def _index_held(storage: Storage, record: BatchRecord) -> None:
+    with contextlib.suppress(AlreadyExists):
+        storage.put_if_absent(layout.held_key(record.dataset, record.region, record.batch_id),
+                              b"{}")
+
+
+def _held_refs(storage: Storage) -> list[tuple[str, str, str]]:
+    keys = [info.key for info in storage.list(layout.HELD_PREFIX)]
+    if layout.HELD_INDEX_COMPLETE_KEY not in keys:
+        for record in batch_records(storage):
+            if record.status == "held":
+                _index_held(storage, record)
+        with contextlib.suppress(AlreadyExists):
+            storage.put_if_absent(layout.HELD_INDEX_COMPLETE_KEY, b"{}")
+        keys = [info.key for info in storage.list(layout.HELD_PREFIX)]
+    return [ref for key in keys if (ref := _ref_of_key(key, layout.HELD_PREFIX)) is not None]
 
 
 def batches_in_effect(storage: Storage) -> list[InEffect]:

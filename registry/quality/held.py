@@ -32,7 +32,7 @@ def batch_listings(storage: Storage, *, held_only: bool = False) -> list[BatchLi
     """Every committed batch (or only those held and not released), with its gate outcome and
     release record, sorted by region, dataset and ledger order."""
     released = ledger.released_ids(storage)
-    records = (ledger.held_unreleased(ledger.batch_records(storage), released) if held_only
+    records = (ledger.held_batches(storage) if held_only
                else sorted(ledger.batch_records(storage),
                            key=lambda r: (r.region, r.dataset, r.order)))
     listed = []

@@ -87,21 +87,30 @@ def _change(now: float | None, before: float | None) -> float | None:
     return None if now is None or before is None else round(now - before, 1)
 
 
-def write_scorecards(storage: Storage, settings: Settings, run_batches: Sequence[str],
-                     *, now: datetime | None = None) -> dict[str, str]:
-    """Write each region's scorecard of the ingest run that staged ``run_batches`` to
-    ``reports/scorecards/{region}/{run_id}.json`` and ``.../latest.json``; return region ->
-    key. The trend is against each region's previous ``latest.json``."""
+def write_scorecards(storage: Storage, settings: Settings,
+                     run_batches: Sequence[tuple[str, str, str]], *, now: datetime | None = None,
+                     ) -> dict[str, str]:
+    """Write each region's scorecard of the ingest run that committed ``run_batches``
+    ((dataset, region, batch id) each) to ``reports/scorecards/{region}/{run_id}.json`` and
+    ``.../latest.json``; return region -> key. The trend is against each region's previous
+    ``latest.json``.
+
+    A card reads the run's records and the held ones (the ledger's held index), which are all
+    :func:`region_scorecards` looks at: never every record the ledger ever committed."""
     now = now or datetime.now(UTC)
     config = load_quality_config(settings.config_dir)
     regions = load_regions(settings.config_dir)
-    records = ledger.batch_records(storage)
+    run = [record for ref in run_batches
+           if (record := ledger.read_batch_record(storage, *ref)) is not None]
+    held = ledger.held_batches(storage)
+    records = list({(r.dataset, r.region, r.batch_id): r for r in [*run, *held]}.values())
     released = ledger.released_ids(storage)
     previous = {}
     for code in regions.regions:
         with contextlib.suppress(NotFound):
             previous[code] = json.loads(storage.read_bytes(latest_scorecard_key(code)))
-    cards = region_scorecards(records, regions, run_batches=run_batches, released=released,
+    cards = region_scorecards(records, regions, run_batches=[ref[2] for ref in run_batches],
+                              released=released,
                               previous=previous, top=config.scorecards.top_failing_checks, at=now)
     run_id = now.strftime("%Y%m%dT%H%M%S%fZ")
     keys = {}

@@ -23,6 +23,12 @@ CLAIMS_PREFIX = "ledger/ingest/"
 BATCHES_PREFIX = "ledger/batches/"
 RELEASES_PREFIX = "ledger/releases/"
 SEEN_PREFIX = "ledger/seen/"
+# The batches the gate held, one small key per batch, written before the batch's record: which
+# batches are held is then one listing and the held records, not every record ever committed.
+HELD_PREFIX = "ledger/held/"
+# Written once every held record of the store has its key (a store from before the index is
+# indexed on its first read).
+HELD_INDEX_COMPLETE_KEY = f"{HELD_PREFIX}complete.json"
 # The ledger's journal: one entry per committed batch or release, keyed by when it was written,
 # so that a publisher lists what is new with one listing that starts after what it has read.
 JOURNAL_PREFIX = "ledger/journal/"
@@ -98,6 +104,11 @@ def seen_key(landing_key: str, version: str) -> str:
 def batch_record_key(dataset: str, region: str, batch_id: str) -> str:
     """A batch's record; its presence commits the batch's staged and quarantined files."""
     return f"{BATCHES_PREFIX}{dataset}/{region}/{batch_id}.json"
+
+
+def held_key(dataset: str, region: str, batch_id: str) -> str:
+    """The held index's key of a batch the gate held."""
+    return f"{HELD_PREFIX}{dataset}/{region}/{batch_id}.json"
 
 
 def release_key(dataset: str, region: str, batch_id: str) -> str:

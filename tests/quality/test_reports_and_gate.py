@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
+from counted_reads import CountingReads
 from gate_uploads import inspections_csv, land, merchants_csv
 from staged_rows import batch_record
 from typer.testing import CliRunner
@@ -22,7 +23,7 @@ from registry.ingest.pipeline import ingest_pending
 from registry.publish import RegistrySuiteFailed, publish_snapshot
 from registry.publish import protocol as publish_protocol
 from registry.publish.tables import TableWriter
-from registry.quality import region_scorecards
+from registry.quality import region_scorecards, write_scorecards
 from registry.report import report_data
 from registry.snapshot.reader import open_snapshot, read_latest
 from registry.storage import LocalStorage, Storage
@@ -254,3 +255,29 @@ def test_a_table_checked_in_parts_adds_its_parts_up(storage: Storage) -> None:
     assert merchants_result.data_docs == f"{refused}merchants/part-0002/index.html"
     assert {f"{refused}merchants/part-000{i}/index.html" for i in (1, 2)} <= set(
         _keys(storage, refused))
+
+
+def test_a_runs_scorecards_read_the_runs_and_the_held_records_only(storage: Storage) -> None:
+    """A year of committed batches must not be read again by every ingest run: the cards
+    come from this run's records and the held ones, and equal the cards computed from every
+    record."""
+    for n in range(1, 41):
+        ledger.commit_batch(storage, batch_record(f"B{n}"))
+    ledger.commit_batch(storage, batch_record("B41", status="held", region="JS"))
+    run = [batch_record("B42", dataset="complaints"), batch_record("B43", status="held")]
+    for record in run:
+        ledger.commit_batch(storage, record)
+    ledger.held_batches(storage)  # the store's first read indexes it, once
+    counting = CountingReads(storage)
+    at = datetime(2026, 11, 30, tzinfo=UTC)
+    keys = write_scorecards(counting, SETTINGS,  # type: ignore[arg-type]
+                            [(r.dataset, r.region, r.batch_id) for r in run], now=at)
+    assert counting.record_reads == 4  # the run's two, then the held B41 and B43
+    cards = {region: json.loads(storage.read_bytes(key)) for region, key in keys.items()}
+    expected = region_scorecards(
+        ledger.batch_records(storage), load_regions(SETTINGS.config_dir),
+        run_batches=["B42", "B43"], released=ledger.released_ids(storage), previous={}, top=5,
+        at=at)
+    assert cards == expected
+    assert [h["batch_id"] for h in cards["JS"]["held_batches"]] == ["B41"]
+    assert cards["SH"]["batches"] == 2

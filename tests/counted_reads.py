@@ -1,0 +1,24 @@
+"""A storage seam that counts the batch records read through it: for tests of what a question
+costs in reads (the held batches, a run's scorecards), on every backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registry.storage import Storage, layout
+
+
+class CountingReads:
+    """``storage`` as the ledger sees it, counting the batch records it reads."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self.record_reads = 0
+
+    def read_bytes(self, key: str) -> bytes:
+        if key.startswith(layout.BATCHES_PREFIX):
+            self.record_reads += 1
+        return self._storage.read_bytes(key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
