@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TIER ?= S
 
-.PHONY: install test lint demo bench bench-ingest-1m bench-ingest-steps bench-lookup bench-history bench-fixed bench-scaling clean
+.PHONY: install test lint demo bench bench-ingest-1m bench-ingest-steps bench-lookup bench-history bench-fixed bench-ledger bench-scaling clean
 
 install: $(STAMP)
 
@@ -64,6 +64,12 @@ bench-history: install
 RUNS ?= 5
 bench-fixed: install
 	$(BIN)/python -m bench.fixed_costs --runs $(RUNS)
+
+# The ledger's questions of every run (which batches are held) and of every upload (its
+# stream's latest batch) after a year of uploads (4,448 batch records), on local disk and on S3
+# over loopback, against reading every record. Writes bench/results/ledger-reads-{timestamp}.json.
+bench-ledger: install
+	$(BIN)/python -m bench.ledger_reads
 
 # The merchants and products build of a registry of SCALE_MERCHANTS merchants (its current
 # state generated once into bench/data/): whole, cut into KS USCC ranges in one process, and

@@ -610,9 +610,8 @@ def _processed(
     # that far: its record stands.
     committed = ledger.read_batch_record(storage, dataset, region, batch_id)
     if committed is None and check.file_error is None:
-        latest = ledger.latest_before(
-            ledger.batch_records(storage, dataset=dataset, region=region),
-            (ours.landed_at, ours.source_key, batch_id))
+        latest = ledger.latest_batch_before(storage, dataset, region,
+                                            (ours.landed_at, ours.source_key, batch_id))
         if latest is not None and (latest.sha256, latest.mode) == (ours.sha256, mode):
             # The region's current state sent again: a record in its place in the order,
             # reading the rows already staged, changes nothing.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +25,8 @@ from registry.ledger.records import (
     SeenMarker,
     held_unreleased,
     in_effect,
+    landed_stamp,
+    latest_before,
     ordered,
     publishable,
 )
@@ -140,6 +144,44 @@ def _read_all(storage: Storage, keys: list[str], *, missing_ok: bool = False
         with ThreadPoolExecutor(_READERS, thread_name_prefix="ledger-read") as pool:
             found = list(pool.map(read, keys))
     return [record for record in found if record is not None]
+
+
+# A batch id as batch_id_for spells it: its landing second, then the hash part.
+_ID_SECOND = re.compile(r"^(\d{8}T\d{6}Z)-[0-9a-f]{12}$")
+
+
+def latest_batch_before(
+    storage: Storage, dataset: str, region: str, order: tuple[datetime, str, str], *,
+    counts: Callable[[BatchRecord], bool] = lambda record: True,
+) -> BatchRecord | None:
+    """The last batch of ``dataset`` and ``region`` ordered before ``order`` among those
+    ``counts`` accepts: :func:`records.latest_before` over them, without reading them all.
+
+    A batch id begins with its landing second, the first part of the ledger order, so every
+    batch of an earlier second is ordered before every batch of a later one. One listing
+    groups the stream's records by second; they are read from ``order``'s second back, one
+    second at a time, and the first second holding an accepted batch before ``order`` holds
+    the answer. An upload's question then costs the records of its last seconds, not the
+    stream's history. A stream with an id not spelled by :func:`records.batch_id_for` is read
+    whole."""
+    prefix = f"{layout.BATCHES_PREFIX}{dataset}/{region}/"
+    by_second: dict[str, list[str]] = {}
+    for info in storage.list(prefix):
+        ref = _ref_of_key(info.key, layout.BATCHES_PREFIX)
+        if ref is None:
+            continue
+        spelled = _ID_SECOND.match(ref[2])
+        if spelled is None:
+            every = batch_records(storage, dataset=dataset, region=region)
+            return latest_before([r for r in every if counts(r)], order)
+        by_second.setdefault(spelled.group(1), []).append(info.key)
+    until = landed_stamp(order[0])
+    for second in sorted((s for s in by_second if s <= until), reverse=True):
+        found = latest_before([r for r in _read_all(storage, by_second[second]) if counts(r)],
+                              order)
+        if found is not None:
+            return found
+    return None
 
 
 def read_batch_record(storage: Storage, dataset: str, region: str, batch_id: str

@@ -60,13 +60,10 @@ def previous_full_batch(storage: Storage, dataset: str, region: str,
     """The latest replace-mode batch of ``region`` and ``dataset`` before the batch at ledger
     ``order`` (:func:`registry.ledger.batch_order`) that counts for publication (released, or
     held and then released), or None."""
-    candidates = [
-        r for r in ledger.publishable(ledger.batch_records(storage, dataset=dataset,
-                                                           region=region),
-                                      ledger.released_ids(storage))
-        if r.mode == "replace"
-    ]
-    latest = ledger.latest_before(candidates, order)
+    released = ledger.released_ids(storage)
+    latest = ledger.latest_batch_before(
+        storage, dataset, region, order,
+        counts=lambda r: r.mode == "replace" and bool(ledger.publishable([r], released)))
     return PreviousBatch(latest.batch_id, latest.accepted) if latest else None
 
 

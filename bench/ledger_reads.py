@@ -1,22 +1,26 @@
-"""Which batches are held, after a year of uploads: every run's summary asks (an idle run
-included), so its cost must not grow with the ledger.
+"""The ledger's questions of every run and every upload, after a year of uploads: their cost
+must not grow with the ledger.
 
-    .venv/bin/python -m bench.held [--records N] [--held K] [--rounds R] [--server rgw|moto]
-                                   [--out FILE]
+    .venv/bin/python -m bench.ledger_reads [--records N] [--held K] [--rounds R]
+                                           [--server rgw|moto] [--out FILE]
 
 A store gets ``--records`` committed batch records (default 4,448: what a year of the history
-benchmark's daily uploads commits, ``make bench-history N=365``), ``--held`` of them held by
-the gate and one of those released. It is written once on local disk and once on S3 over
-loopback (Ceph RGW when its Debian packages are installed, else moto's server, as in
-:mod:`bench.lookup`). Then, interleaved for ``--rounds`` rounds:
+benchmark's daily uploads commits, ``make bench-history N=365``) over four datasets and four
+regions, ``--held`` of them held by the gate and one of those released. It is written once on
+local disk and once on S3 over loopback (Ceph RGW when its Debian packages are installed, else
+moto's server, as in :mod:`bench.lookup`). Then, interleaved for ``--rounds`` rounds, each
+question is answered the registry's way and from every record, as the registry did before:
 
-- ``indexed``: ``registry.ledger.held_batches``, which lists the held index and reads the held
-  records (docs/architecture.md §5);
-- ``every_record``: the same answer from every record (``held_unreleased(batch_records(...),
-  released_ids(...))``), which is what the registry did before the index.
+- ``held`` (every run's summary, an idle run's too): ``registry.ledger.held_batches``, which
+  lists the held index and reads the held records, against ``held_unreleased(batch_records(...),
+  released_ids(...))``;
+- ``latest_before`` (every upload: its duplicate check, and its batch gate's previous complete
+  list): ``registry.ledger.latest_batch_before`` for an upload landing after the last batch of
+  one region and dataset, against ``latest_before(batch_records(stream), order)``.
 
-Both must give the same batches. Writes bench/results/held-{timestamp}.json and prints the
-median seconds and their ratio per store; compare ratios from one run, the machine is shared.
+Both ways must give the same answer. Writes bench/results/ledger-reads-{timestamp}.json and
+prints the median seconds and their ratio per store and question; compare ratios from one run,
+the machine is shared.
 """
 
 from __future__ import annotations
@@ -73,27 +77,44 @@ def _fill(storage: Storage, records: int, held: int) -> None:
     ledger.held_batches(storage)  # index the store once, as its first run would
 
 
-def _every_record(storage: Storage) -> list[ledger.BatchRecord]:
-    return ledger.held_unreleased(ledger.batch_records(storage), ledger.released_ids(storage))
+# The stream asked about, and an upload landing after its last batch.
+_STREAM = ("merchants", "SH")
+_UPLOAD_ORDER = (_DAY0 + timedelta(days=3650), "landing/SH/merchants/next.csv", "next")
+
+
+def _questions() -> dict[str, dict[str, Callable[[Storage], Any]]]:
+    return {
+        "held": {
+            "registry": lambda s: [r.batch_id for r in ledger.held_batches(s)],
+            "every_record": lambda s: [r.batch_id for r in ledger.held_unreleased(
+                ledger.batch_records(s), ledger.released_ids(s))],
+        },
+        "latest_before": {
+            "registry": lambda s: ledger.latest_batch_before(s, *_STREAM, _UPLOAD_ORDER),
+            "every_record": lambda s: ledger.latest_before(ledger.batch_records(
+                s, dataset=_STREAM[0], region=_STREAM[1]), _UPLOAD_ORDER),
+        },
+    }
 
 
 def _measure(storage: Storage, rounds: int) -> dict[str, Any]:
-    ways: dict[str, Callable[[Storage], list[ledger.BatchRecord]]] = {
-        "indexed": ledger.held_batches, "every_record": _every_record}
-    seconds: dict[str, list[float]] = {name: [] for name in ways}
-    answers = {}
-    for _ in range(rounds):
-        for name, way in ways.items():
-            start = time.perf_counter()
-            answers[name] = [r.batch_id for r in way(storage)]
-            seconds[name].append(time.perf_counter() - start)
-    if answers["indexed"] != answers["every_record"]:
-        raise AssertionError(f"the held batches differ: {answers}")
-    medians = {name: statistics.median(values) for name, values in seconds.items()}
-    return {"held": len(answers["indexed"]), "seconds": seconds,
-            "median_s": {k: round(v, 4) for k, v in medians.items()},
-            "ratio_every_record_to_indexed": round(medians["every_record"] / medians["indexed"],
-                                                   1)}
+    out: dict[str, Any] = {}
+    for question, ways in _questions().items():
+        seconds: dict[str, list[float]] = {name: [] for name in ways}
+        answers = {}
+        for _ in range(rounds):
+            for name, way in ways.items():
+                start = time.perf_counter()
+                answers[name] = way(storage)
+                seconds[name].append(time.perf_counter() - start)
+        if answers["registry"] != answers["every_record"]:
+            raise AssertionError(f"{question}: the answers differ: {answers}")
+        medians = {name: statistics.median(values) for name, values in seconds.items()}
+        out[question] = {
+            "seconds": seconds, "median_s": {k: round(v, 4) for k, v in medians.items()},
+            "ratio_every_record_to_registry": round(
+                medians["every_record"] / medians["registry"], 1)}
+    return out
 
 
 def main() -> None:
@@ -119,14 +140,14 @@ def main() -> None:
         _fill(s3, args.records, args.held)
         report["stores"][f"s3-{args.server}"] = _measure(s3, args.rounds)
     report["load_avg_after"] = list(os.getloadavg())
-    out = args.out or RESULTS / f"held-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out = args.out or RESULTS / f"ledger-reads-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{args.records:,} batch records, {report['stores']['local']['held']} held; "
-          f"median of {args.rounds} rounds")
+    print(f"{args.records:,} batch records, {args.held} held; median of {args.rounds} rounds")
     for name, store in report["stores"].items():
-        m = store["median_s"]
-        print(f"  {name:<10} indexed {m['indexed']:.3f} s   every record "
-              f"{m['every_record']:.3f} s   ({store['ratio_every_record_to_indexed']} x)")
+        for question, found in store.items():
+            m = found["median_s"]
+            print(f"  {name:<8} {question:<14} registry {m['registry']:.3f} s   every record "
+                  f"{m['every_record']:.3f} s   ({found['ratio_every_record_to_registry']} x)")
     print(f"wrote {out}")
 
 
