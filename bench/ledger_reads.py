@@ -14,6 +14,9 @@ question is answered the registry's way and from every record, as the registry d
 - ``held`` (every run's summary, an idle run's too): ``registry.ledger.held_batches``, which
   lists the held index and reads the held records, against ``held_unreleased(batch_records(...),
   released_ids(...))``;
+- ``report_cards`` (every publication's report): the batches its data-quality cards read, the
+  day's uploads (the last 12 committed, found by ``registry.ledger.batches_committed_between``
+  from the journal) and those held then (``registry.ledger.held_at``), against every record;
 - ``latest_before`` (every upload: its duplicate check, and its batch gate's previous complete
   list): ``registry.ledger.latest_batch_before`` for an upload landing after the last batch of
   one region and dataset, against ``latest_before(batch_records(stream), order)``.
@@ -65,16 +68,30 @@ def _record(n: int, status: str) -> ledger.BatchRecord:
     )
 
 
-def _fill(storage: Storage, records: int, held: int) -> None:
+# The uploads of a day (a year's records over 365 days): what the last report took in.
+_DAY = 12
+
+
+def _fill(storage: Storage, records: int, held: int) -> tuple[datetime, datetime]:
+    """Commit the records; return the journal times before the last day's commits and after
+    them (the previous and the last publication)."""
     every = max(records // max(held, 1), 1)
     held_at = {i * every for i in range(held)}
+    since = _DAY0
     for n in range(records):
+        if n == records - _DAY:
+            time.sleep(0.01)
+            since = datetime.now(UTC)
+            time.sleep(0.01)
         ledger.commit_batch(storage, _record(n, "held" if n in held_at else "released"))
+    time.sleep(0.01)
+    until = datetime.now(UTC)
     first = _record(0, "held")
     ledger.write_release(storage, ledger.Release(
         batch_id=first.batch_id, dataset=first.dataset, region=first.region,
         released_by="bench", released_at=_DAY0, reason="checked"))
     ledger.held_batches(storage)  # index the store once, as its first run would
+    return since, until
 
 
 # The stream asked about, and an upload landing after its last batch.
@@ -82,7 +99,22 @@ _STREAM = ("merchants", "SH")
 _UPLOAD_ORDER = (_DAY0 + timedelta(days=3650), "landing/SH/merchants/next.csv", "next")
 
 
-def _questions() -> dict[str, dict[str, Callable[[Storage], Any]]]:
+def _report_cards_read(storage: Storage, since: datetime, until: datetime) -> list[str]:
+    """What the report's cards read now: the day's batches and those held then."""
+    window = ledger.batches_committed_between(storage, since, until)
+    return sorted(r.batch_id for r in [*window, *ledger.held_at(storage, until)])
+
+
+def _report_cards_read_before(storage: Storage) -> list[str]:
+    """The same batches, found by reading every record, as the report did before."""
+    every = ledger.batch_records(storage)
+    day = sorted(every, key=lambda r: r.created_at)[-_DAY:]
+    held = ledger.held_unreleased(every, ledger.released_ids(storage))
+    return sorted(r.batch_id for r in [*day, *held])
+
+
+def _questions(since: datetime, until: datetime
+               ) -> dict[str, dict[str, Callable[[Storage], Any]]]:
     return {
         "held": {
             "registry": lambda s: [r.batch_id for r in ledger.held_batches(s)],
@@ -94,12 +126,17 @@ def _questions() -> dict[str, dict[str, Callable[[Storage], Any]]]:
             "every_record": lambda s: ledger.latest_before(ledger.batch_records(
                 s, dataset=_STREAM[0], region=_STREAM[1]), _UPLOAD_ORDER),
         },
+        "report_cards": {
+            "registry": lambda s: _report_cards_read(s, since, until),
+            "every_record": _report_cards_read_before,
+        },
     }
 
 
-def _measure(storage: Storage, rounds: int) -> dict[str, Any]:
+def _measure(storage: Storage, rounds: int, window: tuple[datetime, datetime]
+             ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for question, ways in _questions().items():
+    for question, ways in _questions(*window).items():
         seconds: dict[str, list[float]] = {name: [] for name in ways}
         answers = {}
         for _ in range(rounds):
@@ -133,12 +170,12 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="bench-held-") as scratch:
         local = LocalStorage(Path(scratch) / "root")
-        _fill(local, args.records, args.held)
-        report["stores"]["local"] = _measure(local, args.rounds)
+        window = _fill(local, args.records, args.held)
+        report["stores"]["local"] = _measure(local, args.rounds, window)
     with (rgw_server(64 * 1024**2) if args.server == "rgw" else moto_server()) as server:
         s3 = s3_storage(server)
-        _fill(s3, args.records, args.held)
-        report["stores"][f"s3-{args.server}"] = _measure(s3, args.rounds)
+        window = _fill(s3, args.records, args.held)
+        report["stores"][f"s3-{args.server}"] = _measure(s3, args.rounds, window)
     report["load_avg_after"] = list(os.getloadavg())
     out = args.out or RESULTS / f"ledger-reads-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -259,6 +259,41 @@ def held_batches(storage: Storage) -> list[BatchRecord]:
     return held_unreleased(_read_all(storage, keys, missing_ok=True), released)
 
 
+def held_records(storage: Storage) -> list[BatchRecord]:
+    """Every committed batch the gate held, released since or not, from the held index (see
+    :func:`held_batches`), sorted by dataset, region and ledger order."""
+    keys = [layout.batch_record_key(*ref) for ref in _held_refs(storage)]
+    return ordered(_read_all(storage, keys, missing_ok=True))
+
+
+def held_at(storage: Storage, when: datetime) -> list[BatchRecord]:
+    """The batches the gate had held, committed by ``when`` and not released by then (a
+    duplicate follows its original's release), from the held index: what a snapshot published
+    at ``when`` left out as held, whatever was released since."""
+    def released_by_then(record: BatchRecord) -> bool:
+        ids = [record.batch_id, *([record.same_as] if record.same_as else [])]
+        releases = [read_release(storage, record.model_copy(update={"batch_id": i})) for i in ids]
+        return any(r is not None and r.released_at <= when for r in releases)
+
+    return [r for r in held_records(storage)
+            if r.created_at <= when and not released_by_then(r)]
+
+
+def batches_committed_between(storage: Storage, since: datetime | None, until: datetime
+                              ) -> list[BatchRecord]:
+    """The batches whose journal entry was written after ``since`` (from the first entry when
+    None) and by ``until``, sorted by dataset, region and ledger order: one journal listing and
+    those records, never the ledger's history. Consecutive windows share no batch. A commit
+    whose record is not there yet (its journal entry is written just before it) is left out."""
+    refs: dict[tuple[str, str, str], None] = {}
+    for _, entry in journal_since(storage, since):
+        if (entry.kind == "batch" and entry.written_at <= until
+                and (since is None or entry.written_at > since)):
+            refs[(entry.dataset, entry.region, entry.batch_id)] = None
+    keys = [layout.batch_record_key(*ref) for ref in refs]
+    return ordered(_read_all(storage, keys, missing_ok=True))
+
+
 def _index_held(storage: Storage, record: BatchRecord) -> None:
     with contextlib.suppress(AlreadyExists):
         storage.put_if_absent(layout.held_key(record.dataset, record.region, record.batch_id),

@@ -220,9 +220,13 @@ def region_scorecards(
     top_checks: int = TOP_CHECKS,
     *,
     file_words: Collection[str] = (),
+    held: Iterable[BatchRecord] | None = None,
 ) -> list[dict[str, Any]]:
     """Each configured region's data-quality scorecard for a snapshot, from the batch records
-    committed by ``published_at`` (later uploads belong to later snapshots):
+    committed by ``published_at`` (later uploads belong to later snapshots): ``records`` are
+    counted, and the held ones among ``held`` (``records`` when None) are listed. A report
+    counts the uploads since the previous snapshot and lists every batch the gate holds
+    (:func:`registry.report.writer.report_data`):
 
     ``code``, ``name_zh``, ``name_en``, ``batches``, ``rows_in``, ``accepted``, ``quarantined``,
     ``accepted_pct`` (None without rows), ``top_checks`` (the ``top_checks`` most frequent
@@ -243,6 +247,7 @@ def region_scorecards(
             "batches": 0, "rows_in": 0, "accepted": 0, "quarantined": 0, "held": [],
         }
         failing[code] = Counter()
+    records = list(records)
     for record in sorted(records, key=lambda r: (r.region, r.dataset, r.order)):
         card = cards.get(record.region)
         if card is None or record.created_at > published_at:
@@ -251,6 +256,11 @@ def region_scorecards(
         for column in ("rows_in", "accepted", "quarantined"):
             card[column] += getattr(record, column)
         failing[record.region].update(record.error_counts)
+    for record in sorted(records if held is None else held,
+                         key=lambda r: (r.region, r.dataset, r.order)):
+        card = cards.get(record.region)
+        if card is None or record.created_at > published_at:
+            continue
         if record.status == "held" and record.batch_id not in published:
             card["held"].append({
                 "batch_id": record.batch_id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import datetime
 
 import polars as pl
 
@@ -43,6 +44,7 @@ from registry.report.page import (
     vega_runtime,
     vega_runtime_version,
 )
+from registry.snapshot.formats import Manifest
 from registry.snapshot.reader import Snapshot, SnapshotError, list_snapshots, open_snapshot
 from registry.storage import AlreadyExists, NotFound, Storage
 from registry.storage.layout import (
@@ -145,8 +147,11 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
         changes=top_changes(changes, names, change_labels=change_labels,
                             field_labels=field_labels),
         scorecards=region_scorecards(
-            ledger.batch_records(storage), regions, manifest.input_batches, manifest.published_at,
+            ledger.batches_committed_between(storage, _previous_published_at(storage, manifest),
+                                             manifest.published_at),
+            regions, manifest.input_batches, manifest.published_at,
             file_words=file_name_words(regions, load_contracts(settings.schemas_dir)),
+            held=ledger.held_at(storage, manifest.published_at),
         ),
         gifts=gift_rankings(storage.retried_read(where, snapshot.products.collect)),
         manifest_link=relative_link(own, manifest_key(manifest.snapshot_id)),
@@ -159,6 +164,19 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
         },
         complaints=complaints,
     )
+
+
+def _previous_published_at(storage: Storage, manifest: Manifest) -> datetime | None:
+    """When the snapshot before ``manifest``'s was published: the report's data-quality cards
+    count the uploads committed since. None for the first snapshot, or when the previous one
+    is gone (garbage-collected): every upload is counted then."""
+    if manifest.previous_snapshot is None:
+        return None
+    try:
+        return open_snapshot(storage, manifest.previous_snapshot, verify=False
+                             ).manifest.published_at
+    except SnapshotError:
+        return None
 
 
 def _dictionary_contracts(storage: Storage, snapshot_id: str) -> list[PublishedContract]:
