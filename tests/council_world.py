@@ -131,6 +131,17 @@ class CouncilWorld:
             results = [ingest_object(self.storage, self.settings, key) for key in keys]
         return {r.key: r for r in results}
 
+    def three_listed(self, region: str) -> tuple[str, str, str]:
+        """The codes of three merchants ``region`` files ({region}-1 to -3, every commitment
+        made), ingested and published: the opening of many stories."""
+        x, y, z = (merchant_code(region, n) for n in (1, 2, 3))
+        self.upload(region, "merchants", [filing(region, f"{region}-1", x),
+                                          filing(region, f"{region}-2", y),
+                                          filing(region, f"{region}-3", z)])
+        self.ingest()
+        self.publish()
+        return x, y, z
+
     def pending(self) -> list[str]:
         return list_pending(self.storage, self.settings)
 

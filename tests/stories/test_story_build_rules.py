@@ -27,11 +27,7 @@ def test_a_merchant_whose_only_filing_is_revoked_is_no_longer_listed(tmp_path):
     filing (its only one) and uploads its list again: X must disappear from the registry,
     and the delta must tell consumer apps that X was removed, not merely downgraded."""
     w = CouncilWorld(tmp_path)
-    x, y, z = (merchant_code("JS", n) for n in (1, 2, 3))
-    w.upload("JS", "merchants", [filing("JS", "JS-1", x), filing("JS", "JS-2", y),
-                                 filing("JS", "JS-3", z)])
-    w.ingest()
-    w.publish()
+    x, y, z = w.three_listed("JS")
     assert w.merchant(x) is not None
 
     w.upload("JS", "merchants", [filing("JS", "JS-1", x, Status="revoked"),

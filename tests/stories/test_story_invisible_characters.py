@@ -33,11 +33,7 @@ def test_a_revocation_whose_filing_id_hides_a_zero_width_space_revokes_that_fili
     """Jiangsu files X as JS-1, then sends one row revoking JS-1, its id pasted with a trailing
     zero-width space. It is the same filing: X has no active filing left and is not listed."""
     w = CouncilWorld(tmp_path)
-    x, y, z = (merchant_code("JS", n) for n in (1, 2, 3))
-    w.upload("JS", "merchants", [filing("JS", "JS-1", x), filing("JS", "JS-2", y),
-                                 filing("JS", "JS-3", z)])
-    w.ingest()
-    w.publish()
+    x, y, z = w.three_listed("JS")
     w.upload("JS", "merchants", [filing("JS", "JS-1" + ZERO_WIDTH_SPACE, x, Status="revoked")])
     w.ingest()
     w.publish()

@@ -12,11 +12,7 @@ def test_a_revocation_typed_in_traditional_characters_revokes_the_merchant(tmp_p
     """Zhejiang lists three merchants, then sends its list again with X's status typed 撤銷 and
     Y's 暫停. A consumer app must no longer read X or Y as trusted."""
     w = CouncilWorld(tmp_path)
-    x, y, z = (merchant_code("ZJ", n) for n in (1, 2, 3))
-    w.upload("ZJ", "merchants", [filing("ZJ", "ZJ-1", x), filing("ZJ", "ZJ-2", y),
-                                 filing("ZJ", "ZJ-3", z)])
-    w.ingest()
-    w.publish()
+    x, y, z = w.three_listed("ZJ")
     assert {w.merchant(u)["verdict"] for u in (x, y, z)} == {"trusted"}
 
     key = w.upload("ZJ", "merchants", [filing("ZJ", "ZJ-1", x, Status="撤銷"),
