@@ -114,8 +114,9 @@ def _column_rules(
         if col.dtype == "enum":
             detail = "; ".join(f"{k} ({'/'.join(v)})" for k, v in (col.values or {}).items())
         rule(_PARSE_CODES[col.dtype], present & value.is_null(), detail)
-    shortened = _shortened(col) if _is_code(col, contract) else pl.lit(False)
+    shortened = pl.lit(False)
     if _is_code(col, contract):
+        shortened = _shortened(col)
         rule(rj.NUMBER_SHORTENED, present & shortened)
     if col.dtype == "uscc":
         rule(rj.USCC_INVALID, present & ~uscc_is_valid(value) & ~shortened)

@@ -231,6 +231,13 @@ def read_release(storage: Storage, record: BatchRecord) -> Release | None:
         return None
 
 
+def releases_of(storage: Storage, record: BatchRecord) -> list[Release]:
+    """The releases that count for ``record``: its own, and for a duplicate its original's."""
+    ids = [record.batch_id, *([record.same_as] if record.same_as else [])]
+    found = (read_release(storage, record.model_copy(update={"batch_id": i})) for i in ids)
+    return [release for release in found if release is not None]
+
+
 def write_release(storage: Storage, release: Release) -> Release:
     """Record a release, create-if-absent; raises ``AlreadyExists`` when one exists. The
     journal hears of it first."""
@@ -270,13 +277,8 @@ def held_at(storage: Storage, when: datetime) -> list[BatchRecord]:
     """The batches the gate had held, committed by ``when`` and not released by then (a
     duplicate follows its original's release), from the held index: what a snapshot published
     at ``when`` left out as held, whatever was released since."""
-    def released_by_then(record: BatchRecord) -> bool:
-        ids = [record.batch_id, *([record.same_as] if record.same_as else [])]
-        releases = [read_release(storage, record.model_copy(update={"batch_id": i})) for i in ids]
-        return any(r is not None and r.released_at <= when for r in releases)
-
-    return [r for r in held_records(storage)
-            if r.created_at <= when and not released_by_then(r)]
+    return [r for r in held_records(storage) if r.created_at <= when
+            and not any(release.released_at <= when for release in releases_of(storage, r))]
 
 
 def batches_committed_between(storage: Storage, since: datetime | None, until: datetime

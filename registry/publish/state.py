@@ -318,12 +318,7 @@ def _new_publishable(storage: Storage, entries: Sequence[tuple[str, ledger.Journ
 
 
 def _released(storage: Storage, record: BatchRecord) -> bool:
-    if ledger.read_release(storage, record) is not None:
-        return True
-    if record.same_as is None:
-        return False
-    original = record.model_copy(update={"batch_id": record.same_as})
-    return ledger.read_release(storage, original) is not None
+    return bool(ledger.releases_of(storage, record))
 
 
 def _everything(storage: Storage) -> dict[tuple[str, str], tuple[InEffect, list[BatchRecord]]]:
