@@ -52,8 +52,10 @@ from registry.config.regions import load_regions
 from registry.config.settings import COUNCIL_TIMEZONE, Settings
 from registry.ingest import read_worker
 from registry.ingest import rejections as rj
+from registry.ingest.normalize import uscc_from_text
 from registry.ingest.receipts import receipt_csv, receipt_document
 from registry.ingest.tables import SOURCE_ROW, Limits
+from registry.ingest.uscc import uscc_is_valid
 from registry.ingest.validation import UploadCheck, checked_upload, staged_schema
 from registry.quality import data_docs as quality_data_docs
 from registry.quality import (
@@ -357,7 +359,7 @@ def staged_frame(accepted: pl.DataFrame, contract_schema: dict, claim: ledger.In
 
 
 def _batch_record(check: UploadCheck, claim: ledger.IngestClaim, mode: str,
-                  gate: dict[str, Any]) -> ledger.BatchRecord:
+                  gate: dict[str, Any], *, kept_merchants: list[str]) -> ledger.BatchRecord:
     batch_id = claim.batch_id
     return ledger.BatchRecord(
         batch_id=batch_id, dataset=check.dataset, region=check.region, mode=mode,
@@ -367,7 +369,7 @@ def _batch_record(check: UploadCheck, claim: ledger.IngestClaim, mode: str,
         rows_in=check.rows_in, accepted=check.accepted.height, quarantined=check.rejected,
         error_counts=(dict(check.errors.group_by("code").len().sort("code").iter_rows())
                       if not check.errors.is_empty() else {}),
-        contract_version=check.contract_version,
+        contract_version=check.contract_version, kept_merchants=kept_merchants,
         staged_key=layout.staged_prefix(check.dataset, check.region, batch_id) + PART_NAME,
         quarantine_key=layout.quarantine_prefix(check.dataset, check.region, batch_id)
         + PART_NAME,
@@ -644,6 +646,7 @@ def _processed(
         received_at=council_time(ours.ingested_at).isoformat(), sha256=ours.sha256,
         check=check if case != "duplicate" else None, batch_id=batch_id_out, mode=mode,
         held=held, kept_previous=kept,
+        kept_previous_merchants=committed.kept_merchants if committed and case == "new" else [],
         duplicate_of=duplicate_of,
     )
     _write_receipt(storage, region, doc)
@@ -680,6 +683,21 @@ def _filings_kept(check: UploadCheck, contract: Any) -> list[str]:
         return []
     keys = check.quarantined.select(columns).drop_nulls()
     return sorted({"/".join(map(str, row)) for row in keys.iter_rows()})
+
+
+def _merchants_kept(check: UploadCheck, contract: Any) -> list[str]:
+    """The credit codes of a complete list's quarantined rows that name a merchant (a valid
+    code) but no filing (a natural-key cell left empty): each such merchant keeps its previous
+    rows until the council corrects the row (:func:`registry.publish.inputs.kept_rows`)."""
+    columns = [c for c in contract.natural_key if c != "region"]
+    quarantined = check.quarantined
+    if quarantined.is_empty() or any(c not in quarantined.columns
+                                     for c in (*columns, "uscc")):
+        return []
+    codes = quarantined.filter(pl.any_horizontal(pl.col(columns).is_null())).select(
+        uscc_from_text(pl.col("uscc").cast(pl.String)).alias("uscc")
+    ).filter(uscc_is_valid(pl.col("uscc")))
+    return sorted(set(codes["uscc"]))
 
 
 def _staged_batch(
@@ -719,4 +737,5 @@ def _staged_batch(
         ))
         writing.result()
     crash_point(settings, "after_batch_gate", "ingest worker")
-    return _batch_record(check, claim, mode, gate)
+    kept = _merchants_kept(check, contract) if mode == "replace" else []
+    return _batch_record(check, claim, mode, gate, kept_merchants=kept)

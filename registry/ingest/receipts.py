@@ -56,6 +56,7 @@ def receipt_document(
     duplicate_of: dict[str, Any] | None = None,
     held: dict[str, Any] | None = None,
     kept_previous: list[str] | None = None,
+    kept_previous_merchants: list[str] | None = None,
 ) -> dict[str, Any]:
     """The receipt for one upload.
 
@@ -65,7 +66,9 @@ def receipt_document(
     says that the batch gate held the batch, and why (``batch_status``, ``held_zh``,
     ``held_en``, ``held_reasons``; see :func:`registry.quality.held_receipt_fields`).
     ``kept_previous`` names the filings of a complete list (replace mode) whose rows were
-    rejected: each keeps its previous accepted row until the council corrects it."""
+    rejected: each keeps its previous accepted row until the council corrects it;
+    ``kept_previous_merchants`` the merchants (credit codes) of such rows that named no filing
+    (a filing-id cell left empty): each keeps its previous rows."""
     errors_of_file = ((file_error,) if file_error is not None
                       else check.file_errors if check is not None else ())
     error = errors_of_file[0] if errors_of_file else None
@@ -98,6 +101,12 @@ def receipt_document(
                        "rows were rejected keep their previously accepted rows, if any, until "
                        "you upload a corrected list; only a filing left out of the list is "
                        "withdrawn.")
+    if kept_previous_merchants:
+        summary_zh += (f"被拒收且未填备案编号的行涉及 {len(kept_previous_merchants)} 家商户，"
+                       "这些商户保留此前已接收的备案（如有），请补全备案编号后重新上传。")
+        summary_en += (f" Rejected rows without a filing ID name {len(kept_previous_merchants)} "
+                       "merchant(s): each keeps its previously accepted filings, if any, until "
+                       "you upload the list with the filing IDs filled in.")
     return {
         "receipt_version": RECEIPT_VERSION,
         "upload_id": upload_id,
@@ -135,6 +144,7 @@ def receipt_document(
         ],
         "duplicate_of": duplicate_of,
         "kept_previous": kept_previous or [],
+        "kept_previous_merchants": kept_previous_merchants or [],
         "batch_status": held["batch_status"] if held else ("released" if batch_id else None),
         "held_reasons": held["held_reasons"] if held else [],
     }

@@ -126,6 +126,10 @@ class BatchRecord(_Record):
     # A duplicate (the same bytes as the batch before it) reads the staged files of the batch
     # that first staged them, this id, instead of writing them again.
     same_as: str | None = None
+    # A complete list's refused rows that name a merchant (a valid credit code) but no filing
+    # (a key cell left empty): those merchants' codes. Each keeps its previous rows, as a
+    # filing whose row was refused does (docs/architecture.md §5.8).
+    kept_merchants: list[str] = []
 
     @property
     def order(self) -> tuple[datetime, str, str]:

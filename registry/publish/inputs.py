@@ -44,6 +44,23 @@ def quarantined_keys(storage: Storage, record: BatchRecord, key: Sequence[str]
     return quarantined.select(pl.col(c).cast(pl.String) for c in columns).drop_nulls()
 
 
+def kept_rows(storage: Storage, record: BatchRecord, key: Sequence[str],
+              previous: pl.LazyFrame) -> pl.LazyFrame:
+    """The rows of ``previous`` (the rows in effect just before ``record``, a complete list
+    with quarantined rows) that the list keeps: a typo never withdraws a filing, only leaving
+    it out of the list does. Kept are the rows of the filings whose rows it quarantined (by
+    natural key), and every row of the merchants whose refused rows named no filing
+    (``record.kept_merchants``)."""
+    keys = [c for c in key if c != "region"]
+    quarantined = quarantined_keys(storage, record, key)
+    kept = previous.join(quarantined, on=keys, how="semi")
+    if not record.kept_merchants:
+        return kept
+    of_merchants = previous.filter(pl.col("uscc").is_in(record.kept_merchants)).join(
+        quarantined, on=keys, how="anti")
+    return pl.concat([kept, of_merchants], how="vertical")
+
+
 def rows_in_effect(storage: Storage, effect: InEffect, order: Mapping[str, int],
                     natural_keys: Mapping[str, Sequence[str]]
                     ) -> list[pl.LazyFrame]:
@@ -51,12 +68,8 @@ def rows_in_effect(storage: Storage, effect: InEffect, order: Mapping[str, int],
               for record in effect.batches]
     replace = effect.replace
     if replace is not None and effect.before is not None and replace.quarantined:
-        # A complete list's quarantined filings keep the row they had just before it: a typo
-        # never withdraws a filing, only leaving it out of the list does.
-        keys = [c for c in natural_keys[effect.dataset] if c != "region"]
-        kept = quarantined_keys(storage, replace, natural_keys[effect.dataset])
         frames.extend(
-            frame.join(kept, on=keys, how="semi")
+            kept_rows(storage, replace, natural_keys[effect.dataset], frame)
             for frame in rows_in_effect(storage, effect.before, order, natural_keys)
         )
     return frames

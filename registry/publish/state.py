@@ -43,7 +43,7 @@ from registry.build.merchants import latest_rows
 from registry.config.crashpoints import crash_point
 from registry.config.settings import Settings
 from registry.ledger import BatchRecord, InEffect
-from registry.publish.inputs import quarantined_keys, rows_in_effect, staged_batch
+from registry.publish.inputs import kept_rows, rows_in_effect, staged_batch
 from registry.storage import AlreadyExists, NotFound, PreconditionFailed, Storage
 from registry.storage.layout import (
     DATASETS,
@@ -264,9 +264,8 @@ def _advanced(ctx: _Context, part: Partition, new: Sequence[BatchRecord]) -> Par
         staged = _ranked(_staged(ctx.storage, record), ranks)
         if record.mode == "replace":
             if record.quarantined:
-                keys = [c for c in natural_key if c != "region"]
-                kept = quarantined_keys(ctx.storage, record, natural_key)
-                rows = [pl.concat(rows, how="vertical").join(kept, on=keys, how="semi")]
+                rows = [kept_rows(ctx.storage, record, natural_key,
+                                  pl.concat(rows, how="vertical"))]
             else:
                 rows = []
         rows.append(staged)

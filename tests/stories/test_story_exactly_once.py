@@ -128,3 +128,50 @@ def test_a_typo_in_a_complete_list_does_not_delist_the_merchant(tmp_path):
     assert kept is not None and kept["trusted"] is True
     assert merchant_code("SH", 3) not in world.changes()
     assert world.receipt(result)["kept_previous"] == ["SH-3"]
+
+
+def test_a_complete_list_row_whose_filing_id_was_cleared_does_not_delist_the_merchant(tmp_path):
+    """Shanghai's complete list comes back with SH-3's filing-id cell empty (cleared by
+    mistake) and its credit code typed in lower case with a space in front. The row is refused,
+    as it names no filing; but it does name the merchant, so the merchant keeps its previous
+    rows and stays listed, and the receipt says so. Only leaving a merchant out of the list
+    withdraws it."""
+    world = CouncilWorld(tmp_path)
+    world.upload("SH", "merchants", _sh_list(5))
+    world.ingest()
+    world.publish()
+    x = merchant_code("SH", 3)
+    cleared = world.upload("SH", "merchants", _sh_list(
+        5, **{"SH-3": {"Filing ID": "", "USCC": " " + x.lower()}}))
+    result = world.ingest()[cleared]
+    assert (result.accepted, result.quarantined) == (4, 1)
+    receipt = world.receipt(result)
+    assert [(e["column"], e["code"]) for e in receipt["row_errors"]] == [
+        ("filing_id", "REQUIRED_MISSING")]
+    world.publish()
+    kept = world.merchant(x)
+    assert kept is not None and kept["trusted"] is True
+    assert x not in world.changes()
+    assert (receipt["kept_previous"], receipt["kept_previous_merchants"]) == ([], [x])
+    # The corrected list brings the filing back under its id; nothing else changes.
+    world.upload("SH", "merchants", _sh_list(5))
+    world.ingest()
+    world.publish()
+    assert world.merchant(x)["trusted"] is True and world.changes() == {}
+
+
+def test_a_merchant_left_out_of_a_complete_list_is_withdrawn_even_if_another_row_was_refused(
+    tmp_path,
+):
+    """Guard: Shanghai's complete list leaves SH-5 out on purpose and has an unrelated row
+    refused (SH-3's filing id cleared). SH-5 is withdrawn; SH-3 stays listed."""
+    world = CouncilWorld(tmp_path)
+    world.upload("SH", "merchants", _sh_list(10))
+    world.ingest()
+    world.publish()
+    world.upload("SH", "merchants", _sh_list(10, leave_out=5, **{"SH-3": {"Filing ID": ""}}))
+    world.ingest()
+    world.publish()
+    assert world.merchant(merchant_code("SH", 5)) is None
+    assert world.changes() == {merchant_code("SH", 5): "removed"}
+    assert world.merchant(merchant_code("SH", 3))["trusted"] is True
