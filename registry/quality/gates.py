@@ -77,12 +77,18 @@ def _bound_reason(bounds: Mapping[str, Any], observed: int, config: QualityConfi
     assert previous is not None  # otherwise only the floor bounds the count
     if observed < bounds["min_rows"]:
         pct = f"{config.row_counts.replace_min_ratio:.0%}"
+        # A council used to sending changes only (upsert) sends one revoked filing this way:
+        # say how a complete list revokes, and what a release would withdraw.
         return ("batch_rows_below_previous",
                 f"全量替换批次不足上一完整批次（{previous.batch_id}，{previous.accepted} 行）的 "
-                f"{pct}，可能是导出不完整；若确属实情，请联系数据工程师放行",
+                f"{pct}，可能是导出不完整。本地区按完整名单报送：如需撤销或修改个别备案，请上传"
+                "完整名单并在其中修改这些备案的状态；只有名单确实只剩这些备案时，才请数据工程师"
+                "放行，放行后名单中没有的备案将被撤下",
                 f"a replace batch below {pct} of the previous full batch ({previous.batch_id}, "
-                f"{previous.accepted} rows): a truncated export? If it is right, ask a data "
-                "engineer to release it")
+                f"{previous.accepted} rows): a truncated export? This region sends complete "
+                "lists: to revoke or change some filings, send the whole list with their status "
+                "changed. Only if the list really is this short, ask a data engineer to release "
+                "it: the filings it leaves out will then be withdrawn")
     pct = f"{config.row_counts.replace_max_ratio:.0%}"
     return ("batch_rows_above_previous",
             f"全量替换批次超过上一完整批次（{previous.accepted} 行）的 {pct}",

@@ -179,3 +179,37 @@ def test_a_short_list_landing_in_the_same_second_as_the_full_one_is_still_held(t
         "code"]
     world.publish()
     assert len(world.merchants()) == 20
+
+
+def test_a_one_row_revocation_from_shanghai_says_how_to_revoke_in_a_complete_list(tmp_path):
+    """Shanghai's clerk revokes merchant X the way Jiangsu does: a file of one row. Shanghai
+    sends its merchants as complete lists, so the file reads as a list of one, and the gate
+    holds it (releasing it would withdraw every other Shanghai filing). X stays as it was; the
+    receipt must tell the clerk, in both languages, how to revoke in a complete list, and that
+    a release would withdraw the filings the file leaves out. She follows it: the complete list
+    with X revoked, and X is no longer trusted while the others stay listed."""
+    w = CouncilWorld(tmp_path)
+    w.upload("SH", "merchants", _sh_list(6))
+    w.ingest()
+    w.publish()
+    x = merchant_code("SH", 2)
+    (one_row,) = w.ingest([w.upload("SH", "merchants", [
+        filing("SH", "SH-2", x, District="静安区", Address="南京西路2号", Status="revoked")])
+    ]).values()
+    assert one_row.held
+    reasons = {r["code"]: r for r in w.receipt(one_row)["held_reasons"]}
+    reason = reasons["batch_rows_below_previous"]
+    assert "完整名单" in reason["message_zh"] and "状态" in reason["message_zh"]
+    assert "撤下" in reason["message_zh"]
+    assert "whole list" in reason["message_en"] and "status" in reason["message_en"]
+    assert "withdrawn" in reason["message_en"]
+    w.publish()
+    assert len(w.merchants()) == 6
+
+    rows = _sh_list(6)
+    rows[1]["Status"] = "revoked"
+    (complete,) = w.ingest([w.upload("SH", "merchants", rows)]).values()
+    assert not complete.held
+    w.publish()
+    assert x not in w.merchants() or w.merchant(x)["trusted"] is False
+    assert all(w.merchant(merchant_code("SH", i))["trusted"] for i in (1, 3, 4, 5, 6))
