@@ -111,8 +111,12 @@ class ColumnSpec(BaseModel):
     # (docs/architecture.md, Personal data).
     pii: bool = False
     aliases: list[str] = Field(default_factory=list)
-    # enum: canonical English value -> the other ways councils write it
+    # enum: canonical English value -> the other ways councils write it (a template's dropdown
+    # offers the first; registry.demo writes these)
     values: dict[str, list[str]] | None = None
+    # enum: canonical value -> more words councils write for it, read as it but not offered
+    # (an office's own word for an ended filing: 注销, 吊销)
+    read_also: dict[str, list[str]] = Field(default_factory=dict)
     min: float | None = None
     max: float | None = None
     max_length: int | None = Field(default=None, gt=0)
@@ -126,6 +130,9 @@ class ColumnSpec(BaseModel):
     def _enum_has_values(self) -> ColumnSpec:
         if (self.dtype == "enum") != (self.values is not None):
             raise ValueError(f"{self.name}: 'values' is required for, and only for, enum columns")
+        unknown = set(self.read_also) - set(self.values or {})
+        if unknown:
+            raise ValueError(f"{self.name}: 'read_also' names values it lacks: {sorted(unknown)}")
         return self
 
     @property
@@ -141,7 +148,7 @@ class ColumnSpec(BaseModel):
         """Matching key of every enum value and alias -> canonical value."""
         index: dict[str, str] = {}
         for canonical, aliases in (self.values or {}).items():
-            for alias in (canonical, *aliases):
+            for alias in (canonical, *aliases, *self.read_also.get(canonical, ())):
                 index[value_key(alias)] = canonical
         return index
 

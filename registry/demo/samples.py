@@ -50,7 +50,7 @@ from registry.storage.layout import DATASETS
 
 DEFAULT_SEED = 20241130
 # Bumped whenever the same arguments would give different files (the benchmark caches by it).
-SAMPLES_VERSION = 3
+SAMPLES_VERSION = 4
 FORMATS = ("csv", "csv-gb18030", "csv-bom", "xlsx")
 _EXTENSIONS = {"csv": "csv", "csv-gb18030": "csv", "csv-bom": "csv", "xlsx": "xlsx"}
 # Share of bad rows, and of merchants filed in a second region / registered in another one.
@@ -650,7 +650,7 @@ class _Generator:
             c["city"] = _where(bad("city_of_another_region"), _pick(
                 others, draw.integers(rows, "bad.city", len(others))), c["city"])
         c["program"] = _where(bad("unknown_program"), "免税商品", c["program"])
-        c["status"] = _where(bad("unknown_status"), "注销", c["status"])
+        c["status"] = _where(bad("unknown_status"), "待审", c["status"])
         c["traceable"] = _where(bad("unknown_yes_no"), "可能", c["traceable"])
         c["origin_countries"] = _where(bad("unknown_country"), "日本、纳尼亚",
                                        c["origin_countries"])

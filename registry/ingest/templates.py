@@ -231,7 +231,7 @@ def _format(col: ColumnSpec, contract: Contract, quality: QualityConfig) -> tupl
 
 
 def _enum_values(col: ColumnSpec) -> tuple[AllowedValue, ...]:
-    return tuple(AllowedValue(value, tuple(spellings))
+    return tuple(AllowedValue(value, (*spellings, *col.read_also.get(value, ())))
                  for value, spellings in (col.values or {}).items())
 
 

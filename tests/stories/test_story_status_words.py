@@ -1,0 +1,71 @@
+"""A clerk writes a filing's end in her office's own word: 注销 (cancelled), 吊销 (revoked by the
+regulator), 已退出 (left the programme), 终止 (terminated), or its pause as 停业 (closed for now)
+or 中止. The template offers 撤销 and 暂停, but the row means the same, and a refusal would leave
+the merchant trusted until someone noticed the receipt. Every such word ends or pauses the
+filing; none of them can make a merchant trusted, so reading them is safe in the one direction
+that matters to a consumer."""
+
+from __future__ import annotations
+
+import pytest
+from council_world import CouncilWorld, filing, inspection, merchant_code
+
+from registry.build.scores import DISQUALIFIER_SERIOUS_FAILURE
+
+ENDED = ["注销", "已注销", "吊销", "已吊销", "已退出", "终止", "已终止", "已失效", "已取消"]
+PAUSED = ["停业", "中止", "已暂停"]
+
+
+@pytest.mark.parametrize("word", ["注销", "吊销"])
+def test_a_filing_ended_in_another_word_is_not_trusted(tmp_path, word):
+    """Jiangsu lists three merchants, then sends one row ending X's filing with ``word``.
+    The row is accepted as a revocation and a consumer app no longer reads X as trusted."""
+    w = CouncilWorld(tmp_path)
+    x, y, z = w.three_listed("JS")
+    key = w.upload("JS", "merchants", [filing("JS", "JS-1", x, Status=word)])
+    receipt = w.receipt(w.ingest()[key])
+    assert (receipt["accepted"], receipt["row_errors"]) == (1, []), receipt["row_errors"]
+    w.publish()
+    assert w.merchant(x) is None
+    assert {w.merchant(u)["verdict"] for u in (y, z)} == {"trusted"}
+
+
+def test_every_word_for_an_ended_or_paused_filing_is_read_so(tmp_path):
+    """Anhui's list uses every such word, one filing each, beside one active filing: each
+    ended or paused filing's merchant is not trusted, and no row is refused."""
+    w = CouncilWorld(tmp_path)
+    words = ENDED + PAUSED
+    codes = [merchant_code("AH", n) for n in range(1, len(words) + 2)]
+    rows = [filing("AH", f"AH-{n}", code, Status=word)
+            for n, (code, word) in enumerate(zip(codes, words, strict=False), start=1)]
+    rows.append(filing("AH", f"AH-{len(codes)}", codes[-1]))
+    key = w.upload("AH", "merchants", rows)
+    receipt = w.receipt(w.ingest()[key])
+    assert (receipt["accepted"], receipt["row_errors"]) == (len(rows), []), [
+        (e["value"], e["code"]) for e in receipt["row_errors"]]
+    w.publish()
+    listed = w.merchants()
+    assert all(code not in listed or listed[code]["trusted"] is False for code in codes[:-1])
+    assert listed[codes[-1]]["verdict"] == "trusted"
+
+
+def test_a_serious_failure_written_as_the_lab_words_it_disqualifies_the_merchant(tmp_path):
+    """Anhui's lab reports X's milk powder as 不符合要求 (does not meet the requirements), its
+    severity 严重不合格 (a serious nonconformity), the words of its own report, and Y's as
+    不符合 with 一般不合格. Both rows are read as failures; X is disqualified for the serious
+    one, Y is not."""
+    w = CouncilWorld(tmp_path)
+    x, y, z = w.three_listed("AH")
+    key = w.upload("AH", "inspections", [
+        inspection("AH-T-1", x, 检测结论="不符合要求", 严重程度="严重不合格"),
+        inspection("AH-T-2", y, 检测结论="不符合", 严重程度="一般不合格"),
+        inspection("AH-T-3", z, 检测结论="符合要求")])
+    receipt = w.receipt(w.ingest()[key])
+    assert (receipt["accepted"], receipt["row_errors"]) == (3, []), [
+        (e["value"], e["code"]) for e in receipt["row_errors"]]
+    w.publish()
+    assert DISQUALIFIER_SERIOUS_FAILURE in w.merchant(x)["disqualifications"]
+    assert w.merchant(x)["trusted"] is False
+    assert (w.merchant(y)["failed_inspections_12m"], w.merchant(z)["failed_inspections_12m"]
+            ) == (1, 0)
+    assert DISQUALIFIER_SERIOUS_FAILURE not in w.merchant(y)["disqualifications"]
