@@ -123,7 +123,9 @@ def batch_records(storage: Storage, *, dataset: str | None = None, region: str |
     return ordered(_read_all(storage, keys))
 
 
-# Records are small objects read one GET each: on S3 the reads overlap.
+# Records are small objects read one GET each: on S3 the reads overlap, up to this many at once.
+# A pool costs well under a millisecond; a GET to S3 costs milliseconds, so a few keys are
+# worth one (the report's cards read a dozen records, then the held ones and their releases).
 _READERS = 16
 
 
@@ -138,10 +140,11 @@ def _read_all(storage: Storage, keys: list[str], *, missing_ok: bool = False
                 return None
             raise
 
-    if len(keys) < 2 * _READERS:
+    if len(keys) < 2:
         found = [read(key) for key in keys]
     else:
-        with ThreadPoolExecutor(_READERS, thread_name_prefix="ledger-read") as pool:
+        with ThreadPoolExecutor(min(_READERS, len(keys)), thread_name_prefix="ledger-read"
+                                ) as pool:
             found = list(pool.map(read, keys))
     return [record for record in found if record is not None]
 
