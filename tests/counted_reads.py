@@ -9,11 +9,18 @@ from registry.storage import Storage, layout
 
 
 class CountingReads:
-    """``storage`` as the ledger sees it, counting the batch records it reads."""
+    """``storage`` as the ledger sees it, counting the batch records it reads and the listings
+    of the releases."""
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self.record_reads = 0
+        self.release_listings = 0
+
+    def list(self, prefix: str, *args: Any, **kwargs: Any) -> Any:
+        if prefix.startswith(layout.RELEASES_PREFIX):
+            self.release_listings += 1
+        return self._storage.list(prefix, *args, **kwargs)
 
     def read_bytes(self, key: str) -> bytes:
         if key.startswith(layout.BATCHES_PREFIX):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -195,6 +195,13 @@ def read_batch_record(storage: Storage, dataset: str, region: str, batch_id: str
         return None
 
 
+def read_batch_records(storage: Storage, refs: Iterable[tuple[str, str, str]]
+                       ) -> list[BatchRecord]:
+    """The committed records of ``refs`` ((dataset, region, batch id) each) that exist, in
+    their order, read side by side."""
+    return _read_all(storage, [layout.batch_record_key(*ref) for ref in refs], missing_ok=True)
+
+
 def find_batch(storage: Storage, batch_id: str) -> list[BatchRecord]:
     """The committed batches with id ``batch_id`` (one, unless two regions or datasets
     received the same bytes in the same second)."""
@@ -258,13 +265,15 @@ def publishable_batches(storage: Storage) -> list[BatchRecord]:
     return publishable(batch_records(storage), released_ids(storage))
 
 
-def held_batches(storage: Storage) -> list[BatchRecord]:
+def held_batches(storage: Storage, *, released: set[str] | None = None) -> list[BatchRecord]:
     """Every batch held by the gate and not released (:func:`records.held_unreleased`),
     reading only the records of held batches not released themselves: the held index names
     them (its key is written before the batch's record, so a key whose record is missing is a
     commit that never happened, and is passed over). A store from before the index is indexed
-    on its first read, from every record."""
-    released = released_ids(storage)
+    on its first read, from every record. ``released`` is :func:`released_ids`, when the
+    caller has it already."""
+    if released is None:
+        released = released_ids(storage)
     keys = [layout.batch_record_key(*ref) for ref in _held_refs(storage) if ref[2] not in released]
     return held_unreleased(_read_all(storage, keys, missing_ok=True), released)
 

@@ -100,11 +100,10 @@ def write_scorecards(storage: Storage, settings: Settings,
     now = now or datetime.now(UTC)
     config = load_quality_config(settings.config_dir)
     regions = load_regions(settings.config_dir)
-    run = [record for ref in run_batches
-           if (record := ledger.read_batch_record(storage, *ref)) is not None]
-    held = ledger.held_batches(storage)
-    records = list({(r.dataset, r.region, r.batch_id): r for r in [*run, *held]}.values())
+    run = ledger.read_batch_records(storage, run_batches)
     released = ledger.released_ids(storage)
+    held = ledger.held_batches(storage, released=released)
+    records = list({(r.dataset, r.region, r.batch_id): r for r in [*run, *held]}.values())
     previous = {}
     for code in regions.regions:
         with contextlib.suppress(NotFound):

@@ -273,6 +273,7 @@ def test_a_runs_scorecards_read_the_runs_and_the_held_records_only(storage: Stor
     keys = write_scorecards(counting, SETTINGS,  # type: ignore[arg-type]
                             [(r.dataset, r.region, r.batch_id) for r in run], now=at)
     assert counting.record_reads == 4  # the run's two, then the held B41 and B43
+    assert counting.release_listings == 1
     cards = {region: json.loads(storage.read_bytes(key)) for region, key in keys.items()}
     expected = region_scorecards(
         ledger.batch_records(storage), load_regions(SETTINGS.config_dir),
