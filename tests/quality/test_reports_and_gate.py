@@ -217,10 +217,14 @@ def test_the_batches_commands_list_and_release_held_batches(tmp_path, monkeypatc
     again = runner.invoke(app, ["batches", "release", held, "--reason", "x", "--by", "wang"])
     assert again.exit_code == 1 and "already released by engineer-li" in again.output
 
-    # Without --by, the OS user is recorded.
+    # Without --by, the OS user is recorded. This complete list names other filings than the
+    # first: its release withdraws those three, and says so until it is told their number.
     land(storage, "landing/SH/merchants/u.csv", merchants_csv(3, start=200, suspended=3))
     (second,) = ingest_pending(storage, SETTINGS).results
-    by_os = runner.invoke(app, ["batches", "release", second.batch_id, "--reason", "ok"])
+    unconfirmed = runner.invoke(app, ["batches", "release", second.batch_id, "--reason", "ok"])
+    assert unconfirmed.exit_code == 1 and "withdraws 3 filing(s)" in unconfirmed.output
+    by_os = runner.invoke(app, ["batches", "release", second.batch_id, "--reason", "ok",
+                                "--withdraws", "3"])
     assert by_os.exit_code == 0, by_os.output
     import getpass
     assert _release(storage, second.batch_id).released_by == getpass.getuser()

@@ -213,3 +213,37 @@ def test_a_one_row_revocation_from_shanghai_says_how_to_revoke_in_a_complete_lis
     w.publish()
     assert x not in w.merchants() or w.merchant(x)["trusted"] is False
     assert all(w.merchant(merchant_code("SH", i))["trusted"] for i in (1, 3, 4, 5, 6))
+
+
+def test_releasing_a_one_row_complete_list_must_name_what_it_withdraws(tmp_path, monkeypatch):
+    """Shanghai's one-row revocation of X is held as a complete list of one. A data engineer,
+    asked by the clerk, runs `registry batches release` on it. Releasing it would withdraw the
+    five other Shanghai filings, so the release is refused until the engineer confirms that
+    number (`--withdraws 5`), and the refusal names them. Meanwhile a consumer app still reads
+    all six merchants; once confirmed, the next snapshot withdraws the five."""
+    w = CouncilWorld(tmp_path)
+    monkeypatch.setenv("REGISTRY_STORAGE_URI", f"file://{tmp_path / 'registry'}")
+    w.upload("SH", "merchants", _sh_list(6))
+    w.ingest()
+    w.publish()
+    x = merchant_code("SH", 2)
+    (one_row,) = w.ingest([w.upload("SH", "merchants", [
+        filing("SH", "SH-2", x, District="静安区", Address="南京西路2号", Status="revoked")])
+    ]).values()
+    assert one_row.held
+    runner = CliRunner()
+    release = ["batches", "release", one_row.batch_id, "--reason", "clerk asked", "--by", "li"]
+
+    refused = runner.invoke(app, release)
+    assert refused.exit_code == 1
+    assert "withdraws 5" in refused.output and "SH-1" in refused.output
+    assert "--withdraws 5" in refused.output
+    assert runner.invoke(app, [*release, "--withdraws", "4"]).exit_code == 1
+    w.publish()
+    assert len(w.merchants()) == 6
+
+    confirmed = runner.invoke(app, [*release, "--withdraws", "5"])
+    assert confirmed.exit_code == 0, confirmed.output
+    w.publish()
+    assert x not in w.merchants() or w.merchant(x)["trusted"] is False
+    assert all(merchant_code("SH", i) not in w.merchants() for i in (1, 3, 4, 5, 6))
