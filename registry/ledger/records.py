@@ -128,7 +128,7 @@ class BatchRecord(_Record):
     same_as: str | None = None
     # A complete list's refused rows that name a merchant (a valid credit code) but no filing
     # (a key cell left empty): those merchants' codes. Each keeps its previous rows, as a
-    # filing whose row was refused does (docs/architecture.md §5.8).
+    # filing whose row was refused does (docs/architecture.md §8).
     kept_merchants: list[str] = []
 
     @property

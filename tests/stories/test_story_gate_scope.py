@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from registry.build.scores import DISQUALIFIER_SERIOUS_FAILURE, status_disqualifier
 from registry.cli import app
+from registry.ingest.pipeline import UploadResult
 from registry.storage import LocalStorage
 
 
@@ -181,14 +182,10 @@ def test_a_short_list_landing_in_the_same_second_as_the_full_one_is_still_held(t
     assert len(world.merchants()) == 20
 
 
-def test_a_one_row_revocation_from_shanghai_says_how_to_revoke_in_a_complete_list(tmp_path):
-    """Shanghai's clerk revokes merchant X the way Jiangsu does: a file of one row. Shanghai
-    sends its merchants as complete lists, so the file reads as a list of one, and the gate
-    holds it (releasing it would withdraw every other Shanghai filing). X stays as it was; the
-    receipt must tell the clerk, in both languages, how to revoke in a complete list, and that
-    a release would withdraw the filings the file leaves out. She follows it: the complete list
-    with X revoked, and X is no longer trusted while the others stay listed."""
-    w = CouncilWorld(tmp_path)
+def _sh_one_row_revocation(w: CouncilWorld) -> tuple[str, UploadResult]:
+    """Shanghai's complete list of six is published, then its clerk sends one row revoking
+    SH-2 (merchant X), which the gate holds as a complete list of one. X's code and that
+    upload's result."""
     w.upload("SH", "merchants", _sh_list(6))
     w.ingest()
     w.publish()
@@ -197,6 +194,18 @@ def test_a_one_row_revocation_from_shanghai_says_how_to_revoke_in_a_complete_lis
         filing("SH", "SH-2", x, District="静安区", Address="南京西路2号", Status="revoked")])
     ]).values()
     assert one_row.held
+    return x, one_row
+
+
+def test_a_one_row_revocation_from_shanghai_says_how_to_revoke_in_a_complete_list(tmp_path):
+    """Shanghai's clerk revokes merchant X the way Jiangsu does: a file of one row. Shanghai
+    sends its merchants as complete lists, so the file reads as a list of one, and the gate
+    holds it (releasing it would withdraw every other Shanghai filing). X stays as it was; the
+    receipt must tell the clerk, in both languages, how to revoke in a complete list, and that
+    a release would withdraw the filings the file leaves out. She follows it: the complete list
+    with X revoked, and X is no longer trusted while the others stay listed."""
+    w = CouncilWorld(tmp_path)
+    x, one_row = _sh_one_row_revocation(w)
     reasons = {r["code"]: r for r in w.receipt(one_row)["held_reasons"]}
     reason = reasons["batch_rows_below_previous"]
     assert "完整名单" in reason["message_zh"] and "状态" in reason["message_zh"]
@@ -223,14 +232,7 @@ def test_releasing_a_one_row_complete_list_must_name_what_it_withdraws(tmp_path,
     all six merchants; once confirmed, the next snapshot withdraws the five."""
     w = CouncilWorld(tmp_path)
     monkeypatch.setenv("REGISTRY_STORAGE_URI", f"file://{tmp_path / 'registry'}")
-    w.upload("SH", "merchants", _sh_list(6))
-    w.ingest()
-    w.publish()
-    x = merchant_code("SH", 2)
-    (one_row,) = w.ingest([w.upload("SH", "merchants", [
-        filing("SH", "SH-2", x, District="静安区", Address="南京西路2号", Status="revoked")])
-    ]).values()
-    assert one_row.held
+    x, one_row = _sh_one_row_revocation(w)
     runner = CliRunner()
     release = ["batches", "release", one_row.batch_id, "--reason", "clerk asked", "--by", "li"]
 
