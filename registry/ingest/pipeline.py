@@ -45,7 +45,12 @@ import polars as pl
 
 from registry import ledger
 from registry.allocator import use_jemalloc
-from registry.config.contracts import LINEAGE_SCHEMA, load_contracts, load_vocabulary
+from registry.config.contracts import (
+    LINEAGE_SCHEMA,
+    load_contracts,
+    load_vocabulary,
+    within_region,
+)
 from registry.config.crashpoints import check_crash_setting, crash_point
 from registry.config.quality import load_quality_config
 from registry.config.regions import load_regions
@@ -678,7 +683,7 @@ def _duplicate_of(storage: Storage, duplicate: ledger.BatchRecord) -> dict[str, 
 def _filings_kept(check: UploadCheck, contract: Any) -> list[str]:
     """The natural keys (beyond the region) of a complete list's quarantined rows: each keeps
     its previous accepted row, if it had one, until the council corrects it."""
-    columns = [c for c in contract.natural_key if c != "region"]
+    columns = within_region(contract.natural_key)
     if check.quarantined.is_empty() or any(c not in check.quarantined.columns for c in columns):
         return []
     keys = check.quarantined.select(columns).drop_nulls()
@@ -689,7 +694,7 @@ def _merchants_kept(check: UploadCheck, contract: Any) -> list[str]:
     """The credit codes of a complete list's quarantined rows that name a merchant (a valid
     code) but no filing (a natural-key cell left empty): each such merchant keeps its previous
     rows until the council corrects the row (:func:`registry.publish.inputs.kept_rows`)."""
-    columns = [c for c in contract.natural_key if c != "region"]
+    columns = within_region(contract.natural_key)
     quarantined = check.quarantined
     if quarantined.is_empty() or any(c not in quarantined.columns
                                      for c in (*columns, "uscc")):

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from registry.config import pii
-from registry.config.contracts import LINEAGE_SCHEMA, ColumnSpec, Contract, Vocabulary, header_key
+from registry.config.contracts import (
+    LINEAGE_SCHEMA,
+    ColumnSpec,
+    Contract,
+    Vocabulary,
+    header_key,
+    within_region,
+)
 from registry.config.regions import RegionConfig
 from registry.ingest import rejections as rj
 from registry.ingest.normalize import REGION_SUFFIX, city_lookup, normalized
@@ -145,7 +152,7 @@ def _column_rules(
 
 
 def _duplicate_key_rule(contract: Contract) -> Rule | None:
-    keys = [contract.by_name[k] for k in contract.natural_key if k != "region"]
+    keys = [contract.by_name[k] for k in within_region(contract.natural_key)]
     if not keys:
         return None
     # A key cut short by a spreadsheet is refused as such; its copies are not copies of what

@@ -10,6 +10,7 @@ import polars as pl
 
 from registry import ledger
 from registry.build.columns import ORDER_COLUMN, STAGED_COLUMNS, StagedInputs, StagedSchemaError
+from registry.config.contracts import within_region
 from registry.ledger import BatchRecord, InEffect
 from registry.storage import Storage
 from registry.storage.layout import DATASETS, quarantine_prefix, staged_prefix
@@ -38,7 +39,7 @@ def staged_batch(storage: Storage, record: BatchRecord, order: int) -> pl.LazyFr
 def quarantined_keys(storage: Storage, record: BatchRecord, key: Sequence[str]
                       ) -> pl.LazyFrame:
     """The natural keys of the rows ``record`` quarantined (as the council wrote them)."""
-    columns = [c for c in key if c != "region"]
+    columns = within_region(key)
     quarantined = storage.scan_parquet(
         quarantine_prefix(record.dataset, record.region, record.stages) + "*.parquet",
         hive_partitioning=False)
@@ -52,7 +53,7 @@ def kept_rows(storage: Storage, record: BatchRecord, key: Sequence[str],
     it out of the list does. Kept are the rows of the filings whose rows it quarantined (by
     natural key), and every row of the merchants whose refused rows named no filing
     (``record.kept_merchants``)."""
-    keys = [c for c in key if c != "region"]
+    keys = within_region(key)
     quarantined = quarantined_keys(storage, record, key)
     kept = previous.join(quarantined, on=keys, how="semi")
     if not record.kept_merchants:
@@ -111,7 +112,7 @@ def withdrawn_by_release(storage: Storage, record: BatchRecord,
     released = ledger.released_ids(storage)
     order = {r.batch_id: rank for rank, r in enumerate(records)}
     key = natural_keys[record.dataset]
-    columns = [c for c in key if c != "region"]
+    columns = within_region(key)
 
     def filings(with_record: bool) -> set[tuple[str, ...]]:
         effects = ledger.in_effect(ledger.publishable(
