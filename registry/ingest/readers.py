@@ -15,10 +15,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import posixpath
 import re
 import zipfile
 from collections.abc import Collection
 from dataclasses import dataclass
+from xml.etree import ElementTree
 
 import charset_normalizer
 import fastexcel
@@ -27,7 +29,7 @@ import polars as pl
 from registry.config.contracts import header_key
 from registry.ingest import read_worker
 from registry.ingest import rejections as rj
-from registry.ingest.tables import SOURCE_ROW, Limits, SkippedNote, UploadTable
+from registry.ingest.tables import SOURCE_ROW, Limits, MergedCells, SkippedNote, UploadTable
 
 HEADER_SEARCH_ROWS = 30
 FOOTER_SEARCH_ROWS = 50
@@ -53,6 +55,11 @@ _ZIP_OTHERS = (("word/document.xml", "word"), ("ppt/presentation.xml", "powerpoi
 # Names councils give workbooks: a file so named that reads as no text is a damaged workbook.
 _WORKBOOK_NAME = re.compile(r"(?i)\.(xlsx|xlsm|xls|et)$")
 _SAMPLE_BYTES = 64 * 1024
+# A worksheet part's merged ranges (ECMA-376 Part 1, §18.3.1.55), with or without a namespace
+# prefix: ``<mergeCell ref="C4:C7"/>``. None is longer than _MERGE_CELL_BYTES.
+_MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
+_MERGE_CELL_BYTES = 128
+_RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 # A number written out with more digits than the 15 Excel keeps (_long_numbers_as_kept).
 _LONG_DIGITS = r"^\d{16,}$"
 _FIRST_VISIBLE = re.compile(rb"\s*(\S)")
@@ -178,6 +185,15 @@ def _spreadsheet_table(
         name = _data_sheet(sheets)
         sheet = reader.load_sheet(name, header_row=None, skip_rows=0, dtypes="string")
         grid = _long_numbers_as_kept(reader, name, sheet.to_polars())
+        grid = grid.rename({c: f"c{i}" for i, c in enumerate(grid.columns)})
+        header_at = _header_position(grid.head(HEADER_SEARCH_ROWS).rows(), known_headers)
+        # Excel keeps a merged range's value in its first cell only: the others are empty.
+        merged: list[MergedCells] = []
+        if grid.slice(header_at + 1).null_count().sum_horizontal().item():
+            ranges = (_xlsx_merged_ranges(data, name) if fmt == "xlsx"
+                      else _xls_merged_ranges(data, name))
+            sheet_columns = [column.absolute_index for column in sheet.available_columns()]
+            grid, merged = _merged_filled(grid, sheet_columns, header_at, ranges)
     except rj.FileRejected:
         raise
     except Exception as exc:  # fastexcel raises its own hierarchy for damaged or locked files
@@ -186,15 +202,14 @@ def _spreadsheet_table(
         locked = re.search(r"(?i)password|encrypt", str(exc))
         raise rj.FileRejected(rj.WORKBOOK_ENCRYPTED if locked else rj.WORKBOOK_DAMAGED
                               ) from None
-    grid = grid.rename({c: f"c{i}" for i, c in enumerate(grid.columns)})
-    header_at = _header_position(grid.head(HEADER_SEARCH_ROWS).rows(), known_headers)
     header = [cell or "" for cell in grid.row(header_at)]
     rows = grid.slice(header_at + 1).with_columns(
         pl.int_range(header_at + 2, header_at + 2 + grid.height - header_at - 1, dtype=pl.Int64)
         .alias(SOURCE_ROW)
     )
     rows, notes = _without_blanks_and_footer(rows)
-    return UploadTable(format=fmt, header=header, rows=rows, sheet=name, notes=notes)
+    return UploadTable(format=fmt, header=header, rows=rows, sheet=name, notes=notes,
+                       merged=merged)
 
 
 @dataclass(frozen=True)
@@ -228,6 +243,110 @@ def _data_sheet(sheets: list[_SheetHead]) -> str:
             return data[0].name
     best = max(s.score for s in sheets)
     return next(s.name for s in sheets if s.score == best)
+
+
+def _merged_filled(grid: pl.DataFrame, sheet_columns: list[int], header_at: int,
+                   ranges: list[tuple[int, int, int, int]]
+                   ) -> tuple[pl.DataFrame, list[MergedCells]]:
+    """``grid`` with the empty cells of each range of ``ranges`` (first row, first column, last
+    row, last column; 0-based sheet coordinates) that merges rows of one column under the header
+    given the value of the range's first cell, and the ranges so read.
+
+    A clerk merges the cells of rows that share a value (one tall 上海 beside every Shanghai
+    row, one 撤销 beside two filings revoked together): each of those rows shows the value and
+    means it, but Excel keeps it in the first cell only. Read as stored, every row under the
+    first would be refused for a missing value, and a refused row keeps its filing's previous
+    status. Ranges across columns are left as they are: they are titles, notes and headers
+    spanning a table, not one value per cell. ``sheet_columns`` are the sheet columns of the
+    grid's columns (fastexcel leaves out empty leading columns)."""
+    position = {column: i for i, column in enumerate(sheet_columns)}
+    header = grid.row(header_at)
+    fills: dict[int, list[str | None]] = {}
+    merged = []
+    for r0, c0, r1, c1 in sorted(ranges):
+        if c1 != c0 or r1 == r0 or r0 <= header_at or r0 >= grid.height or c0 not in position:
+            continue
+        i = position[c0]
+        value = grid[r0, i]
+        if value is None or not value.strip():
+            continue
+        last = min(r1, grid.height - 1)
+        column = fills.setdefault(i, [None] * grid.height)
+        column[r0:last + 1] = [value] * (last + 1 - r0)
+        # Sheet row r is the clerk's row r + 1.
+        merged.append(MergedCells(header[i] or f"#{c0 + 1}", r0 + 1, last + 1))
+    filled = grid.with_columns(
+        pl.coalesce(grid.columns[i], pl.Series(values, dtype=pl.String)).alias(grid.columns[i])
+        for i, values in fills.items())
+    return filled, merged
+
+
+def _column_number(letters: bytes) -> int:
+    """The 0-based index of an Excel column's letters (``A`` is 0, ``AA`` is 26)."""
+    n = 0
+    for letter in letters:
+        n = n * 26 + letter - ord("A") + 1
+    return n - 1
+
+
+def _local_name(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _xlsx_sheet_part(archive: zipfile.ZipFile, sheet: str) -> str | None:
+    """The zip entry of the worksheet named ``sheet``: the workbook part names its
+    relationship, and the relationship its part."""
+    workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+    relationship = next((e.get(_RELATIONSHIP_ID) for e in workbook.iter()
+                         if _local_name(e.tag) == "sheet" and e.get("name") == sheet), None)
+    try:
+        relationships = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    except KeyError:
+        return None
+    target = next((e.get("Target") for e in relationships.iter()
+                   if _local_name(e.tag) == "Relationship" and e.get("Id") == relationship),
+                  None)
+    if relationship is None or target is None:
+        return None
+    return target.lstrip("/") if target.startswith("/") else posixpath.normpath("xl/" + target)
+
+
+def _xlsx_merged_ranges(data: bytes, sheet: str) -> list[tuple[int, int, int, int]]:
+    """(first row, first column, last row, last column), 0-based, of every merged range of the
+    worksheet named ``sheet``. Its XML is read a mebibyte at a time: the ranges follow the
+    cells, which may be hundreds of megabytes."""
+    ranges = []
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        part = _xlsx_sheet_part(archive, sheet)
+        if part is None:
+            return []
+        with archive.open(part) as stream:
+            pending = b""
+            while True:
+                chunk = stream.read(1 << 20)
+                text = pending + chunk
+                # An element that starts in the last bytes may end in the next chunk.
+                cut = max(0, len(text) - _MERGE_CELL_BYTES) if chunk else len(text)
+                for m in _MERGE_CELL.finditer(text):
+                    if m.start() >= cut:
+                        break
+                    first = (int(m.group(2)) - 1, _column_number(m.group(1)))
+                    last = ((int(m.group(4)) - 1, _column_number(m.group(3)))
+                            if m.group(3) else first)
+                    ranges.append((*first, *last))
+                if not chunk:
+                    return ranges
+                pending = text[cut:]
+
+
+def _xls_merged_ranges(data: bytes, sheet: str) -> list[tuple[int, int, int, int]]:
+    """:func:`_xlsx_merged_ranges` of a .xls (BIFF) workbook, from python-calamine (.xls
+    workbooks hold at most 65,536 rows, so reading the sheet again costs little)."""
+    import python_calamine
+
+    book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+    merged = book.get_sheet_by_name(sheet).merged_cell_ranges or []
+    return [(r0, c0, r1, c1) for (r0, c0), (r1, c1) in merged]
 
 
 def _long_numbers_as_kept(reader: fastexcel.ExcelReader, sheet: str, grid: pl.DataFrame

@@ -142,6 +142,7 @@ def receipt_document(
         "skipped_note_rows": [
             {"row": n.row, "starts_with": n.starts_with} for n in (check.notes if check else [])
         ],
+        "merged_cells": [m.as_dict() for m in (check.merged if check else [])],
         "duplicate_of": duplicate_of,
         "kept_previous": kept_previous or [],
         "kept_previous_merchants": kept_previous_merchants or [],

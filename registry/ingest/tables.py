@@ -37,6 +37,26 @@ class SkippedNote:
 
 
 @dataclass(frozen=True)
+class MergedCells:
+    """Merged cells of a workbook's column under the header, whose value each row they span
+    was read with: the column's header and the first and last rows (the clerk's numbers). The
+    value is not kept: it may be personal data."""
+
+    column: str
+    first_row: int
+    last_row: int
+
+    def as_dict(self) -> dict[str, object]:
+        """As receipts and ``registry check --json`` show it, with a sentence in zh and en."""
+        rows = f"{self.first_row}–{self.last_row}"
+        return {"column": self.column, "first_row": self.first_row, "last_row": self.last_row,
+                "message_zh": f"第 {rows} 行的「{self.column}」是一个合并单元格，"
+                              "每行都按其中的值读取",
+                "message_en": f"rows {rows} of column {self.column} are one merged cell: each "
+                              "row was read with its value"}
+
+
+@dataclass(frozen=True)
 class UploadTable:
     """An upload as text. ``rows`` has one String column per header cell, named ``c0``,
     ``c1``... in header order, plus ``_source_row`` (Int64): the row number the clerk sees
@@ -48,3 +68,4 @@ class UploadTable:
     encoding: str | None = None
     sheet: str | None = None
     notes: list[SkippedNote] = field(default_factory=list)
+    merged: list[MergedCells] = field(default_factory=list)

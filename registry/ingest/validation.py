@@ -33,7 +33,7 @@ from registry.config.regions import RegionConfig
 from registry.ingest import rejections as rj
 from registry.ingest.normalize import REGION_SUFFIX, city_lookup, normalized
 from registry.ingest.readers import refusal_for_name, upload_table
-from registry.ingest.tables import SOURCE_ROW, Limits, SkippedNote, UploadTable
+from registry.ingest.tables import SOURCE_ROW, Limits, MergedCells, SkippedNote, UploadTable
 from registry.ingest.uscc import uscc_is_valid
 
 if TYPE_CHECKING:
@@ -300,6 +300,7 @@ class UploadCheck:
     encoding: str | None = None
     sheet: str | None = None
     notes: list[SkippedNote] = field(default_factory=list)
+    merged: list[MergedCells] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     warnings: tuple[dict[str, str], ...] = ()
 
@@ -417,6 +418,7 @@ def _empty_check(file: str, region: str, contract: Contract,
         encoding=table.encoding if table else None,
         sheet=table.sheet if table else None,
         notes=table.notes if table else [],
+        merged=table.merged if table else [],
     )
 
 
@@ -491,6 +493,7 @@ def checked_upload(
         encoding=table.encoding,
         sheet=table.sheet,
         notes=table.notes,
+        merged=table.merged,
         ignored_columns=ignored,
     )
 
@@ -515,4 +518,5 @@ def checked_file_as_json(check: UploadCheck) -> dict:
             else []
         ),
         "warnings": list(check.warnings),
+        "merged_cells": [m.as_dict() for m in check.merged],
     }

@@ -180,6 +180,60 @@ def test_a_damaged_workbook_is_not_called_a_csv_encoding_problem() -> None:
     assert refusal_for_name(same, "名单.csv") is same
 
 
+# Rows of inspections under HEADER, with the cells a clerk merged left empty, as Excel leaves
+# them: 样品名称 merged over the first three rows, 检测结论 over the last two.
+_MERGED_ROWS = [["T1", "91110000600037341L", "奶粉", "2024-04-01", "合格"],
+                ["T2", "91110000600037341L", None, "2024-04-02", "不合格"],
+                ["T3", "91110000600037341L", None, "2024-04-03", "合格"],
+                ["T4", "91110000600037341L", "红酒", "2024-04-04", None]]
+_MERGED_READ = [["奶粉", "合格"], ["奶粉", "不合格"], ["奶粉", "合格"], ["红酒", "合格"]]
+
+
+def test_merged_cells_of_a_column_are_read_in_every_row_they_span() -> None:
+    """The table starts in column B under a title merged across it, and ends with a note merged
+    across it. The column merges under the header are read in each of their rows; the title and
+    the note, merged across columns, stay a title and a footer."""
+    def write(sheet) -> None:
+        sheet.merge_range(0, 1, 0, 5, "抽检结果")
+        sheet.write_row(2, 1, HEADER.split(","))
+        for r, row in enumerate(_MERGED_ROWS, start=3):
+            for c, value in enumerate(row, start=1):
+                if value is not None:
+                    sheet.write_string(r, c, value)
+        sheet.merge_range(3, 3, 5, 3, "奶粉")
+        sheet.merge_range(5, 5, 6, 5, "合格")
+        sheet.merge_range(8, 1, 8, 5, "备注：以上数据截至 6 月 30 日")
+
+    table = upload_table(_xlsx(write), KNOWN, LIMITS)
+    assert table.rows.select("c2", "c4").rows() == [tuple(r) for r in _MERGED_READ]
+    assert table.rows[SOURCE_ROW].to_list() == [4, 5, 6, 7]
+    assert [(m.column, m.first_row, m.last_row) for m in table.merged] == [
+        ("样品名称", 4, 6), ("检测结论", 6, 7)]
+    assert [n.row for n in table.notes] == [9]
+
+
+def test_merged_cells_of_an_xls_workbook_are_read_too() -> None:
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("数据")
+    for c, name in enumerate(HEADER.split(",")):
+        sheet.write(0, c, name)
+    for r, row in enumerate(_MERGED_ROWS, start=1):
+        for c, value in enumerate(row):
+            if value is not None and (r, c) not in ((1, 2), (3, 4)):
+                sheet.write(r, c, value)
+    sheet.write_merge(1, 3, 2, 2, "奶粉")
+    sheet.write_merge(3, 4, 4, 4, "合格")
+    buf = io.BytesIO()
+    book.save(buf)
+    table = upload_table(buf.getvalue(), KNOWN, LIMITS)
+    assert table.format == "xls"
+    assert table.rows.select("c2", "c4").rows() == [tuple(r) for r in _MERGED_READ]
+    assert [(m.column, m.first_row, m.last_row) for m in table.merged] == [
+        ("样品名称", 2, 4), ("检测结论", 4, 5)]
+
+
 def test_the_data_sheet_is_the_one_whose_header_matches_not_the_first() -> None:
     buf = io.BytesIO()
     book = xlsxwriter.Workbook(buf)
