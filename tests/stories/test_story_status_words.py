@@ -12,11 +12,14 @@ from council_world import CouncilWorld, filing, inspection, merchant_code
 
 from registry.build.scores import DISQUALIFIER_SERIOUS_FAILURE
 
-ENDED = ["注销", "已注销", "吊销", "已吊销", "已退出", "终止", "已终止", "已失效", "已取消"]
-PAUSED = ["停业", "中止", "已暂停"]
+# 撤消 is the older spelling of 撤销, still in many offices' forms; 无效 and 已过期 say the
+# filing no longer holds.
+ENDED = ["注销", "已注销", "吊销", "已吊销", "已退出", "终止", "已终止", "已失效", "已取消",
+         "撤消", "已撤消", "无效", "过期", "已过期"]
+PAUSED = ["停业", "已停业", "中止", "已中止", "已暂停"]
 
 
-@pytest.mark.parametrize("word", ["注销", "吊销"])
+@pytest.mark.parametrize("word", ["注销", "吊销", "已撤消"])
 def test_a_filing_ended_in_another_word_is_not_trusted(tmp_path, word):
     """Jiangsu lists three merchants, then sends one row ending X's filing with ``word``.
     The row is accepted as a revocation and a consumer app no longer reads X as trusted."""
