@@ -694,15 +694,30 @@ def _merchants_kept(check: UploadCheck, contract: Any) -> list[str]:
     """The credit codes of a complete list's quarantined rows that name a merchant (a valid
     code) but no filing (a natural-key cell left empty): each such merchant keeps its previous
     rows until the council corrects the row (:func:`registry.publish.inputs.kept_rows`)."""
+    return sorted(set(_merchant_rows(check, contract)["uscc"]))
+
+
+def _merchant_rows(check: UploadCheck, contract: Any) -> pl.DataFrame:
+    """:func:`_merchants_kept`'s rows, one ``uscc`` column."""
     columns = within_region(contract.natural_key)
     quarantined = check.quarantined
     if quarantined.is_empty() or any(c not in quarantined.columns
                                      for c in (*columns, "uscc")):
-        return []
-    codes = quarantined.filter(pl.any_horizontal(pl.col(columns).is_null())).select(
+        return pl.DataFrame({"uscc": []}, schema={"uscc": pl.String})
+    return quarantined.filter(pl.any_horizontal(pl.col(columns).is_null())).select(
         uscc_from_text(pl.col("uscc").cast(pl.String)).alias("uscc")
     ).filter(uscc_is_valid(pl.col("uscc")))
-    return sorted(set(codes["uscc"]))
+
+
+def _rows_kept(check: UploadCheck, contract: Any) -> int:
+    """How many of a complete list's quarantined rows keep something published: those naming a
+    filing (:func:`_filings_kept`) and those naming only a merchant (:func:`_merchants_kept`)."""
+    columns = within_region(contract.natural_key)
+    if check.quarantined.is_empty() or any(c not in check.quarantined.columns
+                                           for c in columns):
+        return 0
+    naming_filing = check.quarantined.select(columns).drop_nulls().height
+    return naming_filing + _merchant_rows(check, contract).height
 
 
 def _staged_batch(
@@ -739,6 +754,7 @@ def _staged_batch(
             mode=mode, today=council_time(claim.ingested_at).date(),
             order=ledger.batch_order(claim.landed_at, claim.source_key, batch_id),
             data_docs=data_docs,
+            kept_rows=_rows_kept(check, contract) if mode == "replace" else 0,
         ))
         writing.result()
     crash_point(settings, "after_batch_gate", "ingest worker")

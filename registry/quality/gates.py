@@ -26,9 +26,10 @@ from registry.config.settings import Settings
 # (bench/run.py times Great Expectations that way).
 from registry.quality import data_docs as data_docs_module
 from registry.quality import runner
-from registry.quality.runner import CheckFailure, PendingDataDocs, SuiteResult
+from registry.quality.runner import CheckFailure, PendingDataDocs, SuiteResult, check_failure
 from registry.quality.suites import (
     PreviousBatch,
+    Suite,
     empty_optional_columns,
     load_suite,
     registry_check_frame,
@@ -67,11 +68,12 @@ def previous_full_batch(storage: Storage, dataset: str, region: str,
     return PreviousBatch(latest.batch_id, latest.accepted) if latest else None
 
 
-def _bound_reason(bounds: Mapping[str, Any], observed: int, config: QualityConfig
-                  ) -> tuple[str, str, str]:
-    """(code, zh, en) saying which row-count bound a batch of ``observed`` rows broke."""
+def _bound_reason(bounds: Mapping[str, Any], accepted: int, observed: int,
+                  config: QualityConfig) -> tuple[str, str, str]:
+    """(code, zh, en) saying which row-count bound a batch of ``accepted`` rows, ``observed``
+    as a list (:func:`row_count_context`), broke."""
     previous: PreviousBatch | None = bounds["previous"]
-    if observed < bounds["floor"]:
+    if accepted < bounds["floor"]:
         return ("batch_rows_below_floor", f"低于下限 {bounds['floor']} 行",
                 f"below the floor of {bounds['floor']} rows")
     assert previous is not None  # otherwise only the floor bounds the count
@@ -95,15 +97,22 @@ def _bound_reason(bounds: Mapping[str, Any], observed: int, config: QualityConfi
             f"a replace batch above {pct} of the previous full batch ({previous.accepted} rows)")
 
 
-def row_count_context(bounds: Mapping[str, Any], observed: int, config: QualityConfig
-                      ) -> tuple[str, dict[str, Any]]:
-    """The code of the row-count bound a batch of ``observed`` rows broke ("" when none) and
+def row_count_context(bounds: Mapping[str, Any], accepted: int, config: QualityConfig,
+                      kept_rows: int = 0) -> tuple[str, dict[str, Any]]:
+    """The code of the row-count bound a batch of ``accepted`` rows broke ("" when none) and
     what the row-count check's message templates need of it (``bound_zh``, ``bound_en``,
-    ``max_value``)."""
-    code, zh, en = (_bound_reason(bounds, observed, config)
-                    if observed < bounds["min_rows"] or (
+    ``max_value``). A complete list's ``kept_rows`` (:func:`staged_batch_gate`) count as its
+    rows against the previous list, not against the floor: a list without a usable row is
+    held all the same."""
+    observed = accepted + kept_rows
+    code, zh, en = (_bound_reason(bounds, accepted, observed, config)
+                    if accepted < bounds["floor"] or observed < bounds["min_rows"] or (
                         bounds["max_rows"] is not None and observed > bounds["max_rows"])
                     else ("", "", ""))
+    if code and kept_rows:
+        zh = f"另有 {kept_rows} 行被拒但保留原备案，计入名单共 {observed} 行；{zh}"
+        en = (f"with the refused rows that keep their filings ({kept_rows}), the list has "
+              f"{observed} rows; {en}")
     return code, {"bound_zh": zh, "bound_en": en,
                   "max_value": bounds["max_rows"] if bounds["max_rows"] is not None else "∞"}
 
@@ -111,13 +120,18 @@ def row_count_context(bounds: Mapping[str, Any], observed: int, config: QualityC
 def staged_batch_gate(
     storage: Storage, settings: Settings, staged: pl.DataFrame, *, region: str, dataset: str,
     batch_id: str, mode: str, today: date, order: tuple[datetime, str, str],
-    data_docs: PendingDataDocs | None = None,
+    data_docs: PendingDataDocs | None = None, kept_rows: int = 0,
 ) -> SuiteResult:
     """Validate every staged row of a batch against the dataset's staged suite in the batch's
     scope (:func:`~registry.quality.suites.suite_in_scope`: whole-list checks for replace
     batches only, no range check of an optional column left empty), with row-count bounds from
     the configured floor and, for a replace batch, the region's previous released full batch
-    in ledger ``order`` (:func:`registry.ledger.batch_order`).
+    in ledger ``order`` (:func:`registry.ledger.batch_order`). A replace batch's ``kept_rows``
+    (its refused rows that name a filing or a merchant, whose previous rows publication keeps:
+    :func:`registry.publish.inputs.kept_rows`) count as rows of the list against the previous
+    one (not against the floor, which counts usable rows): a typo withdraws
+    nothing, so it is no sign of a truncated export, and holding the list for it would hold
+    back every revocation in it.
     The run's Data Docs go under :func:`~registry.storage.layout.batch_docs_prefix`: kept in
     ``data_docs`` (the ingest run's, stored at its end: the result's ``data_docs`` key names the
     page they will have), or, without it, built and stored now. A failed result means the batch
@@ -132,9 +146,10 @@ def staged_batch_gate(
     previous = (previous_full_batch(storage, dataset, region, order)
                 if mode == "replace" else None)
     bounds = row_count_bounds(config, dataset, mode, previous)
+    # Great Expectations counts the staged rows: the list's bounds less the rows it keeps.
     params = staged_suite_parameters(config, region=region, dataset=dataset, today=today,
-                                     bounds=bounds)
-    code, context = row_count_context(bounds, staged.height, config)
+                                     bounds=_less(bounds, kept_rows))
+    code, context = row_count_context(bounds, staged.height, config, kept_rows)
     prefix = batch_docs_prefix(dataset, region, batch_id)
     pending = data_docs if data_docs is not None else PendingDataDocs()
     result = runner.suite_result(staged, suite, params, context=context,
@@ -142,8 +157,8 @@ def staged_batch_gate(
     if data_docs is None:
         data_docs_module.upload_data_docs(storage, pending)
     failures = tuple(
-        CheckFailure(code, f.expectation, f.column, f.observed, f.message_zh, f.message_en)
-        if f.expectation == "expect_table_row_count_to_be_between" and code else f
+        _row_count_failure(suite, bounds, staged.height, code, context)
+        if f.expectation == _ROW_COUNT and code else f
         for f in result.failures
     )
     # The whole gate: the previous batch looked up, the suite run (the Data Docs stored, when
@@ -151,6 +166,27 @@ def staged_batch_gate(
     return replace(result, failures=failures, skipped=skipped,
                    data_docs=data_docs_module.site_index_key(prefix),
                    seconds=round(time.perf_counter() - started, 3))
+
+
+_ROW_COUNT = "expect_table_row_count_to_be_between"
+
+
+def _less(bounds: Mapping[str, Any], rows: int) -> dict[str, Any]:
+    """Row-count ``bounds`` less ``rows``, never below the floor."""
+    return {**bounds, "min_rows": max(bounds["floor"], bounds["min_rows"] - rows),
+            "max_rows": None if bounds["max_rows"] is None else bounds["max_rows"] - rows}
+
+
+def _row_count_failure(suite: Suite, bounds: Mapping[str, Any], accepted: int, code: str,
+                       context: Mapping[str, Any]) -> CheckFailure:
+    """The row-count failure with the list's ``bounds`` (Great Expectations was given them less
+    the rows kept, which ``context`` words) and the bound's own ``code``."""
+    meta = next(e.get("meta") or {} for e in suite.document["expectations"]
+                if e["type"] == _ROW_COUNT)
+    failure = check_failure(_ROW_COUNT, {"min_value": bounds["min_rows"],
+                                         "max_value": bounds["max_rows"]},
+                            meta, {"observed_value": accepted}, context)
+    return replace(failure, code=code)
 
 
 def gate_record_fields(result: SuiteResult) -> dict[str, Any]:

@@ -249,3 +249,59 @@ def test_releasing_a_one_row_complete_list_must_name_what_it_withdraws(tmp_path,
     w.publish()
     assert x not in w.merchants() or w.merchant(x)["trusted"] is False
     assert all(merchant_code("SH", i) not in w.merchants() for i in (1, 3, 4, 5, 6))
+
+
+def test_a_complete_list_with_typos_in_some_rows_is_not_held_as_truncated(tmp_path):
+    """Shanghai's complete list of ten is published. November's list of the same ten revokes X
+    and has typos in three other rows: two credit codes mistyped, one date impossible. Those
+    rows are refused, and each keeps its filing's previous row: the list leaves nothing out, so
+    it is not a truncated export, and holding it kept X trusted. It is published: X is not
+    trusted, the three filings keep their previous rows, and the receipt says which."""
+    w = CouncilWorld(tmp_path)
+    october = _sh_list(10)
+    w.upload("SH", "merchants", october)
+    w.ingest()
+    w.publish()
+    x = merchant_code("SH", 1)
+    assert w.merchant(x)["verdict"] == "trusted"
+
+    november = [{**october[0], "Status": "revoked"},
+                {**october[1], "USCC": october[1]["USCC"][:-1] + "0"},
+                {**october[2], "USCC": october[2]["USCC"][1:]},
+                {**october[3], "Valid Until": "2027-13-01"},
+                *october[4:]]
+    key = w.upload("SH", "merchants", november)
+    result = w.ingest()[key]
+    receipt = w.receipt(result)
+    assert (receipt["accepted"], receipt["rejected"]) == (7, 3)
+    assert not result.held, receipt["held_reasons"]
+    assert receipt["kept_previous"] == ["SH-2", "SH-3", "SH-4"]
+    w.publish()
+    row = w.merchant(x)
+    assert row is None or row["trusted"] is False
+    assert [w.merchant(merchant_code("SH", i))["verdict"] for i in range(2, 11)] == [
+        "trusted"] * 9
+
+
+def test_a_complete_list_missing_filings_and_with_typos_is_still_held(tmp_path):
+    """Guard: the rows a list leaves out still count against it. Shanghai's next list of the
+    same ten has three filings left out and one row refused: seven rows name a filing, below
+    80% of ten, and it is held; the ten stay listed."""
+    w = CouncilWorld(tmp_path)
+    october = _sh_list(10)
+    w.upload("SH", "merchants", october)
+    w.ingest()
+    w.publish()
+
+    november = [{**october[0], "Valid Until": "2027-13-01"}, *october[4:]]
+    key = w.upload("SH", "merchants", november)
+    result = w.ingest()[key]
+    assert result.held
+    receipt = w.receipt(result)
+    assert [r["code"] for r in receipt["held_reasons"]] == ["batch_rows_below_previous"]
+    (reason,) = receipt["held_reasons"]
+    assert "另有 1 行被拒但保留原备案，计入名单共 7 行" in reason["message_zh"]
+    assert "6 accepted rows, outside the allowed 8-20" in reason["message_en"]
+    w.publish()
+    assert [w.merchant(merchant_code("SH", i))["verdict"] for i in range(1, 11)] == [
+        "trusted"] * 10
