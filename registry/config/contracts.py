@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
@@ -49,6 +49,9 @@ LINEAGE_SCHEMA: dict[str, pl.DataType] = {
 # Council templates mark required headers with a star; some add a colon.
 _HEADER_DECORATION = re.compile(r"^[*※＊]+|[*※＊:：]+$")
 _HEADER_SEPARATORS = re.compile(r"[\s_]+")
+# An office's note in brackets after a header's words, in a header_key: 状态(有效/暂停/撤销),
+# 有效期至(年-月-日), 备案编号【必填】.
+_HEADER_NOTE = re.compile(r"^(.+?)[(\[【][^()\[\]【】]*[)\]】]$")
 
 
 # Characters that show nothing (Unicode category Cf: zero-width spaces and joiners, byte-order
@@ -71,6 +74,17 @@ def header_key(text: str) -> str:
     columns."""
     folded = without_invisible(unicodedata.normalize("NFKC", text)).strip().casefold()
     return _HEADER_SEPARATORS.sub("", _HEADER_DECORATION.sub("", folded))
+
+
+def known_header_key(text: str, known: Collection[str]) -> str | None:
+    """The key of ``known`` (:func:`header_key` forms) that header cell ``text`` names: its
+    own key, or, when that is not known, the key of its words before a note in brackets
+    (状态（有效/暂停/撤销） names 状态). None when neither is known."""
+    key = header_key(text)
+    if key in known:
+        return key
+    note = _HEADER_NOTE.match(key)
+    return note.group(1) if note and note.group(1) in known else None
 
 
 def value_key(text: str) -> str:
@@ -117,6 +131,10 @@ class ColumnSpec(BaseModel):
     # enum: canonical value -> more words councils write for it, read as it but not offered
     # (an office's own word for an ended filing: 注销, 吊销)
     read_also: dict[str, list[str]] = Field(default_factory=dict)
+    # enum: canonical values whose words are read with a note in brackets after them
+    # (撤销（违规经营）): only values that pause or end something, so that a note can never
+    # make a row read as more trusted than its word says (有效（待复核） is still refused)
+    read_with_note: list[str] = Field(default_factory=list)
     min: float | None = None
     max: float | None = None
     max_length: int | None = Field(default=None, gt=0)
@@ -130,9 +148,10 @@ class ColumnSpec(BaseModel):
     def _enum_has_values(self) -> ColumnSpec:
         if (self.dtype == "enum") != (self.values is not None):
             raise ValueError(f"{self.name}: 'values' is required for, and only for, enum columns")
-        unknown = set(self.read_also) - set(self.values or {})
-        if unknown:
-            raise ValueError(f"{self.name}: 'read_also' names values it lacks: {sorted(unknown)}")
+        for key in ("read_also", "read_with_note"):
+            unknown = set(getattr(self, key)) - set(self.values or {})
+            if unknown:
+                raise ValueError(f"{self.name}: '{key}' names values it lacks: {sorted(unknown)}")
         return self
 
     @property
@@ -151,6 +170,11 @@ class ColumnSpec(BaseModel):
             for alias in (canonical, *aliases, *self.read_also.get(canonical, ())):
                 index[value_key(alias)] = canonical
         return index
+
+    def noted_index(self) -> dict[str, str]:
+        """:meth:`value_index` of the values read with a note (``read_with_note``)."""
+        return {key: value for key, value in self.value_index().items()
+                if value in self.read_with_note}
 
 
 class Contract(BaseModel):

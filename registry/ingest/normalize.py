@@ -35,6 +35,8 @@ _DATE_TEXT = r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]00:00(?::00(
 # Excel stores dates as days since 1899-12-30; five digits covers 1927-2173.
 _EXCEL_SERIAL = r"^\d{5}(?:\.0+)?$"
 _EXCEL_EPOCH = pl.date(1899, 12, 30)
+# A word and a note in brackets after it (NFKC text without spaces): 撤销(违规经营), 暂停【整改中】.
+_NOTED_WORD = r"^([^(\[【]+)[(\[【].*[)\]】]$"
 # Plain decimals, optionally with thousands separators: 1234.5, 1,234.5, -3.
 _NUMBER_TEXT = r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[+-]?\.\d+$"
 # List items are separated by 、 ; , or / (full-width ； and ， are plain after NFKC).
@@ -113,9 +115,19 @@ def boolean_from_text(text: pl.Expr, words: Mapping[str, bool]) -> pl.Expr:
     return _matching_text(text).replace_strict(dict(words), default=None, return_dtype=pl.Boolean)
 
 
-def enum_from_text(text: pl.Expr, values: Mapping[str, str]) -> pl.Expr:
-    """The canonical English value for any of its aliases; null for anything else."""
-    return _matching_text(text).replace_strict(dict(values), default=None, return_dtype=pl.String)
+def enum_from_text(text: pl.Expr, values: Mapping[str, str],
+                   noted: Mapping[str, str] | None = None) -> pl.Expr:
+    """The canonical English value for any of its aliases; null for anything else. With
+    ``noted`` (:meth:`~registry.config.contracts.ColumnSpec.noted_index`), an alias of those
+    values followed by a note in brackets (撤销（违规经营）, 暂停【整改中】) is read as the
+    value."""
+    key = _matching_text(text)
+    exact = key.replace_strict(dict(values), default=None, return_dtype=pl.String)
+    if not noted:
+        return exact
+    word = key.str.extract(_NOTED_WORD)
+    return pl.coalesce(exact, word.replace_strict(dict(noted), default=None,
+                                                   return_dtype=pl.String))
 
 
 def float_from_text(text: pl.Expr) -> pl.Expr:
@@ -276,7 +288,7 @@ def _typed(col: ColumnSpec, vocabulary: Vocabulary, cities: Mapping[str, str]) -
         case "uscc":
             typed = uscc_from_text(text)
         case "enum":
-            typed = enum_from_text(text, col.value_index())
+            typed = enum_from_text(text, col.value_index(), col.noted_index())
         case "boolean":
             typed = boolean_from_text(text, vocabulary.booleans)
         case "date":

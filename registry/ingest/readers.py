@@ -26,7 +26,7 @@ import charset_normalizer
 import fastexcel
 import polars as pl
 
-from registry.config.contracts import header_key
+from registry.config.contracts import known_header_key
 from registry.ingest import read_worker
 from registry.ingest import rejections as rj
 from registry.ingest.tables import SOURCE_ROW, Limits, MergedCells, SkippedNote, UploadTable
@@ -618,7 +618,8 @@ def _header_score(records: list[list[str | None]] | list[tuple], known: Collecti
     tie) among the first rows; (-1, 1) when none names at least two."""
     best_at, best_score = -1, 1
     for at, record in enumerate(records[:HEADER_SEARCH_ROWS]):
-        score = sum(1 for cell in record if cell and header_key(str(cell)) in known)
+        score = sum(1 for cell in record
+                    if cell and known_header_key(str(cell), known) is not None)
         if score > best_score:
             best_at, best_score = at, score
     return best_at, best_score

@@ -27,6 +27,7 @@ from registry.config.contracts import (
     Contract,
     Vocabulary,
     header_key,
+    known_header_key,
     within_region,
 )
 from registry.config.regions import RegionConfig
@@ -343,8 +344,8 @@ def header_columns(table: UploadTable, contract: Contract) -> tuple[dict[str, st
     for i, cell in enumerate(table.header):
         if i in empty_columns:
             continue
-        key = header_key(str(cell))
-        if key not in index:
+        key = known_header_key(str(cell), index)
+        if key is None:
             unknown[i] = str(cell).strip()
             continue
         name = index[key]

@@ -12,7 +12,7 @@ from fixtures.make_fixtures import uscc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registry.config.contracts import load_contracts
+from registry.config.contracts import known_header_key, load_contracts
 from registry.config.settings import Settings
 from registry.ingest import rejections as rj
 from registry.ingest.validation import HIDDEN_VALUE, staged_schema
@@ -173,6 +173,22 @@ def test_headers_match_ignoring_case_width_spaces_and_stars() -> None:
                         "inspections", "AH")
     assert check.file_error is None and check.accepted.height == 1
     assert check.ignored_columns == ["备注"]
+
+
+def test_a_note_in_brackets_after_a_header_is_read_past_only_when_the_header_is_unknown(
+) -> None:
+    """检测结论（合格/不合格） names 检测结论, 备注【选填】 the ignored 备注; 挽回经济损失(元) is an
+    alias as it stands, and a note alone, or after words that name nothing, names nothing."""
+    header = ("*检测编号【必填】,统一社会信用代码,样品名称,检测日期(年-月-日),"
+              "检测结论（合格/不合格）,备注【选填】")
+    check = check_bytes(f"{header}\nT1,{GOOD},奶粉,2024-04-01,合格,随便\n".encode(),
+                        "inspections", "AH")
+    assert check.file_error is None and check.accepted.height == 1
+    assert check.ignored_columns == ["备注【选填】"]
+    index = load_contracts(Settings(_env_file=None).schemas_dir)["complaints"].header_index()
+    assert [known_header_key(h, index) for h in (
+        "挽回经济损失(元)", "(元)", "金额(元)", "投诉编号（受理）", "状态(已解决/未解决)")] == [
+        "挽回经济损失(元)", None, None, "投诉编号", "状态"]
 
 
 def test_blank_header_over_data_is_refused_but_empty_columns_are_dropped() -> None:

