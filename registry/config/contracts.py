@@ -76,15 +76,18 @@ def header_key(text: str) -> str:
     return _HEADER_SEPARATORS.sub("", _HEADER_DECORATION.sub("", folded))
 
 
-def known_header_key(text: str, known: Collection[str]) -> str | None:
+def known_header_key(text: str, known: Collection[str],
+                     past_note: Collection[str] | None = None) -> str | None:
     """The key of ``known`` (:func:`header_key` forms) that header cell ``text`` names: its
     own key, or, when that is not known, the key of its words before a note in brackets
-    (状态（有效/暂停/撤销） names 状态). None when neither is known."""
+    (状态（有效/暂停/撤销） names 状态) if it is one of ``past_note`` (default: ``known``).
+    None when neither is known."""
     key = header_key(text)
     if key in known:
         return key
     note = _HEADER_NOTE.match(key)
-    return note.group(1) if note and note.group(1) in known else None
+    word = note.group(1) if note else None
+    return word if word in (known if past_note is None else past_note) else None
 
 
 def value_key(text: str) -> str:
@@ -162,6 +165,12 @@ class ColumnSpec(BaseModel):
     @property
     def staged_dtype(self) -> pl.DataType:
         return STAGED_DTYPES[self.dtype]
+
+    @property
+    def note_may_change_meaning(self) -> bool:
+        """A number's header note may carry its unit (挽回经济损失(万元)): read only as an
+        alias spells it."""
+        return self.dtype == "float"
 
     def value_index(self) -> dict[str, str]:
         """Matching key of every enum value and alias -> canonical value."""

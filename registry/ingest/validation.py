@@ -326,6 +326,8 @@ def header_columns(table: UploadTable, contract: Contract) -> tuple[dict[str, st
     (DUPLICATE_COLUMN), a required column missing (MISSING_COLUMN, with the file's unknown
     header that may be it)."""
     index = contract.header_index()
+    past_note = {key for key, name in index.items()
+                 if name is None or not contract.by_name[name].note_may_change_meaning}
     mapping: dict[str, str] = {}
     ignored: list[str] = []
     # (column position, problem): told in the file's column order.
@@ -344,7 +346,7 @@ def header_columns(table: UploadTable, contract: Contract) -> tuple[dict[str, st
     for i, cell in enumerate(table.header):
         if i in empty_columns:
             continue
-        key = known_header_key(str(cell), index)
+        key = known_header_key(str(cell), index, past_note)
         if key is None:
             unknown[i] = str(cell).strip()
             continue

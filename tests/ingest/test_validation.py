@@ -191,6 +191,17 @@ def test_a_note_in_brackets_after_a_header_is_read_past_only_when_the_header_is_
         "挽回经济损失(元)", None, None, "投诉编号", "状态"]
 
 
+def test_a_numbers_header_is_not_read_past_its_note_which_may_be_its_unit() -> None:
+    """挽回经济损失(万元) counts ten-thousands of yuan: read as 挽回经济损失, every amount
+    would be published 10,000 times too small. The header is refused, and the alias in yuan
+    offered."""
+    header = "投诉编号,统一社会信用代码,受理日期,投诉类别,处理状态,挽回经济损失(万元)"
+    check = check_bytes(f"{header}\nC1,{GOOD},2026-06-01,质量,处理中,1.5\n".encode(),
+                        "complaints", "ZJ")
+    assert [(e.code, e.did_you_mean) for e in check.file_errors] == [
+        ("UNKNOWN_COLUMN", "挽回经济损失(元)")]
+
+
 def test_blank_header_over_data_is_refused_but_empty_columns_are_dropped() -> None:
     ok = check_bytes(f"{HEADER},\nT1,{GOOD},奶粉,2024-04-01,合格,,,\n".encode(),
                      "inspections", "AH")
