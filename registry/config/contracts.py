@@ -49,9 +49,11 @@ LINEAGE_SCHEMA: dict[str, pl.DataType] = {
 # Council templates mark required headers with a star; some add a colon.
 _HEADER_DECORATION = re.compile(r"^[*※＊]+|[*※＊:：]+$")
 _HEADER_SEPARATORS = re.compile(r"[\s_]+")
-# An office's note in brackets after a header's words, in a header_key: 状态(有效/暂停/撤销),
-# 有效期至(年-月-日), 备案编号【必填】.
-_HEADER_NOTE = re.compile(r"^(.+?)[(\[【][^()\[\]【】]*[)\]】]$")
+# Words, then a note in brackets, in NFKC text (full-width brackets are plain): group 1 is the
+# words. A header's (状态(有效/暂停/撤销), 有效期至(年-月-日), 备案编号【必填】) and a value's
+# (撤销(违规经营), 暂停【整改中】: registry.ingest.normalize, polars' regex).
+WORDS_BEFORE_NOTE = r"^([^(\[【]+)[(\[【][^()\[\]【】]*[)\]】]$"
+_HEADER_NOTE = re.compile(WORDS_BEFORE_NOTE)
 
 
 # Characters that show nothing (Unicode category Cf: zero-width spaces and joiners, byte-order

@@ -17,7 +17,13 @@ import polars as pl
 from opencc import OpenCC
 
 from registry._compat import opencc as opencc_internals
-from registry.config.contracts import INVISIBLE_CATEGORY, ColumnSpec, Contract, Vocabulary
+from registry.config.contracts import (
+    INVISIBLE_CATEGORY,
+    WORDS_BEFORE_NOTE,
+    ColumnSpec,
+    Contract,
+    Vocabulary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +41,6 @@ _DATE_TEXT = r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]00:00(?::00(
 # Excel stores dates as days since 1899-12-30; five digits covers 1927-2173.
 _EXCEL_SERIAL = r"^\d{5}(?:\.0+)?$"
 _EXCEL_EPOCH = pl.date(1899, 12, 30)
-# A word and a note in brackets after it (NFKC text without spaces): 撤销(违规经营), 暂停【整改中】.
-_NOTED_WORD = r"^([^(\[【]+)[(\[【].*[)\]】]$"
 # Plain decimals, optionally with thousands separators: 1234.5, 1,234.5, -3.
 _NUMBER_TEXT = r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[+-]?\.\d+$"
 # List items are separated by 、 ; , or / (full-width ； and ， are plain after NFKC).
@@ -125,7 +129,7 @@ def enum_from_text(text: pl.Expr, values: Mapping[str, str],
     exact = key.replace_strict(dict(values), default=None, return_dtype=pl.String)
     if not noted:
         return exact
-    word = key.str.extract(_NOTED_WORD)
+    word = key.str.extract(WORDS_BEFORE_NOTE)
     return pl.coalesce(exact, word.replace_strict(dict(noted), default=None,
                                                    return_dtype=pl.String))
 

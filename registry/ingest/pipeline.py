@@ -683,11 +683,16 @@ def _duplicate_of(storage: Storage, duplicate: ledger.BatchRecord) -> dict[str, 
 def _filings_kept(check: UploadCheck, contract: Any) -> list[str]:
     """The natural keys (beyond the region) of a complete list's quarantined rows: each keeps
     its previous accepted row, if it had one, until the council corrects it."""
+    return sorted({"/".join(map(str, row)) for row in _filing_rows(check, contract).iter_rows()})
+
+
+def _filing_rows(check: UploadCheck, contract: Any) -> pl.DataFrame:
+    """:func:`_filings_kept`'s rows: the natural-key columns (beyond the region) of the
+    quarantined rows that fill them all."""
     columns = within_region(contract.natural_key)
     if check.quarantined.is_empty() or any(c not in check.quarantined.columns for c in columns):
-        return []
-    keys = check.quarantined.select(columns).drop_nulls()
-    return sorted({"/".join(map(str, row)) for row in keys.iter_rows()})
+        return pl.DataFrame()
+    return check.quarantined.select(columns).drop_nulls()
 
 
 def _merchants_kept(check: UploadCheck, contract: Any) -> list[str]:
@@ -712,12 +717,7 @@ def _merchant_rows(check: UploadCheck, contract: Any) -> pl.DataFrame:
 def _rows_kept(check: UploadCheck, contract: Any) -> int:
     """How many of a complete list's quarantined rows keep something published: those naming a
     filing (:func:`_filings_kept`) and those naming only a merchant (:func:`_merchants_kept`)."""
-    columns = within_region(contract.natural_key)
-    if check.quarantined.is_empty() or any(c not in check.quarantined.columns
-                                           for c in columns):
-        return 0
-    naming_filing = check.quarantined.select(columns).drop_nulls().height
-    return naming_filing + _merchant_rows(check, contract).height
+    return _filing_rows(check, contract).height + _merchant_rows(check, contract).height
 
 
 def _staged_batch(
