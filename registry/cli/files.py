@@ -73,9 +73,11 @@ def _lines(doc: dict[str, Any]) -> list[tuple[str, str]]:
         more = len(doc["row_errors"]) - _SHOWN_ROW_ERRORS
         lines.append(("", f"... 另有 {more} 条，请用 --json 查看全部 / {more} more (use --json "
                           "for all)"))
-    for merged in doc.get("merged_cells", []):
-        lines += [("", f"合并单元格 merged cells · {merged['column']}"),
-                  ("", f"  {merged['message_zh']}"), ("", f"  {merged['message_en']}")]
+    for key, label in (("merged_cells", "合并单元格 merged cells"),
+                       ("ditto_cells", "同上 same as above")):
+        for cells in doc.get(key, []):
+            lines += [("", f"{label} · {cells['column']}"),
+                      ("", f"  {cells['message_zh']}"), ("", f"  {cells['message_en']}")]
     for warning in doc.get("warnings", []):
         lines += [("yellow", f"警告 warning · {warning['code']} · {warning['column'] or ''}"),
                   ("", f"  {warning['message_zh']}"), ("", f"  {warning['message_en']}")]

@@ -44,7 +44,7 @@ from typing import IO, Any
 import polars as pl
 
 from registry.ingest import rejections as rj
-from registry.ingest.tables import Limits, MergedCells, SkippedNote, UploadTable
+from registry.ingest.tables import FilledCells, Limits, SkippedNote, UploadTable
 
 # A worker whose data segment ends a read above this share of its limit is not reused: the
 # next file must get the whole limit (allocators keep some of what a read freed).
@@ -105,8 +105,8 @@ def _upload_table(fields: dict[str, Any], table_fd: int) -> UploadTable:
     rows = pl.from_arrow(pa.ipc.open_file(pa.py_buffer(mapped)).read_all(), rechunk=False)
     assert isinstance(rows, pl.DataFrame)
     notes = [SkippedNote(row, starts_with) for row, starts_with in fields.pop("notes")]
-    merged = [MergedCells(*cells) for cells in fields.pop("merged")]
-    return UploadTable(**fields, rows=rows, notes=notes, merged=merged)
+    filled = [FilledCells(*cells) for cells in fields.pop("filled")]
+    return UploadTable(**fields, rows=rows, notes=notes, filled=filled)
 
 
 def mebibytes(n: int) -> str:

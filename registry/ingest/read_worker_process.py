@@ -68,7 +68,7 @@ def _serve(memory_bytes: int, channel_fd: int) -> None:
             reply = {"table": {
                 "format": table.format, "header": table.header, "encoding": table.encoding,
                 "sheet": table.sheet, "notes": [[n.row, n.starts_with] for n in table.notes],
-                "merged": [[m.column, m.first_row, m.last_row] for m in table.merged],
+                "filled": [[f.kind, f.column, f.first_row, f.last_row] for f in table.filled],
             }}
             del table
         except rj.FileRejected as refused:

@@ -19,7 +19,7 @@ import posixpath
 import re
 import zipfile
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from xml.etree import ElementTree
 
 import charset_normalizer
@@ -29,7 +29,15 @@ import polars as pl
 from registry.config.contracts import known_header_key
 from registry.ingest import read_worker
 from registry.ingest import rejections as rj
-from registry.ingest.tables import SOURCE_ROW, Limits, MergedCells, SkippedNote, UploadTable
+from registry.ingest.tables import (
+    DITTO,
+    MERGED,
+    SOURCE_ROW,
+    FilledCells,
+    Limits,
+    SkippedNote,
+    UploadTable,
+)
 
 HEADER_SEARCH_ROWS = 30
 FOOTER_SEARCH_ROWS = 50
@@ -78,6 +86,14 @@ _NOTE_START = (
 )
 # A footer row has at most this many non-empty cells ("填表人：张三", "审核人：李四").
 _NOTE_MAX_CELLS = 2
+# What a clerk types for "the same as the cell above": 同上, its older form 仝上, the ditto mark.
+DITTO_MARKS = ("同上", "仝上", "〃")
+# A cell holding one of them alone, spaces aside. Anchored, a cell fails it at its first
+# characters: over 18 columns of a million rows it took 0.2 s, against 0.8 s for a search of
+# the marks anywhere in each cell and 0.8-1.9 s for reading the CSV.
+_DITTO_CELL = rf"^\s*(?:{'|'.join(map(re.escape, DITTO_MARKS))})\s*$"
+# The formats people type; a system's JSON Lines or Parquet export writes its values out.
+_TYPED_FORMATS = ("xlsx", "xls", "csv")
 
 
 def upload_table(data: bytes, known_headers: Collection[str], limits: Limits) -> UploadTable:
@@ -119,6 +135,8 @@ def read_here(data: bytes, known_headers: Collection[str], limits: Limits) -> Up
     _check_limits(table, limits)
     if table.rows.is_empty():
         raise rj.FileRejected(rj.NO_DATA_ROWS)
+    if table.format in _TYPED_FORMATS:
+        table = _dittos_read(table)
     return table
 
 
@@ -188,7 +206,7 @@ def _spreadsheet_table(
         grid = grid.rename({c: f"c{i}" for i, c in enumerate(grid.columns)})
         header_at = _header_position(grid.head(HEADER_SEARCH_ROWS).rows(), known_headers)
         # Excel keeps a merged range's value in its first cell only: the others are empty.
-        merged: list[MergedCells] = []
+        merged: list[FilledCells] = []
         if grid.slice(header_at + 1).null_count().sum_horizontal().item():
             ranges = (_xlsx_merged_ranges(data, name) if fmt == "xlsx"
                       else _xls_merged_ranges(data, name))
@@ -209,7 +227,7 @@ def _spreadsheet_table(
     )
     rows, notes = _without_blanks_and_footer(rows)
     return UploadTable(format=fmt, header=header, rows=rows, sheet=name, notes=notes,
-                       merged=merged)
+                       filled=merged)
 
 
 @dataclass(frozen=True)
@@ -247,7 +265,7 @@ def _data_sheet(sheets: list[_SheetHead]) -> str:
 
 def _merged_filled(grid: pl.DataFrame, sheet_columns: list[int], header_at: int,
                    ranges: list[tuple[int, int, int, int]]
-                   ) -> tuple[pl.DataFrame, list[MergedCells]]:
+                   ) -> tuple[pl.DataFrame, list[FilledCells]]:
     """``grid`` with the empty cells of each range of ``ranges`` (first row, first column, last
     row, last column; 0-based sheet coordinates) that merges rows of one column under the header
     given the value of the range's first cell, and the ranges so read.
@@ -274,11 +292,53 @@ def _merged_filled(grid: pl.DataFrame, sheet_columns: list[int], header_at: int,
         column = fills.setdefault(i, [None] * grid.height)
         column[r0:last + 1] = [value] * (last + 1 - r0)
         # Sheet row r is the clerk's row r + 1.
-        merged.append(MergedCells(header[i] or f"#{c0 + 1}", r0 + 1, last + 1))
+        merged.append(FilledCells(MERGED, header[i] or f"#{c0 + 1}", r0 + 1, last + 1))
     filled = grid.with_columns(
         pl.coalesce(grid.columns[i], pl.Series(values, dtype=pl.String)).alias(grid.columns[i])
         for i, values in fills.items())
     return filled, merged
+
+
+def _dittos_read(table: UploadTable) -> UploadTable:
+    """``table`` with each cell that says only 同上, 仝上 or 〃 (:data:`DITTO_MARKS`) read with
+    the value of the cell above it in its column, and each run of such cells recorded in
+    ``filled`` (:data:`~registry.ingest.tables.DITTO`).
+
+    A clerk writes 同上 instead of typing 上海 again, or 撤销 beside the second of two filings
+    revoked together, or a merchant's credit code under each complaint against it after the
+    first. The row means the value above; read as written, it would be refused, and a refused
+    row keeps its filing's previous status or goes uncounted. A run of marks repeats the last
+    value above it. A mark with no value above it (in the first row, or under an empty cell)
+    is left as written, for the row to be refused with the word shown."""
+    rows = table.rows
+    columns = [c for c in rows.columns if c != SOURCE_ROW]
+    found = rows.select(pl.col(columns).str.contains(_DITTO_CELL).any())
+    marked_columns = [c for c in columns if found[c].item()]
+    if not marked_columns:
+        return table
+    filled = list(table.filled)
+    replaced = []
+    for c in marked_columns:
+        frame = rows.select(pl.col(c).alias("value"),
+                            pl.col(c).str.contains(_DITTO_CELL).fill_null(False).alias("mark"),
+                            pl.col(SOURCE_ROW))
+        frame = frame.with_columns(
+            pl.col("value").gather(pl.when(~pl.col("mark")).then(pl.int_range(pl.len()))
+                                   .forward_fill()).alias("above"))
+        frame = frame.with_columns((pl.col("mark") & pl.col("above").is_not_null())
+                                   .alias("read"))
+        replaced.append(pl.when(frame["read"]).then(frame["above"]).otherwise(frame["value"])
+                        .alias(c))
+        runs = (frame.with_row_index("at").filter(pl.col("read"))
+                .group_by((pl.col("at") - pl.int_range(pl.len())).alias("run"),
+                          maintain_order=True)
+                .agg(pl.col(SOURCE_ROW).first().alias("first"),
+                     pl.col(SOURCE_ROW).last().alias("last")))
+        i = int(c[1:])
+        name = table.header[i] if i < len(table.header) and table.header[i] else f"#{i + 1}"
+        filled += [FilledCells(DITTO, name, first, last)
+                   for first, last in runs.select("first", "last").iter_rows()]
+    return replace(table, rows=rows.with_columns(replaced), filled=filled)
 
 
 def _column_number(letters: bytes) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from registry.ingest import rejections as rj
+from registry.ingest.tables import filled_cells_as_dicts
 from registry.ingest.validation import UploadCheck
 
 RECEIPT_VERSION = 1
@@ -142,7 +143,7 @@ def receipt_document(
         "skipped_note_rows": [
             {"row": n.row, "starts_with": n.starts_with} for n in (check.notes if check else [])
         ],
-        "merged_cells": [m.as_dict() for m in (check.merged if check else [])],
+        **filled_cells_as_dicts(check.filled if check else []),
         "duplicate_of": duplicate_of,
         "kept_previous": kept_previous or [],
         "kept_previous_merchants": kept_previous_merchants or [],

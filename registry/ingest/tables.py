@@ -36,12 +36,19 @@ class SkippedNote:
     starts_with: str
 
 
-@dataclass(frozen=True)
-class MergedCells:
-    """Merged cells of a workbook's column under the header, whose value each row they span
-    was read with: the column's header and the first and last rows (the clerk's numbers). The
-    value is not kept: it may be personal data."""
+# How a cell left empty, or written as 同上, came to be read with another cell's value.
+MERGED = "merged"  # part of a merged range, which Excel stores in its first cell only
+DITTO = "ditto"  # 同上 or 〃: the value of the cell above
 
+
+@dataclass(frozen=True)
+class FilledCells:
+    """Cells of one column under the header that were read with another cell's value: the
+    rows of a merged range (``kind`` :data:`MERGED`), or a run of ditto marks (:data:`DITTO`),
+    by the column's header and the first and last rows (the clerk's numbers). The value is not
+    kept: it may be personal data."""
+
+    kind: str
     column: str
     first_row: int
     last_row: int
@@ -49,11 +56,22 @@ class MergedCells:
     def as_dict(self) -> dict[str, object]:
         """As receipts and ``registry check --json`` show it, with a sentence in zh and en."""
         rows = f"{self.first_row}–{self.last_row}"
+        if self.kind == MERGED:
+            zh = f"第 {rows} 行的「{self.column}」是一个合并单元格，每行都按其中的值读取"
+            en = (f"rows {rows} of column {self.column} are one merged cell: each row was read "
+                  "with its value")
+        else:
+            zh = f"第 {rows} 行的「{self.column}」写的是「同上」或〃，每行都按上一行的值读取"
+            en = (f"rows {rows} of column {self.column} say 同上 or 〃 (same as above): each "
+                  "was read with the value of the row above")
         return {"column": self.column, "first_row": self.first_row, "last_row": self.last_row,
-                "message_zh": f"第 {rows} 行的「{self.column}」是一个合并单元格，"
-                              "每行都按其中的值读取",
-                "message_en": f"rows {rows} of column {self.column} are one merged cell: each "
-                              "row was read with its value"}
+                "message_zh": zh, "message_en": en}
+
+
+def filled_cells_as_dicts(filled: list[FilledCells]) -> dict[str, list[dict[str, object]]]:
+    """The receipt's and ``registry check --json``'s ``merged_cells`` and ``ditto_cells``."""
+    return {"merged_cells": [f.as_dict() for f in filled if f.kind == MERGED],
+            "ditto_cells": [f.as_dict() for f in filled if f.kind == DITTO]}
 
 
 @dataclass(frozen=True)
@@ -68,4 +86,4 @@ class UploadTable:
     encoding: str | None = None
     sheet: str | None = None
     notes: list[SkippedNote] = field(default_factory=list)
-    merged: list[MergedCells] = field(default_factory=list)
+    filled: list[FilledCells] = field(default_factory=list)

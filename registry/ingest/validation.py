@@ -34,7 +34,14 @@ from registry.config.regions import RegionConfig
 from registry.ingest import rejections as rj
 from registry.ingest.normalize import REGION_SUFFIX, city_lookup, normalized
 from registry.ingest.readers import refusal_for_name, upload_table
-from registry.ingest.tables import SOURCE_ROW, Limits, MergedCells, SkippedNote, UploadTable
+from registry.ingest.tables import (
+    SOURCE_ROW,
+    FilledCells,
+    Limits,
+    SkippedNote,
+    UploadTable,
+    filled_cells_as_dicts,
+)
 from registry.ingest.uscc import uscc_is_valid
 
 if TYPE_CHECKING:
@@ -301,7 +308,7 @@ class UploadCheck:
     encoding: str | None = None
     sheet: str | None = None
     notes: list[SkippedNote] = field(default_factory=list)
-    merged: list[MergedCells] = field(default_factory=list)
+    filled: list[FilledCells] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     warnings: tuple[dict[str, str], ...] = ()
 
@@ -421,7 +428,7 @@ def _empty_check(file: str, region: str, contract: Contract,
         encoding=table.encoding if table else None,
         sheet=table.sheet if table else None,
         notes=table.notes if table else [],
-        merged=table.merged if table else [],
+        filled=table.filled if table else [],
     )
 
 
@@ -496,7 +503,7 @@ def checked_upload(
         encoding=table.encoding,
         sheet=table.sheet,
         notes=table.notes,
-        merged=table.merged,
+        filled=table.filled,
         ignored_columns=ignored,
     )
 
@@ -521,5 +528,5 @@ def checked_file_as_json(check: UploadCheck) -> dict:
             else []
         ),
         "warnings": list(check.warnings),
-        "merged_cells": [m.as_dict() for m in check.merged],
+        **filled_cells_as_dicts(check.filled),
     }

@@ -60,7 +60,7 @@ def test_registry_check_json_on_each_fixture(fixture, expected) -> None:
     assert result.exit_code == 1
     assert set(doc) == {"file", "region", "dataset", "format", "encoding", "sheet", "rows",
                         "accepted", "rejected", "file_errors", "row_errors", "warnings",
-                        "merged_cells"}
+                        "merged_cells", "ditto_cells"}
     assert (doc["rows"], doc["accepted"], doc["rejected"]) == (rows, accepted, rows - accepted)
     assert [(e["row"], e["column"], e["code"]) for e in doc["row_errors"]] == errors
     assert all(e["message_zh"] and e["message_en"] for e in doc["row_errors"])

@@ -207,7 +207,7 @@ def test_merged_cells_of_a_column_are_read_in_every_row_they_span() -> None:
     table = upload_table(_xlsx(write), KNOWN, LIMITS)
     assert table.rows.select("c2", "c4").rows() == [tuple(r) for r in _MERGED_READ]
     assert table.rows[SOURCE_ROW].to_list() == [4, 5, 6, 7]
-    assert [(m.column, m.first_row, m.last_row) for m in table.merged] == [
+    assert [(m.column, m.first_row, m.last_row) for m in table.filled] == [
         ("样品名称", 4, 6), ("检测结论", 6, 7)]
     assert [n.row for n in table.notes] == [9]
 
@@ -230,7 +230,7 @@ def test_merged_cells_of_an_xls_workbook_are_read_too() -> None:
     table = upload_table(buf.getvalue(), KNOWN, LIMITS)
     assert table.format == "xls"
     assert table.rows.select("c2", "c4").rows() == [tuple(r) for r in _MERGED_READ]
-    assert [(m.column, m.first_row, m.last_row) for m in table.merged] == [
+    assert [(m.column, m.first_row, m.last_row) for m in table.filled] == [
         ("样品名称", 2, 4), ("检测结论", 4, 5)]
 
 
@@ -311,3 +311,38 @@ def test_xlsx_unpacked_size_is_checked_before_parsing() -> None:
     assert _refused(buf.getvalue(), _limits(max_xlsx_uncompressed_bytes=1_000_000)) == (
         rj.XLSX_TOO_LARGE
     )
+
+
+def test_ditto_marks_are_read_as_the_cell_above() -> None:
+    """同上, 仝上 and 〃, alone in a cell (spaces around them aside), repeat the value above,
+    a run of them the last value before it. A mark in the first row or under an empty cell
+    stays as written, and so does text that only contains the word (同上海)."""
+    data = "\n".join([
+        HEADER,
+        "T1,同上,奶粉,2024-04-01,合格",
+        "T2,91110000600037341L,同上海,2024-04-01,不合格",
+        "T3,同上,\u3000同上 ,2024-04-02,〃",
+        "T4,仝上,,〃,〃",
+        "T5,〃,同上,2024-04-03,合格",
+    ]).encode()
+    table = upload_table(data, KNOWN, LIMITS)
+    assert table.rows.drop(SOURCE_ROW).rows() == [
+        ("T1", "同上", "奶粉", "2024-04-01", "合格"),
+        ("T2", "91110000600037341L", "同上海", "2024-04-01", "不合格"),
+        ("T3", "91110000600037341L", "同上海", "2024-04-02", "不合格"),
+        ("T4", "91110000600037341L", None, "2024-04-02", "不合格"),
+        ("T5", "91110000600037341L", "同上", "2024-04-03", "合格"),
+    ]
+    assert [(f.kind, f.column, f.first_row, f.last_row) for f in table.filled] == [
+        ("ditto", "统一社会信用代码", 4, 6), ("ditto", "样品名称", 4, 4),
+        ("ditto", "检测日期", 5, 5), ("ditto", "检测结论", 4, 5)]
+
+
+def test_ditto_marks_in_a_system_export_are_values() -> None:
+    """JSON Lines and Parquet come from systems, which write every value out."""
+    frame = pl.DataFrame({"检测编号": ["T1", "T2"], "样品名称": ["奶粉", "同上"]})
+    buf = io.BytesIO()
+    frame.write_parquet(buf)
+    table = upload_table(buf.getvalue(), KNOWN, LIMITS)
+    assert table.rows["c1"].to_list() == ["奶粉", "同上"]
+    assert table.filled == []
