@@ -36,10 +36,15 @@ _PER_DISTINCT = ("date", "list", "country_list", "enum", "boolean", "city")
 _READ_AS_SIMPLIFIED = ("enum", "boolean", "city", "country_list")
 
 # Accepted date spellings, after NFKC: 2022-03-01, 2022/3/1, 2022.3.1, 2022年3月1日, optionally
-# followed by a midnight time (how spreadsheets and Parquet write a date-typed cell).
-_DATE_TEXT = r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]00:00(?::00(?:\.0+)?)?)?$"
-# Excel stores dates as days since 1899-12-30; five digits covers 1927-2173.
-_EXCEL_SERIAL = r"^\d{5}(?:\.0+)?$"
+# followed by a time of day without a zone: how spreadsheets and Parquet write a date-typed cell
+# (00:00:00), and how a council's case system exports a moment (受理时间 2022-03-01 14:32:10, a
+# validity ending 23:59:59). Such a time is the council's own, Beijing time, so the day is the
+# date written. A time with a zone (Z, +08:00) is not read: its day in Beijing depends on it.
+_DATE_TEXT = (r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
+              r"(?:[ T](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?)?$")
+# Excel stores dates as days since 1899-12-30, a time of day as the fraction of a day; five
+# digits cover 1927-2173.
+_EXCEL_SERIAL = r"^\d{5}(?:\.\d+)?$"
 _EXCEL_EPOCH = pl.date(1899, 12, 30)
 # Plain decimals, optionally with thousands separators: 1234.5, 1,234.5, -3.
 _NUMBER_TEXT = r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[+-]?\.\d+$"

@@ -46,14 +46,18 @@ def test_dates_in_every_council_spelling() -> None:
     d = dt.date(2022, 3, 1)
     got = _one(date_from_text(pl.col("t")), [
         "2022-03-01", "2022/3/1", "2022年3月1日", "44621", "2022-03-01 00:00:00", "2022.3.1",
+        "2022-03-01 10:30", "2022-03-01 23:59:59", "2022/3/1 8:05:09.250", "2022-03-01T14:32:10",
+        "44621.99998842",
     ])
-    assert got == [d] * 6
+    assert got == [d] * 11
 
 
 def test_impossible_or_unknown_dates_are_null_not_guessed() -> None:
+    """A time with a zone is not read either: its day in Beijing depends on the zone."""
     assert _one(date_from_text(pl.col("t")), [
-        "2022-02-30", "2022-13-01", "03/01/2022", "20220301", "下周一", "2022-03-01 10:30",
-    ]) == [None] * 6
+        "2022-02-30", "2022-13-01", "03/01/2022", "20220301", "下周一", "2022-03-01 24:00",
+        "2022-03-01 10:61", "2022-03-01T23:59:59Z", "2022-03-01 10:30+08:00",
+    ]) == [None] * 9
 
 
 def test_booleans() -> None:
