@@ -140,6 +140,12 @@ class ColumnSpec(BaseModel):
     # (撤销（违规经营）): only values that pause or end something, so that a note can never
     # make a row read as more trusted than its word says (有效（待复核） is still refused)
     read_with_note: list[str] = Field(default_factory=list)
+    # enum: when one file names a natural key twice and the copies disagree, the copy holding
+    # the first of these values (the last such copy in the file) is read and the others are
+    # refused; without one of them, every copy is refused. Only values that pause or end
+    # something, least trusted first, so that a file saying a filing ended never publishes it
+    # as active. At most one column per contract.
+    settles_copies: list[str] = Field(default_factory=list)
     min: float | None = None
     max: float | None = None
     max_length: int | None = Field(default=None, gt=0)
@@ -153,7 +159,7 @@ class ColumnSpec(BaseModel):
     def _enum_has_values(self) -> ColumnSpec:
         if (self.dtype == "enum") != (self.values is not None):
             raise ValueError(f"{self.name}: 'values' is required for, and only for, enum columns")
-        for key in ("read_also", "read_with_note"):
+        for key in ("read_also", "read_with_note", "settles_copies"):
             unknown = set(getattr(self, key)) - set(self.values or {})
             if unknown:
                 raise ValueError(f"{self.name}: '{key}' names values it lacks: {sorted(unknown)}")
@@ -221,6 +227,9 @@ class Contract(BaseModel):
                     raise ValueError(
                         f"{self.name}: header {alias!r} would name both {owner} and {col.name}"
                     )
+        settling = [c.name for c in self.columns if c.settles_copies]
+        if len(settling) > 1:
+            raise ValueError(f"{self.name}: several columns settle copies: {settling}")
         clash = {header_key(i) for i in self.ignore} & set(seen)
         if clash:
             raise ValueError(f"{self.name}: ignored headers also name columns: {sorted(clash)}")
@@ -229,6 +238,12 @@ class Contract(BaseModel):
     @cached_property
     def by_name(self) -> dict[str, ColumnSpec]:
         return {c.name: c for c in self.columns}
+
+    @property
+    def copies_settled_by(self) -> ColumnSpec | None:
+        """The column whose values settle copies of one key that disagree (``settles_copies``),
+        if any."""
+        return next((c for c in self.columns if c.settles_copies), None)
 
     @property
     def pii_columns(self) -> list[str]:

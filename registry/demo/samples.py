@@ -533,10 +533,21 @@ class _Generator:
 
     # merchants ----------------------------------------------------------------------------
 
+    def _status(self, rows: np.ndarray) -> np.ndarray:
+        """Each filing row's status: 0 active, 1 suspended, 2 revoked (drawn per merchant and
+        home or branch filing)."""
+        m = self.world.merchant_of(rows)
+        return self.draws["merchants"].choice(m * 2 + (m != rows), "status", [0.93, 0.03, 0.04])
+
     def merchants(self, spec: _FileSpec, rows: np.ndarray) -> _Chunk:
         w, draw, contract = self.world, self.draws["merchants"], self.contracts["merchants"]
         region = w.regions[spec.region_index]
-        kind = _defect_kinds(draw, rows, "merchants", spec, self.bad_fraction)
+        # A planted duplicate differs from its partner in every column but the key; both are
+        # active, so that neither settles the copies (a copy that pauses or ends a filing is
+        # read: registry.ingest.validation) and both are refused, as counted.
+        kind = _defect_kinds(draw, rows, "merchants", spec, self.bad_fraction,
+                             usable=lambda r: (self._status(r) == 0)
+                             & (self._status(np.maximum(r - 1, 0)) == 0))
         if len(w.regions) == 1:
             # With one region there is no other region's city to write: a bad check character
             # takes that defect's place, so every row counted as rejected really is.
@@ -594,8 +605,7 @@ class _Generator:
         start = w.today_days - draw.integers(rows, "valid_from", 1100)
         years = 2 + draw.integers(rows, "years", 4)
         until = start + years * 365 - 1
-        status_value = pl.Series(["active", "suspended", "revoked"]).gather(
-            draw.choice(m * 2 + cross, "status", [0.93, 0.03, 0.04]))
+        status_value = pl.Series(["active", "suspended", "revoked"]).gather(self._status(rows))
         status = _enum_written(contract, "status", status_value, spec.english,
                                draw.uniform(rows, "status.alias"))
         contact = _where(draw.uniform(rows, "contact") < 0.7, _people(draw, rows, "contact"),

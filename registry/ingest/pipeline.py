@@ -688,11 +688,16 @@ def _filings_kept(check: UploadCheck, contract: Any) -> list[str]:
 
 def _filing_rows(check: UploadCheck, contract: Any) -> pl.DataFrame:
     """:func:`_filings_kept`'s rows: the natural-key columns (beyond the region) of the
-    quarantined rows that fill them all."""
+    quarantined rows that fill them all, but for keys the batch also accepted a row of (a copy
+    of a row read once, or settled: registry.ingest.validation), which it does not keep."""
     columns = within_region(contract.natural_key)
     if check.quarantined.is_empty() or any(c not in check.quarantined.columns for c in columns):
         return pl.DataFrame()
-    return check.quarantined.select(columns).drop_nulls()
+    named = check.quarantined.select(columns).drop_nulls()
+    if check.accepted.is_empty():
+        return named
+    accepted = check.accepted.select(columns).cast(named.schema)
+    return named.join(accepted, on=columns, how="anti", nulls_equal=False)
 
 
 def _merchants_kept(check: UploadCheck, contract: Any) -> list[str]:

@@ -57,6 +57,8 @@ CITY_NOT_IN_REGION = "CITY_NOT_IN_REGION"
 PHONE_INVALID = "PHONE_INVALID"
 PII_IN_TEXT = "PII_IN_TEXT"
 DUPLICATE_KEY = "DUPLICATE_KEY"
+DUPLICATE_KEY_SETTLED = "DUPLICATE_KEY_SETTLED"
+DUPLICATE_ROW = "DUPLICATE_ROW"
 
 # code -> (zh, en). Placeholders: {file} {row} {column} {value} {detail}.
 FILE_MESSAGES: dict[str, tuple[str, str]] = {
@@ -295,6 +297,17 @@ ROW_MESSAGES: dict[str, tuple[str, str]] = {
         "「{column}」的值「{value}」在本文件中出现多次，所有重复行均未接收。请只保留一行。",
         "'{column}' value '{value}' appears more than once in this file; none of its rows were "
         "accepted. Keep one row.",
+    ),
+    DUPLICATE_KEY_SETTLED: (
+        "「{column}」的值「{value}」在本文件中出现多次且内容不一致。为免把已暂停或撤销的备案"
+        "当作有效，已读取其中最不利的第 {detail} 行，本行未接收。请只保留一行。",
+        "'{column}' value '{value}' appears more than once in this file, with different "
+        "contents. So as not to read a paused or ended filing as active, row {detail}, the "
+        "least trusting of them, was read and this row was not. Keep one row.",
+    ),
+    DUPLICATE_ROW: (
+        "本行（「{column}」为「{value}」）与第 {detail} 行完全相同，只读取一次。",
+        "This row ('{column}' '{value}') is the same as row {detail}; it was read once.",
     ),
 }
 

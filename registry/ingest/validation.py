@@ -77,7 +77,7 @@ class Rule:
     label: str
     failed: pl.Expr
     value: pl.Expr
-    detail: str = ""
+    detail: str | pl.Expr = ""  # per row when an expression (a row number to name)
 
 
 def _text(name: str) -> pl.Expr:
@@ -159,24 +159,56 @@ def _column_rules(
     return rules
 
 
-def _duplicate_key_rule(contract: Contract) -> Rule | None:
+def _copy_rules(contract: Contract) -> list[Rule]:
+    """The rules for rows of one file that share a natural key (copies).
+
+    - Copies that agree in every column are one row: the first is read, each other one is
+      refused as ``DUPLICATE_ROW`` naming it (a row pasted twice).
+    - Copies that disagree, when the contract has a column that settles copies
+      (:attr:`~registry.config.contracts.Contract.copies_settled_by`) and one of them holds
+      one of its values: the copy with the first such value (the last in the file among equals)
+      is read, the others refused as ``DUPLICATE_KEY_SETTLED`` naming it. A clerk who appends
+      X's 撤销 under the year's 有效 row means the revocation; one who appends 有效 under 撤销
+      to reinstate X is read as revoked until the file keeps one row, which is the safe way to
+      be wrong, and the receipt says so.
+    - Any other copies are all refused as ``DUPLICATE_KEY``: the file does not say which one
+      the council meant.
+
+    A key cut short by a spreadsheet is refused as such; its copies are not copies of what the
+    council typed."""
     keys = [contract.by_name[k] for k in within_region(contract.natural_key)]
     if not keys:
-        return None
-    # A key cut short by a spreadsheet is refused as such; its copies are not copies of what
-    # the council typed.
+        return []
     complete = pl.all_horizontal(pl.col(k.name).is_not_null() & ~_shortened(k) for k in keys)
-    # Every copy is rejected: the file does not say which copy the council meant. (A struct
-    # of one column hashes slower than the column.)
+    # (A struct of one column hashes slower than the column.)
     key = pl.col(keys[0].name) if len(keys) == 1 else pl.struct(k.name for k in keys)
-    duplicated = complete & key.is_duplicated()
-    return Rule(
-        rj.DUPLICATE_KEY,
-        "+".join(k.name for k in keys),
-        " + ".join(k.label for k in keys),
-        duplicated,
-        pl.concat_str([_shown(k) for k in keys], separator=" / "),
-    )
+    copy = complete & key.is_duplicated()
+    over = [k.name for k in keys]
+    # What the council wrote in every column (PII included: two complaints by different
+    # consumers are not one complaint), hashed: copies agree when their hashes do.
+    written = pl.struct(_text(c.name) for c in contract.columns).hash()
+    agree = written.n_unique().over(over) == 1
+    # Rows are told apart by their row numbers, which are unique and in file order.
+    row = pl.col(SOURCE_ROW)
+    first_row = row.min().over(over)
+    shown = pl.concat_str([_shown(k) for k in keys], separator=" / ")
+    column, label = "+".join(k.name for k in keys), " + ".join(k.label for k in keys)
+    rules = [Rule(rj.DUPLICATE_ROW, column, label,
+                  copy & agree & (row != first_row), shown, first_row.cast(pl.String))]
+    settling = contract.copies_settled_by
+    unsettled = copy & ~agree
+    if settling is not None:
+        rank = pl.col(settling.name).replace_strict(
+            {v: i for i, v in enumerate(settling.settles_copies)}, default=None,
+            return_dtype=pl.Int32)
+        least = rank.min().over(over)
+        read_row = pl.when(rank == rank.min()).then(row).max().over(over)
+        settled = unsettled & least.is_not_null()
+        rules.append(Rule(rj.DUPLICATE_KEY_SETTLED, column, label,
+                          settled & (row != read_row), shown, read_row.cast(pl.String)))
+        unsettled = unsettled & least.is_null()
+    rules.append(Rule(rj.DUPLICATE_KEY, column, label, unsettled, shown))
+    return rules
 
 
 def contract_rules(
@@ -189,19 +221,21 @@ def contract_rules(
     rules: list[Rule] = []
     for col in contract.columns:
         rules.extend(_column_rules(col, contract, region, region_label, today))
-    duplicate = _duplicate_key_rule(contract)
-    if duplicate is not None:
-        rules.append(duplicate)
+    rules.extend(_copy_rules(contract))
     return rules
 
 
 def row_errors(checked: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
     """One row per (row, broken rule): ``_row`` (position in ``checked``), ``row`` (the clerk's
     row number), ``column``, ``label``, ``code``, ``value``, ``detail``. All rules run in one
-    pass; only the rows that break something are looked at twice."""
+    pass; only the rows that break something are looked at twice. A rule's ``detail``, when it
+    is an expression, is evaluated in that pass, over every row (it may look at other rows:
+    the row a copy was read from)."""
+    details = {i: r.detail for i, r in enumerate(rules) if isinstance(r.detail, pl.Expr)}
     flags = checked.select(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"),
         *[r.failed.fill_null(False).alias(f"_r{i}") for i, r in enumerate(rules)],
+        *[detail.cast(pl.String).alias(f"_d{i}") for i, detail in details.items()],
     )
     flag_names = [f"_r{i}" for i in range(len(rules))]
     failing = pl.concat([checked, flags], how="horizontal").filter(
@@ -221,7 +255,7 @@ def row_errors(checked: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
             pl.lit(r.label).alias("label"),
             pl.lit(r.code).alias("code"),
             r.value.cast(pl.String).alias("value"),
-            pl.lit(r.detail).alias("detail"),
+            (pl.col(f"_d{i}") if i in details else pl.lit(r.detail)).alias("detail"),
         )
         for i, r in enumerate(rules)
     ]

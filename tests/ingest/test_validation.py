@@ -60,6 +60,65 @@ def test_every_copy_of_a_duplicated_key_is_rejected() -> None:
     assert check.accepted["inspection_id"].to_list() == ["T2"]
 
 
+def test_copies_that_agree_are_read_once_naming_the_first() -> None:
+    """A row pasted twice (three times here, spaces aside) is one row; a copy that differs in
+    any column, here a PII-free one, is not a copy that agrees."""
+    row = f"T1,{GOOD},奶粉,2024-04-01,合格,,"
+    check = _inspections(row, f"T2,{GOOD},奶粉,2024-04-01,合格,,", row, f" {row}")
+    assert _codes(check) == [(4, "inspection_id", rj.DUPLICATE_ROW),
+                             (5, "inspection_id", rj.DUPLICATE_ROW)]
+    assert all("与第 2 行完全相同" in m for m in check.errors["message_zh"])
+    assert all("same as row 2;" in m for m in check.errors["message_en"])
+    assert check.accepted["inspection_id"].to_list() == ["T1", "T2"]
+
+
+def test_inspections_copies_that_disagree_are_not_settled() -> None:
+    """Only a contract's ``settles_copies`` column settles copies: a lab's 合格 and 不合格 for
+    one report number are both refused (inspections name none)."""
+    check = _inspections(f"T1,{GOOD},奶粉,2024-04-01,合格,,",
+                         f"T1,{GOOD},奶粉,2024-04-01,不合格,严重,菌落总数")
+    assert [c for _, _, c in _codes(check)] == [rj.DUPLICATE_KEY, rj.DUPLICATE_KEY]
+
+
+def _merchants(*rows: dict[str, str]):
+    from council_world import csv_bytes
+
+    return check_bytes(csv_bytes(rows), "merchants", "JS")
+
+
+def test_merchant_copies_are_settled_by_the_least_trusting_status() -> None:
+    """Revoked before suspended before anything else, the last in the file among equals."""
+    from council_world import filing, merchant_code
+
+    x = merchant_code("JS", 1)
+    check = _merchants(filing("JS", "JS-1", x, Status="暂停"), filing("JS", "JS-1", x),
+                       filing("JS", "JS-1", x, Status="撤销", Address="一号"),
+                       filing("JS", "JS-1", x, Status="已注销"),
+                       filing("JS", "JS-1", x, Status="暂停", Address="二号"))
+    assert [(r, c) for r, _, c in _codes(check)] == [
+        (2, rj.DUPLICATE_KEY_SETTLED), (3, rj.DUPLICATE_KEY_SETTLED),
+        (4, rj.DUPLICATE_KEY_SETTLED), (6, rj.DUPLICATE_KEY_SETTLED)]
+    assert all("最不利的第 5 行" in m for m in check.errors["message_zh"])
+    assert check.accepted.select("status", "address").rows() == [("revoked", "JS-1 号")]
+
+
+def test_settles_copies_names_values_of_its_column_and_one_column_at_most() -> None:
+    from pydantic import ValidationError
+
+    from registry.config.contracts import Contract
+
+    document = CONTRACTS["merchants"].model_dump()
+    status = next(c for c in document["columns"] if c["name"] == "status")
+    status["settles_copies"] = ["revoked", "closed"]
+    with pytest.raises(ValidationError, match="'settles_copies' names values it lacks"):
+        Contract.model_validate(document)
+    status["settles_copies"] = ["revoked"]
+    program = next(c for c in document["columns"] if c["name"] == "program")
+    program["settles_copies"] = [next(iter(program["values"]))]
+    with pytest.raises(ValidationError, match="several columns settle copies"):
+        Contract.model_validate(document)
+
+
 def test_messages_name_file_row_column_and_reason_in_both_languages() -> None:
     check = _inspections(f"T1,{GOOD},奶粉,2024-04-01,合格?,,")
     error = check.errors.row(0, named=True)

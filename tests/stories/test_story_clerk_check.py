@@ -92,7 +92,8 @@ def test_a_workbook_whose_first_sheet_is_instructions_is_read_from_its_data_shee
 
 
 def _duplicates(tmp_path: Path) -> Path:
-    return _csv(tmp_path / "重复.csv", HEADER, ROW, ROW)
+    """One filing twice, its copies disagreeing (another address): both are refused."""
+    return _csv(tmp_path / "重复.csv", HEADER, ROW, ROW.replace("南京西路1618号", "南京西路1号"))
 
 
 def test_the_whole_instruction_is_shown_piped_and_at_80_columns(tmp_path) -> None:
