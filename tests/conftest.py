@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -131,11 +134,44 @@ def _no_prefect_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+@pytest.fixture(scope="session")
+def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Prefect database migrated to the installed Prefect's schema, made once per test run
+    (the first test process to ask makes it, the other waits) for every Prefect home a test
+    starts: a server on a new home spends 8 of its 14 s creating the database, which the
+    command under test does only once on a real machine."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's base, above each worker's own
+    database = shared / "prefect-database" / "prefect.db"
+    with (shared / "prefect-database.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not database.exists():
+            home = database.parent.with_name("prefect-database-making")
+            shutil.rmtree(home, ignore_errors=True)
+            subprocess.run(
+                [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+                env={**os.environ, "PREFECT_HOME": str(home),
+                     "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+                check=True, capture_output=True, timeout=300)
+            home.rename(database.parent)
+    return database
+
+
+def prefect_home_from(database: Path, home: Path) -> Path:
+    """``home`` holding a copy of the migrated ``database`` (:func:`prefect_database`)."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(database, home / "prefect.db")
+    return home
+
+
 @pytest.fixture
-def prefect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def prefect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 prefect_database: Path) -> Iterator[Path]:
     """An ephemeral Prefect API with its own database, nothing shared with the developer's
-    (for tests that run a flow or a CLI command in process)."""
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    (for tests that run a flow or a CLI command in process), from a migrated copy."""
+    monkeypatch.setenv("PREFECT_HOME", str(prefect_home_from(prefect_database,
+                                                             tmp_path / "prefect")))
     monkeypatch.setenv("PREFECT_API_URL", "")
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
     # Prefect reads its settings when imported: the start limit of its temporary server (20 s

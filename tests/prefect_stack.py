@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -205,9 +206,12 @@ def _deployed_copy(tmp: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+def prefect_server(tmp_path_factory: pytest.TempPathFactory,
+                   prefect_database: Path) -> Iterator[PrefectServer]:
     """Server, pool, limits, notification block and automations, and the deployments."""
     tmp = tmp_path_factory.mktemp("prefect-server")
+    (tmp / "prefect-home").mkdir()
+    shutil.copyfile(prefect_database, tmp / "prefect-home" / "prefect.db")
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items()
