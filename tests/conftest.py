@@ -165,6 +165,23 @@ def prefect_home_from(database: Path, home: Path) -> Path:
     return home
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_home_of_this_process(tmp_path_factory: pytest.TempPathFactory,
+                                  prefect_database: Path) -> Iterator[None]:
+    """The Prefect home of every test that does not ask for one of its own
+    (:func:`prefect_home`): one per test process, from the migrated database, so that a
+    command's temporary server or a flow's ephemeral API never opens the developer's
+    ~/.prefect, nor one SQLite database shared by both test processes."""
+    home = prefect_home_from(prefect_database, tmp_path_factory.mktemp("prefect-home"))
+    previous = os.environ.get("PREFECT_HOME")
+    os.environ["PREFECT_HOME"] = str(home)
+    yield
+    if previous is None:
+        os.environ.pop("PREFECT_HOME", None)
+    else:
+        os.environ["PREFECT_HOME"] = previous
+
+
 @pytest.fixture
 def prefect_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                  prefect_database: Path) -> Iterator[Path]:

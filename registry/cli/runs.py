@@ -50,10 +50,11 @@ def publish(
     ] = False,
 ) -> None:
     """Run the publish flow: build the registry and publish a new snapshot."""
+    day = _date_option(as_of)  # a usage error is told before Prefect starts
     with _refusal_exits(), flow_progress() as progress:
         from flows.publish import publish_flow
 
-        result = publish_flow(as_of=_date_option(as_of), progress=progress, full=full)
+        result = publish_flow(as_of=day, progress=progress, full=full)
     _print_publish_result(result)
 
 
@@ -66,11 +67,12 @@ def run(
     and the published snapshot."""
     # The publish subflow's exception reaches here as itself (Prefect re-raises it from the
     # pipeline flow): a refusal is a verdict on the data, told like `registry publish` does.
+    day = _date_option(as_of)  # a usage error is told before Prefect starts
     with _refusal_exits(), flow_progress() as progress:
         from flows.pipeline import pipeline_flow
         from flows.summary import held_batches
 
-        outcome = pipeline_flow(as_of=_date_option(as_of), progress=progress)
+        outcome = pipeline_flow(as_of=day, progress=progress)
     _print_ingest_summary(outcome["ingest"], held_batches(configured_storage()))
     _print_publish_result(outcome["publish"])
 
