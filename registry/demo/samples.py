@@ -50,7 +50,7 @@ from registry.storage.layout import DATASETS
 
 DEFAULT_SEED = 20241130
 # Bumped whenever the same arguments would give different files (the benchmark caches by it).
-SAMPLES_VERSION = 4
+SAMPLES_VERSION = 5
 FORMATS = ("csv", "csv-gb18030", "csv-bom", "xlsx")
 _EXTENSIONS = {"csv": "csv", "csv-gb18030": "csv", "csv-bom": "csv", "xlsx": "xlsx"}
 # Share of bad rows, and of merchants filed in a second region / registered in another one.
