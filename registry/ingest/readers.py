@@ -312,16 +312,14 @@ def _dittos_read(table: UploadTable) -> UploadTable:
     is left as written, for the row to be refused with the word shown."""
     rows = table.rows
     columns = [c for c in rows.columns if c != SOURCE_ROW]
-    found = rows.select(pl.col(columns).str.contains(_DITTO_CELL).any())
-    marked_columns = [c for c in columns if found[c].item()]
+    marks = rows.select(pl.col(columns).str.contains(_DITTO_CELL).fill_null(False))
+    marked_columns = [c for c in columns if marks[c].any()]
     if not marked_columns:
         return table
     filled = list(table.filled)
     replaced = []
     for c in marked_columns:
-        frame = rows.select(pl.col(c).alias("value"),
-                            pl.col(c).str.contains(_DITTO_CELL).fill_null(False).alias("mark"),
-                            pl.col(SOURCE_ROW))
+        frame = pl.DataFrame([rows[c].alias("value"), marks[c].alias("mark"), rows[SOURCE_ROW]])
         frame = frame.with_columns(
             pl.col("value").gather(pl.when(~pl.col("mark")).then(pl.int_range(pl.len()))
                                    .forward_fill()).alias("above"))
