@@ -80,7 +80,8 @@ def test_columns_prints_every_alias_in_full_when_piped() -> None:
     assert result.exit_code == 0, result.output
     for column in CONTRACTS["complaints"].columns:
         assert f"  别名 aliases: {', '.join(column.aliases)}\n" in result.stdout
-    assert "已解决 = resolved（也可 also: 已办结、办结）" in result.stdout
+    assert ("已解决 = resolved（也可 also: 已办结、办结、撤诉、已撤诉、消费者撤诉、撤回投诉、"
+            "已撤回）") in result.stdout
     assert "…" not in result.stdout
 
 

@@ -1,0 +1,105 @@
+"""A consumer withdraws a complaint (撤诉): what a consumer app then reads of the merchant and in
+the joint complaint analysis (docs/stories.md, "A withdrawn complaint")."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from council_world import CouncilWorld, complaint, csv_bytes
+
+from registry.build.scores import DISQUALIFIER_UNRESOLVED
+from registry.snapshot.reader import open_snapshot
+
+JUNE = date(2026, 6, 1)
+
+
+def case_export(rows: list[tuple[str, str, str, str]], uscc: str) -> bytes:
+    """Zhejiang's 12315 case system export: (complaint number, received, status, closed on)."""
+    return csv_bytes([{"投诉编号": number, "统一社会信用代码": uscc, "受理日期": received,
+                       "投诉类别": "质量", "处理状态": status, "办结日期": closed}
+                      for number, received, status, closed in rows])
+
+
+def summary_row(w: CouncilWorld, region: str, category: str, month: date) -> dict:
+    table = open_snapshot(w.storage).complaints_summary.collect()
+    rows = {(r["region"], r["category"], r["month"]): r for r in table.iter_rows(named=True)}
+    return rows[(region, category, month)]
+
+
+def test_complaints_the_consumers_withdrew_no_longer_count_as_open(tmp_path):
+    """Zhejiang lists X. In June six consumers complain about X; all six are being handled,
+    more than the five open complaints a trusted merchant may have, so X is disqualified.
+    In July four of them withdraw (撤诉). Zhejiang's next export lists those four as 撤诉,
+    with the day each was closed. Before, every 撤诉 row was refused as an unknown status, the
+    four stayed open, and X stayed disqualified for complaints its consumers had dropped.
+
+    Now 撤诉 is read as the case system counts it, one way a case is closed (办结): status
+    ``resolved``, as 已办结 already is. X has six complaints in the window, two of them open,
+    and is trusted again; the four count as closed complaints in the score (one point for the
+    fourth, beyond the three free) and as resolved in the joint analysis, their days to close
+    included."""
+    w = CouncilWorld(tmp_path)
+    x, _, _ = w.three_listed("ZJ")
+    opened = [(f"ZJ-C{n}", f"2026-06-0{n}", "处理中", "") for n in range(1, 7)]
+    w.upload("ZJ", "complaints", case_export(opened, x), name="12315导出-6月.csv")
+    w.ingest()
+    w.publish()
+    listed = w.merchant(x)
+    assert (listed["complaints_12m"], listed["unresolved_12m"]) == (6, 6)
+    assert DISQUALIFIER_UNRESOLVED in listed["disqualifications"]
+
+    withdrawn = [(f"ZJ-C{n}", f"2026-06-0{n}", "撤诉", "2026-07-10") for n in range(1, 5)]
+    key = w.upload("ZJ", "complaints", case_export(withdrawn, x), name="12315导出-7月.csv")
+    receipt = w.receipt(w.ingest()[key])
+    assert (receipt["accepted"], receipt["row_errors"]) == (4, []), receipt["row_errors"]
+    w.publish()
+
+    listed = w.merchant(x)
+    assert (listed["complaints_12m"], listed["unresolved_12m"]) == (6, 2)
+    assert listed["disqualifications"] == []
+    # 30 points, less 3 for each of the two open complaints and 1 for the fourth closed one.
+    assert listed["score_complaints"] == 23
+    assert listed["verdict"] == "trusted"
+    june = summary_row(w, "ZJ", "quality", JUNE)
+    assert (june["received"], june["resolved"], june["unresolved"]) == (6, 4, 2)
+    # Closed on 10 July after 39, 38, 37 and 36 days.
+    assert june["median_days_to_resolve"] == 37.5
+
+
+def test_a_withdrawn_complaint_the_consumer_renews_is_open_again(tmp_path):
+    """Guard: 撤诉 is the complaint's state now, not for ever. Shanghai lists X; a complaint
+    about X is withdrawn, then the consumer renews it and the office reopens the same number
+    as 处理中. The app reads one complaint, open."""
+    w = CouncilWorld(tmp_path)
+    x, _, _ = w.three_listed("SH")
+    w.upload("SH", "complaints", [complaint("SH-C1", x, Status="撤诉",
+                                            **{"Resolved On": "2026-06-05"})])
+    w.ingest()
+    w.publish()
+    assert (w.merchant(x)["complaints_12m"], w.merchant(x)["unresolved_12m"]) == (1, 0)
+    assert summary_row(w, "SH", "quality", JUNE)["resolved"] == 1
+
+    w.upload("SH", "complaints", [complaint("SH-C1", x, Status="处理中")])
+    w.ingest()
+    w.publish()
+    assert (w.merchant(x)["complaints_12m"], w.merchant(x)["unresolved_12m"]) == (1, 1)
+    june = summary_row(w, "SH", "quality", JUNE)
+    assert (june["received"], june["resolved"], june["unresolved"]) == (1, 0, 1)
+
+
+def test_mediation_ended_without_agreement_is_not_read_as_closed(tmp_path):
+    """Guard: 终止调解 (the office ended mediation, the merchant did not settle) ends a case
+    without the consumer's loss made good or withdrawn. It is not read as resolved: the row is
+    refused with the word shown, and the complaint keeps its open state."""
+    w = CouncilWorld(tmp_path)
+    x, _, _ = w.three_listed("AH")
+    w.upload("AH", "complaints", [complaint("AH-C1", x)])
+    w.ingest()
+    key = w.upload("AH", "complaints", [complaint("AH-C1", x, Status="终止调解")])
+    receipt = w.receipt(w.ingest()[key])
+    assert receipt["accepted"] == 0
+    [error] = receipt["row_errors"]
+    assert (error["column"], error["code"]) == ("status", "ENUM_INVALID")
+    assert "终止调解" in error["message_zh"]
+    w.publish()
+    assert w.merchant(x)["unresolved_12m"] == 1
