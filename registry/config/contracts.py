@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Collection, Mapping, Sequence
+from datetime import date
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Literal
@@ -104,6 +105,21 @@ class RequiredWhen(BaseModel):
     equals: str
 
 
+class NoEnd(BaseModel):
+    """How a date column that ends something (a filing's 有效期至) says it has no end: the
+    ``words`` offices write (长期), matched as enum values are (:func:`value_key`), and the
+    date they are read, staged and published as (``reads_as``, 9999-12-31)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reads_as: date
+    words: list[str] = Field(min_length=1)
+
+    def keys(self) -> list[str]:
+        """The words' matching keys."""
+        return [value_key(word) for word in self.words]
+
+
 class Description(BaseModel):
     """What a column means, for the clerks who fill it in and the people who read it."""
 
@@ -152,6 +168,9 @@ class ColumnSpec(BaseModel):
     required_when: RequiredWhen | None = None
     not_before: str | None = None
     not_future: bool = False
+    # date: the words that say there is no end, and the date they are read as (only a date
+    # that ends something: a filing's validity)
+    no_end: NoEnd | None = None
     # a Traditional→Simplified matching-key column derived from this one (names)
     match_key: str | None = None
 
@@ -159,6 +178,8 @@ class ColumnSpec(BaseModel):
     def _enum_has_values(self) -> ColumnSpec:
         if (self.dtype == "enum") != (self.values is not None):
             raise ValueError(f"{self.name}: 'values' is required for, and only for, enum columns")
+        if self.no_end is not None and self.dtype != "date":
+            raise ValueError(f"{self.name}: 'no_end' is for date columns only")
         for key in ("read_also", "read_with_note", "settles_copies"):
             unknown = set(getattr(self, key)) - set(self.values or {})
             if unknown:

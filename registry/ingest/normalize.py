@@ -302,6 +302,9 @@ def _typed(col: ColumnSpec, vocabulary: Vocabulary, cities: Mapping[str, str]) -
             typed = boolean_from_text(text, vocabulary.booleans)
         case "date":
             typed = date_from_text(text)
+            if col.no_end is not None:
+                typed = (pl.when(_matching_text(text).is_in(col.no_end.keys()))
+                         .then(pl.lit(col.no_end.reads_as)).otherwise(typed))
         case "float":
             typed = float_from_text(text)
         case "list":

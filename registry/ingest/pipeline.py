@@ -74,6 +74,7 @@ from registry.quality.preflight import gate_warnings
 from registry.quality.runner import PendingDataDocs
 from registry.quality.suites import (
     empty_optional_columns,
+    gate_frame,
     load_suite,
     row_count_bounds,
     staged_suite_parameters,
@@ -254,7 +255,7 @@ def batch_gate_warnings(settings: Settings, check: UploadCheck, today: date
     config = load_quality_config(settings.config_dir)
     contract = load_contracts(settings.schemas_dir)[check.dataset]
     mode = load_regions(settings.config_dir).regions[check.region].upload_mode(check.dataset)
-    staged = check.accepted.drop(SOURCE_ROW)
+    staged = gate_frame(check.accepted.drop(SOURCE_ROW), contract)
     suite, _ = suite_in_scope(
         load_suite(settings.expectations_dir, config.suites.staged[check.dataset]), mode=mode,
         empty_optional=empty_optional_columns(staged, contract.required_columns))

@@ -220,6 +220,9 @@ def _format(col: ColumnSpec, contract: Contract, quality: QualityConfig) -> tupl
     if col.dtype == "date":
         parts.append((f"不早于{quality.dates.earliest:%Y-%m-%d}",
                       f"not before {quality.dates.earliest:%Y-%m-%d}"))
+    if col.no_end is not None:
+        word = col.no_end.words[0]
+        parts.append((f"无截止日期的写“{word}”", f"{word} for no end"))
     if col.not_before:
         other = contract.by_name[col.not_before]
         parts.append((f"不早于{other.label_zh}", f"not before {other.name}"))
@@ -355,10 +358,13 @@ def _validation(column: TemplateColumn, earliest: date) -> dict[str, Any] | None
         return {"validate": "decimal", **bounds, "error_title": title,
                 "error_message": f"{column.format_zh}\n{column.format_en}"}
     if spec.dtype == "date":
+        # A column that may say "no end" in words (长期) only warns: Excel's date check would
+        # refuse the word.
         return {"validate": "date", "criteria": ">=",
                 "value": datetime.combine(earliest, datetime.min.time()),
                 "error_title": title,
-                "error_message": f"{column.format_zh}\n{column.format_en}"}
+                "error_message": f"{column.format_zh}\n{column.format_en}",
+                **({"error_type": "warning"} if spec.no_end is not None else {})}
     if spec.dtype == "uscc":
         return {"validate": "length", "criteria": "==", "value": 18, "error_title": title,
                 "error_message": f"{column.format_zh}\n{column.format_en}"}

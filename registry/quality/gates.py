@@ -31,6 +31,7 @@ from registry.quality.suites import (
     PreviousBatch,
     Suite,
     empty_optional_columns,
+    gate_frame,
     load_suite,
     registry_check_frame,
     registry_suite_parameters,
@@ -139,7 +140,9 @@ def staged_batch_gate(
     why."""
     started = time.perf_counter()
     config = load_quality_config(settings.config_dir)
-    required = load_contracts(settings.schemas_dir)[dataset].required_columns
+    contract = load_contracts(settings.schemas_dir)[dataset]
+    required = contract.required_columns
+    staged = gate_frame(staged, contract)
     suite, skipped = suite_in_scope(
         load_suite(settings.expectations_dir, config.suites.staged[dataset]), mode=mode,
         empty_optional=empty_optional_columns(staged, required))

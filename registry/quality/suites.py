@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 
 from registry._compat.gx import condition_names
+from registry.config.contracts import Contract
 from registry.config.pii import MOBILE_PATTERN, RESIDENT_ID_PATTERN
 from registry.config.quality import QualityConfig
 from registry.config.score_model import ScoreModel
@@ -36,6 +37,10 @@ from registry.config.score_model import ScoreModel
 LIST_JOIN = "|"
 COMPLETE_LIST_SCOPE = "complete_list"
 _SUITE_COLUMN_KEYS = ("column", "column_A", "column_B")
+# Beside a date column that can say "no end" (``ColumnSpec.no_end``: a filing's 有效期至 长期),
+# the staged suites read its dates as ``{column}_dated``, null where it says no end
+# (:func:`gate_frame`): the date window judges the dates a council wrote, not 9999-12-31.
+DATED_SUFFIX = "_dated"
 # Words of a pandas query condition that name no column.
 _CONDITION_WORDS = frozenset({"isnull", "notnull", "and", "or", "not"})
 # Checks of a column's range or date window. A column empty throughout the batch has no value
@@ -194,6 +199,17 @@ class SkippedCheck:
     reason: str
     message_zh: str
     message_en: str
+
+
+def gate_frame(staged: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """``staged`` (a batch's rows as staged, or an upload's accepted rows) as the staged
+    suites read it: with ``{column}_dated`` (:data:`DATED_SUFFIX`) after it for each date
+    column of ``contract`` that can say "no end", holding its dates, null where it says no
+    end. Every row is kept."""
+    return staged.with_columns(
+        pl.when(pl.col(c.name) != pl.lit(c.no_end.reads_as)).then(pl.col(c.name))
+        .alias(c.name + DATED_SUFFIX)
+        for c in contract.columns if c.no_end is not None and c.name in staged.columns)
 
 
 def empty_optional_columns(frame: pl.DataFrame, required: Iterable[str]) -> frozenset[str]:

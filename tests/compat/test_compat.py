@@ -11,11 +11,13 @@ import pytest
 
 from registry._compat import gx, opencc, prefect, versions
 from registry._compat.versions import IncompatibleVersion, SupportedVersions
+from registry.config.contracts import load_contracts
 from registry.config.quality import load_quality_config
 from registry.config.settings import Settings
 from registry.quality import runner
 from registry.quality.suites import (
     Suite,
+    gate_frame,
     load_suite,
     row_count_bounds,
     staged_suite_parameters,
@@ -115,6 +117,7 @@ def _staged_runs() -> list[tuple[str, pl.DataFrame, Suite, dict]]:
 
     settings = Settings(_env_file=None)
     config = load_quality_config(settings.config_dir)
+    contracts = load_contracts(settings.schemas_dir)
     merchants = staged_frame("merchants", [merchant(filing_id=f"F{i}") for i in range(5)]
                              ).with_columns(pl.lit("静安区").alias("district"),
                                             pl.lit("路").alias("address"))
@@ -129,7 +132,7 @@ def _staged_runs() -> list[tuple[str, pl.DataFrame, Suite, dict]]:
         params = staged_suite_parameters(
             config, region="SH", dataset=dataset, today=date(2026, 11, 30),
             bounds=row_count_bounds(config, dataset, "upsert", None))
-        runs.append((dataset, frame, suite, params))
+        runs.append((dataset, gate_frame(frame, contracts[dataset]), suite, params))
     return runs
 
 

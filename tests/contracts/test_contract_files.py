@@ -140,4 +140,4 @@ def test_a_changed_contract_needs_a_new_version(tmp_path: Path) -> None:
     problems = release_problems(current, _release(tmp_path, reword, version))
     assert problems == [f"the contract changed but its version {version} is not greater than "
                         f"the released {version}"]
-    assert release_problems(current, _release(tmp_path, reword, "1.1.1")) == []
+    assert release_problems(current, _release(tmp_path, reword, "1.2.0")) == []

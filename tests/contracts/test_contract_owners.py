@@ -78,7 +78,7 @@ def test_the_complaints_summary_is_built_as_its_contract_says() -> None:
 
 def test_a_contract_reads_as_columns_in_order_with_both_descriptions() -> None:
     merchants = CONTRACTS["merchants"]
-    assert (merchants.table, merchants.version, merchants.major) == ("merchants", "1.1.0", 1)
+    assert (merchants.table, merchants.version, merchants.major) == ("merchants", "1.1.1", 1)
     assert merchants.column_names[-1] == "verdict" and merchants.key == ("uscc",)
     assert merchants.schema["disqualifications"] == pl.List(pl.String)
     assert merchants.path is not None and merchants.raw == merchants.path.read_bytes()

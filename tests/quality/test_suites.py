@@ -26,6 +26,7 @@ from registry.quality import (
     suite_versions,
 )
 from registry.quality.suites import (
+    gate_frame,
     registry_suite_parameters,
     row_count_bounds,
     staged_suite_parameters,
@@ -34,6 +35,7 @@ from registry.quality.suites import (
 SETTINGS = Settings(_env_file=None)
 CONFIG = load_quality_config(SETTINGS.config_dir)
 MODEL = load_score_model(SETTINGS.config_dir, 1).model
+CONTRACTS = load_contracts(SETTINGS.schemas_dir)
 TODAY = date(2026, 11, 30)
 
 
@@ -42,7 +44,24 @@ def _staged(dataset: str, frame: pl.DataFrame, region: str = "SH"):
     params = staged_suite_parameters(CONFIG, region=region, dataset=dataset, today=TODAY,
                                      bounds=bounds)
     suite = load_suite(SETTINGS.expectations_dir, CONFIG.suites.staged[dataset])
-    return suite_result(frame, suite, params)
+    return suite_result(gate_frame(frame, CONTRACTS[dataset]), suite, params)
+
+
+def test_the_date_window_judges_the_dates_written_not_no_end() -> None:
+    """A validity without an end (长期, staged as 9999-12-31) passes the staged suite's latest
+    plausible validity; a dated one past the window is still taken for a misread date."""
+    def batch(valid_until: date) -> pl.DataFrame:
+        return staged_frame("merchants", [
+            merchant(filing_id="F1", valid_until=valid_until),
+            merchant(filing_id="F2", valid_until=date(2027, 12, 31)),
+        ]).with_columns(pl.lit("静安区").alias("district"), pl.lit("路").alias("address"))
+
+    no_end = batch(date(9999, 12, 31))
+    assert gate_frame(no_end, CONTRACTS["merchants"])["valid_until_dated"].to_list() == [
+        None, date(2027, 12, 31)]
+    assert _staged("merchants", no_end).success
+    assert _staged("merchants", batch(date(2207, 12, 31))).codes == [
+        "batch_dates_out_of_window"]
 
 
 def test_every_suite_is_a_reviewed_file_with_a_version() -> None:
