@@ -42,6 +42,9 @@ _READ_AS_SIMPLIFIED = ("enum", "boolean", "city", "country_list")
 # date written. A time with a zone (Z, +08:00) is not read: its day in Beijing depends on it.
 _DATE_TEXT = (r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
               r"(?:[ T](?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?)?$")
+# Eight digits, year, month and day (20271231), as many government systems export a date, and as
+# Excel keeps it when such an export is opened: a number. Read only when it is a real day.
+_COMPACT_DATE = r"^(\d{4})(\d{2})(\d{2})$"
 # Excel stores dates as days since 1899-12-30, a time of day as the fraction of a day; five
 # digits cover 1927-2173.
 _EXCEL_SERIAL = r"^\d{5}(?:\.\d+)?$"
@@ -99,22 +102,23 @@ def _matching_text(text: pl.Expr) -> pl.Expr:
 
 
 def date_from_text(text: pl.Expr) -> pl.Expr:
-    """pl.Date from the accepted spellings or an Excel serial number; null otherwise
-    (including impossible dates such as 2022-02-30)."""
-    parts = text.str.extract_groups(_DATE_TEXT)
+    """pl.Date from the accepted spellings, eight digits (20271231) or an Excel serial number;
+    null otherwise (including impossible dates such as 2022-02-30 and 20271331)."""
+
+    def iso(pattern: str) -> pl.Expr:
+        parts = text.str.extract_groups(pattern)
+        return pl.format("{}-{}-{}", parts.struct.field("1"),
+                         parts.struct.field("2").str.zfill(2),
+                         parts.struct.field("3").str.zfill(2))
+
     # pl.date() raises on impossible dates; an ISO string parsed leniently gives null instead.
-    iso = pl.format(
-        "{}-{}-{}",
-        parts.struct.field("1"),
-        parts.struct.field("2").str.zfill(2),
-        parts.struct.field("3").str.zfill(2),
-    )
     serial = (
         pl.when(text.str.contains(_EXCEL_SERIAL))
         .then(text.str.extract(r"^(\d{5})").cast(pl.Int32))
     )
     return pl.coalesce(
-        iso.str.to_date("%Y-%m-%d", strict=False),
+        iso(_DATE_TEXT).str.to_date("%Y-%m-%d", strict=False),
+        iso(_COMPACT_DATE).str.to_date("%Y-%m-%d", strict=False),
         _EXCEL_EPOCH + pl.duration(days=serial),
     )
 

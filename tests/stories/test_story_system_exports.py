@@ -84,6 +84,45 @@ def test_a_revocation_exported_with_end_of_day_times_revokes(tmp_path):
     assert {w.merchant(u)["verdict"] for u in (y, z)} == {"trusted"}
 
 
+def test_a_revocation_exported_with_dates_as_eight_digits_revokes(tmp_path):
+    """Anhui's filing system writes dates as eight digits, 20240101 and 20271231, as many
+    government systems export them; Excel keeps them as numbers. Its export revoking X is one
+    row, sent as a workbook. Before, the row was refused as not a date and X stayed trusted.
+    Now the eight digits are read as year, month and day: X is not listed."""
+    w = CouncilWorld(tmp_path)
+    x, y, _ = w.three_listed("AH")
+    row = filing("AH", "AH-1", x, Status="撤销")
+    path = tmp_path / "备案系统导出.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, list(row))
+    dates = {"Valid From": 20240101, "Valid Until": 20271231}
+    sheet.write_row(1, 0, [dates.get(column, value) for column, value in row.items()])
+    book.close()
+    key = w.upload("AH", "merchants", path.read_bytes(), name=path.name)
+    receipt = w.receipt(w.ingest()[key])
+    assert (receipt["accepted"], receipt["row_errors"]) == (1, []), receipt["row_errors"]
+    w.publish()
+    assert w.merchant(x) is None
+    assert w.merchant(y)["verdict"] == "trusted"
+
+
+def test_eight_digits_that_are_no_day_are_refused(tmp_path):
+    """Guard: eight digits are a day only when they are one. 20271331 (month 13) and 2027123
+    (seven digits) are refused as not dates, with the value shown."""
+    codes = [merchant_code("AH", n) for n in (1, 2)]
+    path = tmp_path / "导出.csv"
+    path.write_bytes(csv_bytes([filing("AH", "AH-1", codes[0], **{"Valid Until": "20271331"}),
+                                filing("AH", "AH-2", codes[1], **{"Valid Until": "2027123"})]))
+    check = CliRunner().invoke(app, ["check", str(path), "--region", "AH",
+                                     "--dataset", "merchants", "--json"])
+    doc = json.loads(check.stdout)
+    assert [(e["row"], e["column"], e["code"]) for e in doc["row_errors"]] == [
+        (2, "valid_until", "DATE_INVALID"), (3, "valid_until", "DATE_INVALID")]
+    assert "20271331" in doc["row_errors"][0]["message_zh"]
+    assert "2027123" in doc["row_errors"][1]["message_en"]
+
+
 def test_a_time_with_a_zone_is_not_read_as_a_day(tmp_path):
     """Guard: 2027-12-31T23:59:59Z is 08:00 on the next day in Beijing; which day the council
     means depends on the zone, so the row is refused with the value shown, as before."""
