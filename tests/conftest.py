@@ -134,15 +134,9 @@ def _no_prefect_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-@pytest.fixture(scope="session")
-def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Prefect database migrated to the installed Prefect's schema, made once per test run
-    (the first test process to ask makes it, the other waits) for every Prefect home a test
-    starts: a server on a new home spends 8 of its 14 s creating the database, which the
-    command under test does only once on a real machine."""
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # the run's base, above each worker's own
+def _migrated_prefect_database(shared: Path) -> Path:
+    """``shared``/prefect-database/prefect.db, migrated to the installed Prefect's schema by
+    the first process to ask (under a lock; the others wait for it)."""
     database = shared / "prefect-database" / "prefect.db"
     with (shared / "prefect-database.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -156,6 +150,34 @@ def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 check=True, capture_output=True, timeout=300)
             home.rename(database.parent)
     return database
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own, which makes the temporary directories
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, the controlling process migrates the Prefect database
+    (:func:`prefect_database`) in a thread while the test processes start and collect: each
+    needs it before its first test, and otherwise one migrated it (11 s) while the other
+    waited."""
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        return
+    import threading
+
+    shared = config._tmp_path_factory.getbasetemp()  # the run's base, above each worker's own
+    threading.Thread(target=_migrated_prefect_database, args=(shared,), daemon=True,
+                     name="prefect-database").start()
+
+
+@pytest.fixture(scope="session")
+def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Prefect database migrated to the installed Prefect's schema, made once per test run
+    (under pytest-xdist by the controlling process as the test processes start; else by the
+    first test process to ask, the other waiting) for every Prefect home a test starts: a
+    server on a new home spends 8 of its 14 s creating the database, which the command under
+    test does only once on a real machine."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's base, above each worker's own
+    return _migrated_prefect_database(shared)
 
 
 def prefect_home_from(database: Path, home: Path) -> Path:

@@ -130,7 +130,8 @@ def lookup(
             typer.echo(f"  {d['code']}: {d['zh']} / {d['en']}")
     else:
         typer.echo("disqualifications 取消资格: none 无")
-    typer.echo(f"regions   {', '.join(row['regions'])} · valid until {row['valid_until']}")
+    typer.echo(f"regions   {', '.join(row['regions'])} · valid until "
+               f"{_valid_until(row['valid_until'])}")
 
 
 def diff(
@@ -276,12 +277,24 @@ def _snapshot_or_exit(storage: Storage, snapshot_id: str | None) -> Snapshot:
         raise typer.Exit(1) from None
 
 
+def _valid_until(value: date | None) -> str:
+    """A merchant's validity end as the commands print it: the date, or 长期 / no end for the
+    date a filing without an end is published as (the merchants contract's ``no_end``)."""
+    from registry.config.contracts import load_contracts
+    from registry.config.settings import load_settings
+
+    no_end = load_contracts(load_settings().schemas_dir)["merchants"].by_name[
+        "valid_until"].no_end
+    return "长期 / no end" if no_end is not None and value == no_end.reads_as else str(value)
+
+
 def _merchant_explained(row: dict) -> list[str]:
     lines = [
         f"{row['uscc']}  {row['name']}" + ("  (name conflict: " + " / ".join(
             row["name_variants"]) + ")" if row["name_conflict"] else ""),
         f"regions {', '.join(row['regions'])} · registered in {row['registered_region'] or '-'}"
-        f" · programs {', '.join(row['programs'])} · valid until {row['valid_until']}",
+        f" · programs {', '.join(row['programs'])} · valid until "
+        f"{_valid_until(row['valid_until'])}",
         f"score {row['score']} = compliance {row['score_compliance']} + complaints "
         f"{row['score_complaints']} + quality {row['score_quality']}",
         f"  complaints in 12 months: {row['complaints_12m']} ({row['unresolved_12m']} unresolved)"

@@ -6,6 +6,9 @@ from __future__ import annotations
 from datetime import date
 
 from council_world import CouncilWorld, filing, merchant_code
+from typer.testing import CliRunner
+
+from registry.cli import app
 
 # How the published merchants table writes "no end" (contracts/merchants.odcs.yaml).
 NO_END = date(9999, 12, 31)
@@ -29,7 +32,7 @@ def test_a_revocation_exported_with_no_end_date_is_published(tmp_path):
     assert w.merchant(y)["verdict"] == "trusted"
 
 
-def test_merchants_filed_without_an_end_are_listed_with_no_end(tmp_path):
+def test_merchants_filed_without_an_end_are_listed_with_no_end(tmp_path, monkeypatch):
     """Zhejiang files two new merchants without an end, one 长期 and one 长期有效, and gives a
     third merchant a second filing without an end beside its dated one. Before, the three rows
     were refused and neither new merchant was listed. Now all are listed and trusted, and an
@@ -50,6 +53,12 @@ def test_merchants_filed_without_an_end_are_listed_with_no_end(tmp_path):
     for code in (u, v, t):
         listed = w.merchant(code)
         assert (listed["verdict"], listed["valid_until"]) == ("trusted", NO_END)
+    # What a clerk answering a consumer's call reads.
+    monkeypatch.setenv("REGISTRY_STORAGE_URI", w.storage.root_uri)
+    for command in (["lookup", u], ["show", "--uscc", u]):
+        shown = CliRunner().invoke(app, command)
+        assert shown.exit_code == 0, shown.output
+        assert "valid until 长期 / no end" in shown.output
 
 
 def test_no_end_is_read_only_where_a_filing_ends(tmp_path):
