@@ -1,5 +1,6 @@
-"""A consumer withdraws a complaint (撤诉): what a consumer app then reads of the merchant and in
-the joint complaint analysis (docs/stories.md, "A withdrawn complaint")."""
+"""A consumer withdraws a complaint (撤诉), or the office gives up its mediation (终止调解): what a
+consumer app then reads of the merchant and in the joint complaint analysis (docs/stories.md,
+"A complaint withdrawn, or closed unsettled")."""
 
 from __future__ import annotations
 
@@ -87,19 +88,26 @@ def test_a_withdrawn_complaint_the_consumer_renews_is_open_again(tmp_path):
     assert (june["received"], june["resolved"], june["unresolved"]) == (1, 0, 1)
 
 
-def test_mediation_ended_without_agreement_is_not_read_as_closed(tmp_path):
-    """Guard: 终止调解 (the office ended mediation, the merchant did not settle) ends a case
-    without the consumer's loss made good or withdrawn. It is not read as resolved: the row is
-    refused with the word shown, and the complaint keeps its open state."""
+def test_cases_ended_unsettled_count_as_open_complaints(tmp_path):
+    """Anhui's monthly 12315 export lists the cases closed that month. Six about X ended with
+    the mediation given up, 终止调解 or 调解失败: the merchant did not settle, and none had been
+    sent before while open. Before, every such row was refused as an unknown status, so X's
+    six complaints counted nowhere and X stayed trusted. Now they are read as ``unresolved``:
+    closed for the office, not resolved for the consumer. X has six open complaints, more than
+    five, and is disqualified; a withdrawal (撤诉) in the same file is closed."""
     w = CouncilWorld(tmp_path)
-    x, _, _ = w.three_listed("AH")
-    w.upload("AH", "complaints", [complaint("AH-C1", x)])
-    w.ingest()
-    key = w.upload("AH", "complaints", [complaint("AH-C1", x, Status="终止调解")])
+    x, y, _ = w.three_listed("AH")
+    ended = [(f"AH-C{n}", f"2026-06-0{n}", "终止调解" if n % 2 else "调解失败", "2026-07-10")
+             for n in range(1, 7)]
+    key = w.upload("AH", "complaints", case_export(ended, x)
+                   + case_export([("AH-C7", "2026-06-07", "撤诉", "2026-07-10")], y)
+                   .split(b"\n", 1)[1], name="12315导出-7月办结.csv")
     receipt = w.receipt(w.ingest()[key])
-    assert receipt["accepted"] == 0
-    [error] = receipt["row_errors"]
-    assert (error["column"], error["code"]) == ("status", "ENUM_INVALID")
-    assert "终止调解" in error["message_zh"]
+    assert (receipt["accepted"], receipt["row_errors"]) == (7, []), receipt["row_errors"]
     w.publish()
-    assert w.merchant(x)["unresolved_12m"] == 1
+    listed = w.merchant(x)
+    assert (listed["complaints_12m"], listed["unresolved_12m"]) == (6, 6)
+    assert DISQUALIFIER_UNRESOLVED in listed["disqualifications"]
+    assert (w.merchant(y)["complaints_12m"], w.merchant(y)["unresolved_12m"]) == (1, 0)
+    june = summary_row(w, "AH", "quality", JUNE)
+    assert (june["received"], june["resolved"], june["unresolved"]) == (7, 1, 6)
