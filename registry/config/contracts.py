@@ -55,6 +55,10 @@ _HEADER_SEPARATORS = re.compile(r"[\s_]+")
 # (撤销(违规经营), 暂停【整改中】: registry.ingest.normalize, polars' regex).
 WORDS_BEFORE_NOTE = r"^([^(\[【]+)[(\[【][^()\[\]【】]*[)\]】]$"
 _HEADER_NOTE = re.compile(WORDS_BEFORE_NOTE)
+# Words, then a note after a colon, a comma, a semicolon or 、, in a value's matching key
+# (:func:`value_key`: NFKC, so full-width punctuation is plain): 不合格：菌落总数超标,
+# 撤销，违规经营 (registry.ingest.normalize). Group 1 is the words.
+WORDS_BEFORE_REMARK = r"^([^:;,、]+)[:;,、].+$"
 
 
 # Characters that show nothing (Unicode category Cf: zero-width spaces and joiners, byte-order
@@ -152,9 +156,10 @@ class ColumnSpec(BaseModel):
     # enum: canonical value -> more words councils write for it, read as it but not offered
     # (an office's own word for an ended filing: 注销, 吊销)
     read_also: dict[str, list[str]] = Field(default_factory=dict)
-    # enum: canonical values whose words are read with a note in brackets after them
-    # (撤销（违规经营）): only values that pause or end something, so that a note can never
-    # make a row read as more trusted than its word says (有效（待复核） is still refused)
+    # enum: canonical values whose words are read with a note after them, in brackets
+    # (撤销（违规经营）) or after a colon, a comma, a semicolon or 、 (不合格：菌落总数超标): only
+    # values that pause, end or fail something, so that a note can never make a row read as
+    # more trusted than its word says (有效（待复核） and 合格：复检 are still refused)
     read_with_note: list[str] = Field(default_factory=list)
     # enum: when one file names a natural key twice and the copies disagree, the copy holding
     # the first of these values (the last such copy in the file) is read and the others are

@@ -20,6 +20,7 @@ from registry._compat import opencc as opencc_internals
 from registry.config.contracts import (
     INVISIBLE_CATEGORY,
     WORDS_BEFORE_NOTE,
+    WORDS_BEFORE_REMARK,
     ColumnSpec,
     Contract,
     Vocabulary,
@@ -132,13 +133,13 @@ def enum_from_text(text: pl.Expr, values: Mapping[str, str],
                    noted: Mapping[str, str] | None = None) -> pl.Expr:
     """The canonical English value for any of its aliases; null for anything else. With
     ``noted`` (:meth:`~registry.config.contracts.ColumnSpec.noted_index`), an alias of those
-    values followed by a note in brackets (撤销（违规经营）, 暂停【整改中】) is read as the
-    value."""
+    values followed by a note, in brackets (撤销（违规经营）, 暂停【整改中】) or after a colon, a
+    comma, a semicolon or 、 (不合格：菌落总数超标), is read as the value."""
     key = _matching_text(text)
     exact = key.replace_strict(dict(values), default=None, return_dtype=pl.String)
     if not noted:
         return exact
-    word = key.str.extract(WORDS_BEFORE_NOTE)
+    word = pl.coalesce(key.str.extract(WORDS_BEFORE_NOTE), key.str.extract(WORDS_BEFORE_REMARK))
     return pl.coalesce(exact, word.replace_strict(dict(noted), default=None,
                                                    return_dtype=pl.String))
 
