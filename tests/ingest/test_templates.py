@@ -81,7 +81,8 @@ def test_columns_prints_every_alias_in_full_when_piped() -> None:
     for column in CONTRACTS["complaints"].columns:
         assert f"  别名 aliases: {', '.join(column.aliases)}\n" in result.stdout
     assert ("已解决 = resolved（也可 also: 已办结、办结、撤诉、已撤诉、消费者撤诉、撤回投诉、"
-            "已撤回）") in result.stdout
+            "已撤回、调解成功、已调解、达成调解、和解、已和解、达成和解、结案、已结案）"
+            ) in result.stdout
     assert "…" not in result.stdout
 
 

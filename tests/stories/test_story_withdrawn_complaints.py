@@ -1,6 +1,6 @@
-"""A consumer withdraws a complaint (撤诉), or the office gives up its mediation (终止调解): what a
-consumer app then reads of the merchant and in the joint complaint analysis (docs/stories.md,
-"A complaint withdrawn, or closed unsettled")."""
+"""A consumer withdraws a complaint (撤诉), the merchant settles it (调解成功), or the office gives
+up its mediation (终止调解): what a consumer app then reads of the merchant and in the joint
+complaint analysis (docs/stories.md, "A complaint withdrawn, settled, or closed unsettled")."""
 
 from __future__ import annotations
 
@@ -111,3 +111,37 @@ def test_cases_ended_unsettled_count_as_open_complaints(tmp_path):
     assert (w.merchant(y)["complaints_12m"], w.merchant(y)["unresolved_12m"]) == (1, 0)
     june = summary_row(w, "AH", "quality", JUNE)
     assert (june["received"], june["resolved"], june["unresolved"]) == (7, 1, 6)
+
+
+SETTLED = ["调解成功", "已调解", "达成调解", "和解", "已和解", "达成和解", "结案", "已结案"]
+
+
+def test_complaints_the_merchant_settled_no_longer_count_as_open(tmp_path):
+    """Jiangsu sent eight complaints about X as 处理中: X is disqualified, more than five open.
+    The office mediates every one, and the next export lists them as the case system words a
+    settled case: 调解成功 (mediated), 已调解, 达成调解, 和解 (settled between them), 已和解,
+    达成和解, and 结案 or 已结案 (case closed, as 办结), each with the day it closed. Before,
+    every such row was refused as an unknown status, so the eight stayed open and X stayed
+    disqualified for complaints it had settled. Now they are ``resolved``: X has eight closed
+    complaints, loses one point for each beyond the third, and is trusted."""
+    w = CouncilWorld(tmp_path)
+    x, _, _ = w.three_listed("JS")
+    opened = [(f"JS-C{n}", f"2026-06-0{n}", "处理中", "") for n in range(1, 9)]
+    w.upload("JS", "complaints", case_export(opened, x), name="12315导出-6月.csv")
+    w.ingest()
+    w.publish()
+    assert DISQUALIFIER_UNRESOLVED in w.merchant(x)["disqualifications"]
+
+    settled = [(f"JS-C{n}", f"2026-06-0{n}", word, "2026-07-10")
+               for n, word in enumerate(SETTLED, start=1)]
+    key = w.upload("JS", "complaints", case_export(settled, x), name="12315导出-7月.csv")
+    receipt = w.receipt(w.ingest()[key])
+    assert (receipt["accepted"], receipt["row_errors"]) == (8, []), [
+        (e["row"], e["value"], e["code"]) for e in receipt["row_errors"]]
+    w.publish()
+    listed = w.merchant(x)
+    assert (listed["complaints_12m"], listed["unresolved_12m"]) == (8, 0)
+    assert listed["score_complaints"] == 25
+    assert listed["verdict"] == "trusted"
+    june = summary_row(w, "JS", "quality", JUNE)
+    assert (june["received"], june["resolved"], june["unresolved"]) == (8, 8, 0)
