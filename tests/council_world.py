@@ -157,6 +157,12 @@ class CouncilWorld:
         """One merchant of the latest snapshot, or None when it is not listed."""
         return self.merchants().get(uscc)
 
+    def complaints_summary(self) -> dict[tuple[str, str, date], dict[str, Any]]:
+        """The latest snapshot's joint complaint analysis, by (region, category, month)."""
+        table = open_snapshot(self.storage).complaints_summary.collect()
+        return {(row["region"], row["category"], row["month"]): row
+                for row in table.iter_rows(named=True)}
+
     def changes(self) -> dict[str, str]:
         """USCC -> change of the latest snapshot's delta."""
         table = open_snapshot(self.storage).changes.collect()

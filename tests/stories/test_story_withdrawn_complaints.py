@@ -9,7 +9,6 @@ from datetime import date
 from council_world import CouncilWorld, complaint, csv_bytes
 
 from registry.build.scores import DISQUALIFIER_UNRESOLVED
-from registry.snapshot.reader import open_snapshot
 
 JUNE = date(2026, 6, 1)
 
@@ -22,9 +21,7 @@ def case_export(rows: list[tuple[str, str, str, str]], uscc: str) -> bytes:
 
 
 def summary_row(w: CouncilWorld, region: str, category: str, month: date) -> dict:
-    table = open_snapshot(w.storage).complaints_summary.collect()
-    rows = {(r["region"], r["category"], r["month"]): r for r in table.iter_rows(named=True)}
-    return rows[(region, category, month)]
+    return w.complaints_summary()[(region, category, month)]
 
 
 def test_complaints_the_consumers_withdrew_no_longer_count_as_open(tmp_path):
