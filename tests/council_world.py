@@ -142,6 +142,14 @@ class CouncilWorld:
         self.publish()
         return x, y, z
 
+    def ingest_accepted(self, key: str, rows: int) -> dict[str, Any]:
+        """Ingest every pending upload and return the receipt of ``key``, all of whose ``rows``
+        must have been accepted (else the row errors are shown: row, column, value, code)."""
+        receipt = self.receipt(self.ingest()[key])
+        assert (receipt["accepted"], receipt["row_errors"]) == (rows, []), [
+            (e["row"], e["column"], e["value"], e["code"]) for e in receipt["row_errors"]]
+        return receipt
+
     def pending(self) -> list[str]:
         return list_pending(self.storage, self.settings)
 

@@ -176,6 +176,10 @@ class ColumnSpec(BaseModel):
     # date: the words that say there is no end, and the date they are read as (only a date
     # that ends something: a filing's validity)
     no_end: NoEnd | None = None
+    # date: the date column a cell of this one may also give, as a range before its own date
+    # (有效期 2024.01.01-2027.12.31, or 2026年1月1日至长期), in a file that has no column for
+    # it: the start is read as that column, the end as this one (registry.ingest.normalize)
+    range_start: str | None = None
     # a Traditional→Simplified matching-key column derived from this one (names)
     match_key: str | None = None
 
@@ -185,6 +189,8 @@ class ColumnSpec(BaseModel):
             raise ValueError(f"{self.name}: 'values' is required for, and only for, enum columns")
         if self.no_end is not None and self.dtype != "date":
             raise ValueError(f"{self.name}: 'no_end' is for date columns only")
+        if self.range_start is not None and self.dtype != "date":
+            raise ValueError(f"{self.name}: 'range_start' is for date columns only")
         for key in ("read_also", "read_with_note", "settles_copies"):
             unknown = set(getattr(self, key)) - set(self.values or {})
             if unknown:
@@ -242,9 +248,14 @@ class Contract(BaseModel):
             if key != "region" and key not in names:
                 raise ValueError(f"{self.name}: natural key column {key!r} is not declared")
         for col in self.columns:
-            for ref in (col.not_before, col.required_when and col.required_when.column):
+            for ref in (col.not_before, col.required_when and col.required_when.column,
+                        col.range_start):
                 if ref and ref not in names:
                     raise ValueError(f"{self.name}.{col.name}: refers to unknown column {ref!r}")
+            if col.range_start and next(
+                    c for c in self.columns if c.name == col.range_start).dtype != "date":
+                raise ValueError(f"{self.name}.{col.name}: range_start {col.range_start!r} "
+                                 "is not a date column")
         seen: dict[str, str] = {}
         for col in self.columns:
             for alias in (col.name, *col.aliases):
@@ -278,6 +289,11 @@ class Contract(BaseModel):
     @property
     def required_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.required]
+
+    def range_of(self, name: str) -> ColumnSpec | None:
+        """The column whose cells may give column ``name`` as the start of a range, in a file
+        without a column of its own for it (``range_start``); None when none may."""
+        return next((c for c in self.columns if c.range_start == name), None)
 
     def header_index(self) -> dict[str, str | None]:
         """Matching key of every accepted header -> column name, or None for ignored headers."""

@@ -46,6 +46,11 @@ _DATE_TEXT = (r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?"
 # Eight digits, year, month and day (20271231), as many government systems export a date, and as
 # Excel keeps it when such an export is opened: a number. Read only when it is a real day.
 _COMPACT_DATE = r"^(\d{4})(\d{2})(\d{2})$"
+# A validity given as one range, a date then its end, the way a certificate prints it
+# (2024.01.01-2027.12.31, 2024年1月1日至2027年12月31日, 2026-01-01～长期), in NFKC text (～ and －
+# are plain). Group 1 is the start, group 2 the end as written.
+_DATE_RANGE = (r"^(\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}(?:\s*日)?|\d{8})"
+               r"\s*(?:至|到|[~\-—–―]{1,2})\s*(\S.*)$")
 # Excel stores dates as days since 1899-12-30, a time of day as the fraction of a day; five
 # digits cover 1927-2173.
 _EXCEL_SERIAL = r"^\d{5}(?:\.\d+)?$"
@@ -335,6 +340,24 @@ def city_lookup(city_index: Mapping[str, tuple[str, str]]) -> dict[str, str]:
     """``RegionConfig.city_index()`` as matching key -> "REGION/城市", the form
     :func:`normalized` takes (one string, so one vectorised replace gives both parts)."""
     return {key: f"{region}/{city}" for key, (region, city) in city_index.items()}
+
+
+def split_date_ranges(texts: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """``texts`` (an upload's text columns, named as in the contract) with the start of each
+    range in a column that may give one (``range_start``: 有效期 2024.01.01-2027.12.31) read
+    into the start's column, when the file has no column of its own for it, and the end left
+    in the range's column. A cell that is not such a range stays as it is, and its start is
+    missing (a required start's row is refused for it)."""
+    for col in contract.columns:
+        start = col.range_start
+        if start is None or col.name not in texts.columns or start in texts.columns:
+            continue
+        parts = _cleaned(pl.col(col.name)).str.extract_groups(_DATE_RANGE)
+        texts = texts.with_columns(
+            parts.struct.field("1").alias(start),
+            pl.coalesce(parts.struct.field("2"), pl.col(col.name)).alias(col.name),
+        )
+    return texts
 
 
 def normalized(

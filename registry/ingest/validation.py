@@ -32,7 +32,12 @@ from registry.config.contracts import (
 )
 from registry.config.regions import RegionConfig
 from registry.ingest import rejections as rj
-from registry.ingest.normalize import REGION_SUFFIX, city_lookup, normalized
+from registry.ingest.normalize import (
+    REGION_SUFFIX,
+    city_lookup,
+    normalized,
+    split_date_ranges,
+)
 from registry.ingest.readers import refusal_for_name, upload_table
 from registry.ingest.tables import (
     SOURCE_ROW,
@@ -365,7 +370,8 @@ def header_columns(table: UploadTable, contract: Contract) -> tuple[dict[str, st
     (BLANK_HEADER), a column not in the contract nor on its ignore list (UNKNOWN_COLUMN, with
     the accepted header it may have been meant as), two headers naming one column
     (DUPLICATE_COLUMN), a required column missing (MISSING_COLUMN, with the file's unknown
-    header that may be it)."""
+    header that may be it), unless a column the file has may give it as a range's start
+    (``range_start``)."""
     index = contract.header_index()
     past_note = {key for key, name in index.items()
                  if name is None or not contract.by_name[name].note_may_change_meaning}
@@ -404,6 +410,10 @@ def header_columns(table: UploadTable, contract: Contract) -> tuple[dict[str, st
                                          did_you_mean=meant[i].label_zh if meant[i] else None)))
     problems = [problem for _, problem in sorted(found, key=lambda f: f[0])]
     for name in contract.required_columns:
+        ranged = contract.range_of(name)
+        if ranged is not None and ranged.name in mapping.values():
+            # Its cells give this column too, as a range's start (split_date_ranges).
+            continue
         if name not in mapping.values():
             maybe = next((unknown[i] for i, col in meant.items() if col and col.name == name),
                          None)
@@ -492,7 +502,8 @@ def checked_upload(
 
     # rename (and drop), not select: renaming is free, a select or drop copies every column.
     unused = [c for c in table.rows.columns if c not in mapping and c != SOURCE_ROW]
-    texts = (table.rows.drop(unused) if unused else table.rows).rename(mapping)
+    texts = split_date_ranges(
+        (table.rows.drop(unused) if unused else table.rows).rename(mapping), contract)
     cleaned, typed = normalized(texts, contract, vocabulary, city_lookup(regions.city_index()))
     all_text = cleaned.select(
         *[pl.col(c.name).alias(c.name + TEXT_SUFFIX) for c in contract.columns],

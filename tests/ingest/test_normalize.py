@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opencc import OpenCC
@@ -26,9 +27,11 @@ from registry.ingest.normalize import (
     normalized,
     phone_from_text,
     simplified_text,
+    split_date_ranges,
 )
 
 VOCAB = load_vocabulary(Settings().schemas_dir)
+CONTRACTS = load_contracts(Settings().schemas_dir)
 
 
 def _one(expr: pl.Expr, values: list) -> list:
@@ -206,3 +209,28 @@ def test_invisible_characters_leave_cells_and_headers() -> None:
     assert cleaned_text(cells).to_list() == ["91310115MA1K3Y4P64", "SH-2", "上海久光", None,
                                              "ab", "plain"]
     assert header_key("统一社会信用代码\u200b") == header_key("统一社会信用代码")
+
+
+@pytest.mark.parametrize(("written", "start", "end"), [
+    ("2024.01.01-2027.12.31", "2024.01.01", "2027.12.31"),
+    ("2024-01-01-2027-12-31", "2024-01-01", "2027-12-31"),
+    ("2024年1月1日至2027年12月31日", "2024年1月1日", "2027年12月31日"),
+    ("2024/1/1——2027/12/31", "2024/1/1", "2027/12/31"),
+    ("２０２４．０１．０１－２０２７．１２．３１", "2024.01.01", "2027.12.31"),
+    ("20240101~20271231", "20240101", "20271231"),
+    (" 2026-01-01 ～ 长期 ", "2026-01-01", "长期"),
+    ("2027-12-31", None, "2027-12-31"),
+    ("长期", None, "长期"),
+    (None, None, None),
+])
+def test_a_validity_range_gives_its_start_to_a_file_without_a_start_column(
+        written: str | None, start: str | None, end: str | None) -> None:
+    contract = CONTRACTS["merchants"]
+    texts = pl.DataFrame({"valid_until": [written]}, schema={"valid_until": pl.String})
+    split = split_date_ranges(texts, contract)
+    assert split.row(0, named=True) == {"valid_until": end, "valid_from": start}
+
+
+def test_a_file_with_its_own_start_column_keeps_the_range_as_written() -> None:
+    texts = pl.DataFrame({"valid_from": ["2024-01-01"], "valid_until": ["2024-01-01-2027-12-31"]})
+    assert split_date_ranges(texts, CONTRACTS["merchants"]).equals(texts)

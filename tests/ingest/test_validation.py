@@ -119,6 +119,26 @@ def test_settles_copies_names_values_of_its_column_and_one_column_at_most() -> N
         Contract.model_validate(document)
 
 
+def test_a_range_start_is_a_date_column_of_the_contract() -> None:
+    from pydantic import ValidationError
+
+    from registry.config.contracts import Contract
+
+    document = CONTRACTS["merchants"].model_dump()
+    until = next(c for c in document["columns"] if c["name"] == "valid_until")
+    until["range_start"] = "status"
+    with pytest.raises(ValidationError, match="range_start 'status' is not a date column"):
+        Contract.model_validate(document)
+    until["range_start"] = "valid_since"
+    with pytest.raises(ValidationError, match="refers to unknown column 'valid_since'"):
+        Contract.model_validate(document)
+    until["range_start"] = None
+    status = next(c for c in document["columns"] if c["name"] == "status")
+    status["range_start"] = "valid_from"
+    with pytest.raises(ValidationError, match="'range_start' is for date columns only"):
+        Contract.model_validate(document)
+
+
 def test_messages_name_file_row_column_and_reason_in_both_languages() -> None:
     check = _inspections(f"T1,{GOOD},奶粉,2024-04-01,合格?,,")
     error = check.errors.row(0, named=True)
