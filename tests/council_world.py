@@ -144,9 +144,11 @@ class CouncilWorld:
 
     def ingest_accepted(self, key: str, rows: int) -> dict[str, Any]:
         """Ingest every pending upload and return the receipt of ``key``, all of whose ``rows``
-        must have been accepted (else the row errors are shown: row, column, value, code)."""
+        must have been accepted (else the file's errors, or its row errors, are shown: row,
+        column, value, code)."""
         receipt = self.receipt(self.ingest()[key])
         assert (receipt["accepted"], receipt["row_errors"]) == (rows, []), [
+            (e["code"], e["message_en"]) for e in receipt.get("file_errors") or []] or [
             (e["row"], e["column"], e["value"], e["code"]) for e in receipt["row_errors"]]
         return receipt
 

@@ -54,3 +54,25 @@ def test_a_cross_in_a_box_withdraws_a_commitment(tmp_path):
             listed["offline_no_reason_return"], listed["advance_compensation"]) == (
         True, True, False, False, False)
     assert listed["score_compliance"] == 20
+
+
+FORM_QUESTIONS = ("是否有中文标签", "是否可追溯", "是否支持七天无理由退货",
+                  "是否支持线下无理由退货", "是否承诺先行赔付")
+
+
+def test_the_forms_questions_are_read_as_the_commitment_columns(tmp_path):
+    """Zhejiang's form heads each commitment column with its question: 是否支持七天无理由退货,
+    是否支持线下无理由退货, 是否承诺先行赔付 beside 是否有中文标签 and 是否可追溯. X answers 不支持
+    to both returns questions. The file is read, not refused for its headers, and X loses the
+    points of the commitments it no longer makes."""
+    w = CouncilWorld(tmp_path)
+    x, _, _ = w.three_listed("ZJ")
+    row = {k: v for k, v in filing("ZJ", "ZJ-1", x).items() if k not in COMMITMENTS}
+    row.update(zip(FORM_QUESTIONS, ("是", "是", "不支持", "不支持", "已承诺"), strict=True))
+    key = w.upload("ZJ", "merchants", [row])
+    w.ingest_accepted(key, 1)
+    w.publish()
+    listed = w.merchant(x)
+    assert (listed["no_reason_return_7d"], listed["offline_no_reason_return"],
+            listed["advance_compensation"]) == (False, False, True)
+    assert listed["score_compliance"] == 25

@@ -51,3 +51,19 @@ def test_a_note_after_a_pass_is_still_refused(tmp_path):
     w.publish()
     assert w.merchant(x)["inspections_12m"] == 0
     assert (w.merchant(y)["inspections_12m"], w.merchant(y)["failed_inspections_12m"]) == (1, 1)
+
+
+def test_a_notice_under_its_own_headers_is_read(tmp_path):
+    """The regulator's notice heads its columns 检验报告编号, 检验日期 and 检验结论, where the
+    template says 检测编号, 检测日期 and 检测结论. Shanghai forwards it as it is, with the
+    severity its staff added: X's sample failed seriously. The file is read, not refused for its
+    headers, and X is disqualified."""
+    w = CouncilWorld(tmp_path)
+    x, _, _ = w.three_listed("SH")
+    key = w.upload("SH", "inspections", [{
+        "检验报告编号": "SH-T-1", "统一社会信用代码": x, "样品名称": "进口奶粉",
+        "检验日期": "2026-06-01", "检验结论": "不合格", "不合格项目": "菌落总数",
+        "严重程度": "严重"}])
+    w.ingest_accepted(key, 1)
+    w.publish()
+    assert w.merchant(x)["verdict"] == "disqualified"

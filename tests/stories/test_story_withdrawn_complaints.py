@@ -145,3 +145,18 @@ def test_complaints_the_merchant_settled_no_longer_count_as_open(tmp_path):
     assert listed["verdict"] == "trusted"
     june = summary_row(w, "JS", "quality", JUNE)
     assert (june["received"], june["resolved"], june["unresolved"]) == (8, 8, 0)
+
+
+def test_a_closed_case_export_dated_under_jiean_riqi_is_read(tmp_path):
+    """Shanghai's export of closed cases dates each one under 结案日期 (the day the case was
+    closed), not 办结日期. The six complaints about X it closes as 调解成功 are read, not
+    refused for the header, and X is trusted again."""
+    w = CouncilWorld(tmp_path)
+    x = complained_about(w, "SH", 6)
+    key = w.upload("SH", "complaints", [
+        {"投诉编号": f"SH-C{n}", "统一社会信用代码": x, "受理日期": f"2026-06-0{n}",
+         "投诉类别": "质量", "处理状态": "调解成功", "结案日期": "2026-07-10"}
+        for n in range(1, 7)], name="12315结案-7月.csv")
+    w.ingest_accepted(key, 6)
+    w.publish()
+    assert (w.merchant(x)["unresolved_12m"], w.merchant(x)["verdict"]) == (0, "trusted")
