@@ -342,6 +342,12 @@ def city_lookup(city_index: Mapping[str, tuple[str, str]]) -> dict[str, str]:
     return {key: f"{region}/{city}" for key, (region, city) in city_index.items()}
 
 
+def gives_date_ranges(text: pl.Series) -> bool:
+    """Whether a cell of ``text`` gives a validity as a range (:func:`split_date_ranges`)."""
+    return bool(text.to_frame("t").select(
+        _cleaned(pl.col("t")).str.contains(_DATE_RANGE).any()).item())
+
+
 def split_date_ranges(texts: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     """``texts`` (an upload's text columns, named as in the contract) with the start of each
     range in a column that may give one (``range_start``: 有效期 2024.01.01-2027.12.31) read

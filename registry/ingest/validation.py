@@ -14,6 +14,7 @@ the registry build relies on, so a normalisation bug stops the batch instead of 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ from registry.ingest import rejections as rj
 from registry.ingest.normalize import (
     REGION_SUFFIX,
     city_lookup,
+    gives_date_ranges,
     normalized,
     split_date_ranges,
 )
@@ -370,8 +372,8 @@ def header_columns(table: UploadTable, contract: Contract) -> tuple[dict[str, st
     (BLANK_HEADER), a column not in the contract nor on its ignore list (UNKNOWN_COLUMN, with
     the accepted header it may have been meant as), two headers naming one column
     (DUPLICATE_COLUMN), a required column missing (MISSING_COLUMN, with the file's unknown
-    header that may be it), unless a column the file has may give it as a range's start
-    (``range_start``)."""
+    header that may be it), unless a column the file has gives it as a range's start in some
+    of its cells (``range_start``)."""
     index = contract.header_index()
     past_note = {key for key, name in index.items()
                  if name is None or not contract.by_name[name].note_may_change_meaning}
@@ -410,18 +412,25 @@ def header_columns(table: UploadTable, contract: Contract) -> tuple[dict[str, st
                                          did_you_mean=meant[i].label_zh if meant[i] else None)))
     problems = [problem for _, problem in sorted(found, key=lambda f: f[0])]
     for name in contract.required_columns:
-        ranged = contract.range_of(name)
-        if ranged is not None and ranged.name in mapping.values():
-            # Its cells give this column too, as a range's start (split_date_ranges).
+        if name in mapping.values() or _given_as_range(name, table, mapping, contract):
             continue
-        if name not in mapping.values():
-            maybe = next((unknown[i] for i, col in meant.items() if col and col.name == name),
-                         None)
-            problems.append(rj.FileRejected(rj.MISSING_COLUMN, contract.by_name[name].label,
-                                            did_you_mean=maybe))
+        maybe = next((unknown[i] for i, col in meant.items() if col and col.name == name), None)
+        problems.append(rj.FileRejected(rj.MISSING_COLUMN, contract.by_name[name].label,
+                                        did_you_mean=maybe))
     if problems:
         raise rj.FileProblems(problems)
     return mapping, ignored
+
+
+def _given_as_range(name: str, table: UploadTable, mapping: Mapping[str, str],
+                    contract: Contract) -> bool:
+    """Whether some cells of a column of the file give column ``name`` as a range's start
+    (``range_start``: 有效期 2024.01.01-2027.12.31; :func:`split_date_ranges`). A file none of
+    whose cells does lacks the column."""
+    ranged = contract.range_of(name)
+    column = next((c for c, n in mapping.items() if ranged is not None and n == ranged.name),
+                  None)
+    return column is not None and gives_date_ranges(table.rows[column])
 
 
 # How close (difflib's ratio, 0..1) an unknown header must be to an accepted one to be offered.

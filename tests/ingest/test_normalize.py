@@ -22,6 +22,7 @@ from registry.ingest.normalize import (
     countries_from_items,
     date_from_text,
     float_from_text,
+    gives_date_ranges,
     items_from_text,
     name_matching_key,
     normalized,
@@ -234,3 +235,8 @@ def test_a_validity_range_gives_its_start_to_a_file_without_a_start_column(
 def test_a_file_with_its_own_start_column_keeps_the_range_as_written() -> None:
     texts = pl.DataFrame({"valid_from": ["2024-01-01"], "valid_until": ["2024-01-01-2027-12-31"]})
     assert split_date_ranges(texts, CONTRACTS["merchants"]).equals(texts)
+
+
+def test_a_column_gives_date_ranges_when_any_cell_is_one() -> None:
+    assert gives_date_ranges(pl.Series(["2027-12-31", None, "2024.01.01-2027.12.31"]))
+    assert not gives_date_ranges(pl.Series(["2027-12-31", None, "长期", "20271231"]))

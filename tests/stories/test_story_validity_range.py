@@ -51,3 +51,19 @@ def test_a_lone_date_in_the_range_column_says_the_start_is_missing(tmp_path):
         1, [(3, "valid_from", "REQUIRED_MISSING")])
     w.publish()
     assert w.merchant(x) is None
+
+
+def test_a_file_whose_validity_column_holds_only_ends_still_lacks_its_start(tmp_path):
+    """Guard: Zhejiang's file has 有效期 but no 备案日期, and every 有效期 is one date, an end.
+    The file lacks a column, and is refused whole saying so, as before: one reason, not one per
+    row."""
+    w = CouncilWorld(tmp_path)
+    x, y, _ = w.three_listed("ZJ")
+    key = w.upload("ZJ", "merchants", [
+        with_validity_range(filing("ZJ", "ZJ-1", x, Status="撤销"), "2027-12-31"),
+        with_validity_range(filing("ZJ", "ZJ-2", y), "2027-12-31")])
+    receipt = w.receipt(w.ingest()[key])
+    assert [(e["code"], e["message_en"]) for e in receipt["file_errors"]] == [
+        ("MISSING_COLUMN",
+         "File 'upload-2.csv' is missing the required column '备案日期 (valid_from)'.")]
+    assert (receipt["accepted"], receipt["row_errors"]) == (0, [])
