@@ -26,8 +26,7 @@ def test_a_filing_ended_in_another_word_is_not_trusted(tmp_path, word):
     w = CouncilWorld(tmp_path)
     x, y, z = w.three_listed("JS")
     key = w.upload("JS", "merchants", [filing("JS", "JS-1", x, Status=word)])
-    receipt = w.receipt(w.ingest()[key])
-    assert (receipt["accepted"], receipt["row_errors"]) == (1, []), receipt["row_errors"]
+    w.ingest_accepted(key, 1)
     w.publish()
     assert w.merchant(x) is None
     assert {w.merchant(u)["verdict"] for u in (y, z)} == {"trusted"}
