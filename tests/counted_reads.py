@@ -1,8 +1,10 @@
-"""A storage seam that counts the batch records read through it: for tests of what a question
-costs in reads (the held batches, a run's scorecards), on every backend."""
+"""A storage seam that counts the batch records read through it, and the objects read through
+whole to be hashed: for tests of what a question costs in reads (the held batches, a run's
+scorecards, a publication's verified snapshots), on every backend."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from registry.storage import Storage, layout
@@ -16,6 +18,7 @@ class CountingReads:
         self._storage = storage
         self.record_reads = 0
         self.release_listings = 0
+        self.digests: Counter[str] = Counter()
 
     def list(self, prefix: str, *args: Any, **kwargs: Any) -> Any:
         if prefix.startswith(layout.RELEASES_PREFIX):
@@ -26,6 +29,10 @@ class CountingReads:
         if key.startswith(layout.BATCHES_PREFIX):
             self.record_reads += 1
         return self._storage.read_bytes(key)
+
+    def digest(self, key: str, *args: Any, **kwargs: Any) -> Any:
+        self.digests[key] += 1
+        return self._storage.digest(key, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._storage, name)

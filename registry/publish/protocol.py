@@ -52,7 +52,7 @@ from registry.snapshot.formats import (
     ScoreModelRef,
     sha256_hex,
 )
-from registry.snapshot.reader import read_latest, read_log_entry, read_manifest
+from registry.snapshot.reader import Snapshot, read_latest, read_log_entry, read_manifest
 from registry.storage import AlreadyExists, PreconditionFailed, Storage, probe_capabilities
 from registry.storage.layout import (
     LATEST_KEY,
@@ -253,10 +253,10 @@ def _latest_result(latest: LatestPointer, manifest: Manifest, storage: Storage) 
 
 def _write_snapshot(storage: Storage, settings: Settings, built: WrittenSnapshot, *,
                     as_of: date, now: datetime, previous: str | None, seq: int,
-                    step: ProgressCallback) -> tuple[bytes, str]:
-    """Check the written tables (personal data, the registry gate), then store the data files,
-    the contracts and the manifest: steps 1 and 2 of the protocol. Returns the manifest's
-    bytes and the snapshot id."""
+                    step: ProgressCallback) -> Manifest:
+    """Check the written tables (personal data, the registry gate), then store the data files
+    and the contracts: steps 1 and 2 of the protocol. Returns the snapshot's manifest, to be
+    stored next."""
     step("publish: checking for personal data", 1, PUBLISH_STAGES)
     contracts = load_contracts(settings.schemas_dir)
     pii_columns = {c for contract in contracts.values() for c in contract.pii_columns}
@@ -315,7 +315,7 @@ def _write_snapshot(storage: Storage, settings: Settings, built: WrittenSnapshot
         summary=built.summary,
         data_contracts=data_contracts,
     )
-    return manifest.to_json_bytes(), snapshot_id
+    return manifest
 
 
 def publish_snapshot(
@@ -363,9 +363,9 @@ def publish_snapshot(
         step("publish: building the registry", 0, PUBLISH_STAGES)
         built = write_snapshot_tables(storage, settings, as_of, previous, Path(folder),
                                       full=full)
-        manifest_bytes, snapshot_id = _write_snapshot(
-            storage, settings, built, as_of=as_of, now=now, previous=previous, seq=seq,
-            step=step)
+        manifest = _write_snapshot(storage, settings, built, as_of=as_of, now=now,
+                                   previous=previous, seq=seq, step=step)
+    snapshot_id, manifest_bytes = manifest.snapshot_id, manifest.to_json_bytes()
     step("publish: writing the manifest", 3, PUBLISH_STAGES)
     try:
         storage.put_if_absent(manifest_key(snapshot_id), manifest_bytes)
@@ -400,7 +400,13 @@ def publish_snapshot(
     log.info("published snapshot %s (seq %d, as_of %s)", snapshot_id, seq, as_of)
     report: str | None = None
     try:
-        report = write_report(storage, settings, snapshot_id, progress=progress)
+        # The new snapshot's files are the bytes just hashed and stored, and the previous one
+        # was verified when the build opened it: the report reads both without verifying
+        # them again.
+        verified = [Snapshot(storage=storage, manifest=manifest),
+                    *([built.previous] if built.previous else [])]
+        report = write_report(storage, settings, snapshot_id, progress=progress,
+                              verified=verified)
     except Exception:
         # The snapshot is committed and readers already see it: a page that failed to render
         # must not undo that. `registry report ID` rebuilds it.

@@ -34,7 +34,7 @@ from registry.publish.state import (
     uscc_ranges,
 )
 from registry.snapshot.delta import merchant_changes
-from registry.snapshot.reader import open_snapshot
+from registry.snapshot.reader import Snapshot, open_snapshot
 from registry.storage import Storage
 from registry.storage.layout import STAGED_PREFIX, snapshot_prefix
 
@@ -55,6 +55,8 @@ class SnapshotParts:
     input_batches: list[str]
     ranges: list[UsccRange]
     parts: Iterator[tuple[str, pl.DataFrame]]
+    # The previous snapshot, opened and verified (None for the first publication).
+    previous: Snapshot | None
 
 
 def snapshot_parts(
@@ -107,7 +109,7 @@ def snapshot_parts(
             lambda: tables.complaints_summary.collect(optimizations=_NO_SUBPLAN_CACHE))
 
     return SnapshotParts(state=state, input_batches=input_batches(state.pointer),
-                         ranges=ranges, parts=built())
+                         ranges=ranges, parts=built(), previous=snapshot)
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,8 @@ class WrittenSnapshot:
     input_batches: list[str]
     state: StateUpdate
     ranges: list[UsccRange]
+    # The previous snapshot, opened and verified (None for the first publication).
+    previous: Snapshot | None
 
 
 def write_snapshot_tables(
@@ -231,7 +235,7 @@ def write_snapshot_tables(
     files = {name: writer.written(part_rows) for name, writer in writers.items()}
     return WrittenSnapshot(files=files, summary=summary.as_dict(),
                            input_batches=built.input_batches, state=built.state,
-                           ranges=built.ranges)
+                           ranges=built.ranges, previous=built.previous)
 
 
 class ContractMismatch(ValueError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 
 import polars as pl
@@ -61,12 +62,41 @@ from registry.storage.layout import (
 log = logging.getLogger(__name__)
 
 
-def _previous_names(storage: Storage, snapshot: Snapshot) -> pl.DataFrame | None:
+class _Opened:
+    """The snapshots a report reads, each opened once: those its caller already opened and
+    verified (a publication's new snapshot and the previous one it was built against), else
+    opened here, verified or not as asked."""
+
+    def __init__(self, storage: Storage, verified: Iterable[Snapshot]) -> None:
+        self._storage = storage
+        self._verified = {snapshot.snapshot_id: snapshot for snapshot in verified}
+        self._manifests: dict[str, Snapshot] = {}
+
+    def verified(self, snapshot_id: str | None) -> Snapshot:
+        """The snapshot (latest when None), its files verified."""
+        if snapshot_id is not None and snapshot_id in self._verified:
+            return self._verified[snapshot_id]
+        snapshot = open_snapshot(self._storage, snapshot_id)
+        self._verified[snapshot.snapshot_id] = snapshot
+        return snapshot
+
+    def manifest_only(self, snapshot_id: str) -> Snapshot:
+        """The snapshot with its manifest checked, its files not read."""
+        if snapshot_id in self._verified:
+            return self._verified[snapshot_id]
+        if snapshot_id not in self._manifests:
+            self._manifests[snapshot_id] = open_snapshot(self._storage, snapshot_id,
+                                                         verify=False)
+        return self._manifests[snapshot_id]
+
+
+def _previous_names(storage: Storage, snapshot: Snapshot, opened: _Opened
+                    ) -> pl.DataFrame | None:
     previous = snapshot.manifest.previous_snapshot
     if previous is None:
         return None
     try:
-        names = open_snapshot(storage, previous).merchants.select("uscc", "name")
+        names = opened.verified(previous).merchants.select("uscc", "name")
         return storage.retried_read(snapshot_prefix(previous), names.collect)
     except SnapshotError as err:
         # gc may have removed it; removed merchants then show without a name.
@@ -109,12 +139,19 @@ def _change_words() -> tuple[dict[str, str], dict[str, str]]:
     return kinds, fields
 
 
-def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = None
-                ) -> ReportData:
+def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = None, *,
+                verified: Iterable[Snapshot] = ()) -> ReportData:
     """Read snapshot ``snapshot_id`` (latest by default; checksums verified) and the batch
-    ledger, and compute the report. Raises :class:`~registry.snapshot.reader.SnapshotError` when the
-    snapshot cannot be opened."""
-    snapshot = open_snapshot(storage, snapshot_id)
+    ledger, and compute the report. ``verified`` are snapshots the caller has already opened
+    and verified (a publication passes its new snapshot and the previous one), read as they
+    are instead of being opened and verified again. Raises
+    :class:`~registry.snapshot.reader.SnapshotError` when the snapshot cannot be opened."""
+    return _report_data(storage, settings, snapshot_id, _Opened(storage, verified))
+
+
+def _report_data(storage: Storage, settings: Settings, snapshot_id: str | None,
+                 opened: _Opened) -> ReportData:
+    snapshot = opened.verified(snapshot_id)
     manifest = snapshot.manifest
     regions = load_regions(settings.config_dir)
     where = snapshot_prefix(manifest.snapshot_id)
@@ -123,7 +160,7 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
         "uscc", "name", "trusted", "regions", "grade", "score").collect)
     changes = storage.retried_read(where, snapshot.changes.collect)
     names = merchants.select("uscc", "name")
-    previous = _previous_names(storage, snapshot)
+    previous = _previous_names(storage, snapshot, opened)
     if previous is not None:
         names = pl.concat([names, previous])
     labels = {code: f"{r.name_zh} {r.name_en}" for code, r in regions.regions.items()}
@@ -147,7 +184,7 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
         changes=top_changes(changes, names, change_labels=change_labels,
                             field_labels=field_labels),
         scorecards=region_scorecards(
-            ledger.batches_committed_between(storage, _previous_published_at(storage, manifest),
+            ledger.batches_committed_between(storage, _previous_published_at(manifest, opened),
                                              manifest.published_at),
             regions, manifest.input_batches, manifest.published_at,
             file_words=file_name_words(regions, load_contracts(settings.schemas_dir)),
@@ -166,24 +203,22 @@ def report_data(storage: Storage, settings: Settings, snapshot_id: str | None = 
     )
 
 
-def _previous_published_at(storage: Storage, manifest: Manifest) -> datetime | None:
+def _previous_published_at(manifest: Manifest, opened: _Opened) -> datetime | None:
     """When the snapshot before ``manifest``'s was published: the report's data-quality cards
     count the uploads committed since. None for the first snapshot, or when the previous one
     is gone (garbage-collected): every upload is counted then."""
     if manifest.previous_snapshot is None:
         return None
     try:
-        return open_snapshot(storage, manifest.previous_snapshot, verify=False
-                             ).manifest.published_at
+        return opened.manifest_only(manifest.previous_snapshot).manifest.published_at
     except SnapshotError:
         return None
 
 
-def _dictionary_contracts(storage: Storage, snapshot_id: str) -> list[PublishedContract]:
-    """The contracts of the tables snapshot ``snapshot_id`` has, in the order of its files, as
-    it carries them; the registry's own for a snapshot published before snapshots carried their
+def _dictionary_contracts(snapshot: Snapshot) -> list[PublishedContract]:
+    """The contracts of the tables ``snapshot`` has, in the order of its files, as it carries
+    them; the registry's own for a snapshot published before snapshots carried their
     contracts."""
-    snapshot = open_snapshot(storage, snapshot_id, verify=False)
     files = [entry.path for entry in snapshot.manifest.files]
     contracts = []
     for table, own in load_published_contracts().items():
@@ -220,20 +255,23 @@ def write_report(
     snapshot_id: str | None = None,
     *,
     progress: ProgressCallback | None = None,
+    verified: Iterable[Snapshot] = (),
 ) -> str:
     """Build the report of snapshot ``snapshot_id`` (latest by default) and write it to
     ``reports/{snapshot_id}/index.html``, and its data dictionary beside it, replacing an
-    earlier build. Returns the report's key. ``progress`` hears of each of its three stages."""
+    earlier build. Returns the report's key. ``progress`` hears of each of its three stages;
+    ``verified`` are snapshots already opened and verified (:func:`report_data`)."""
     step = progress or (lambda _description, _done, _total: None)
     step("report: reading the snapshot and batch records", 0, 3)
-    data = report_data(storage, settings, snapshot_id)
+    opened = _Opened(storage, verified)
+    data = _report_data(storage, settings, snapshot_id, opened)
     step("report: rendering", 1, 3)
     page = report_html(data, chart_runtime(storage))
     key = report_key(data.snapshot_id)
     step("report: writing", 2, 3)
     storage.write_bytes(key, page.encode("utf-8"))
-    dictionary = data_dictionary_html(_dictionary_contracts(storage, data.snapshot_id),
-                                      data.snapshot_id)
+    dictionary = data_dictionary_html(
+        _dictionary_contracts(opened.manifest_only(data.snapshot_id)), data.snapshot_id)
     storage.write_bytes(dictionary_key(data.snapshot_id), dictionary.encode("utf-8"))
     write_reports_index(storage)
     step("report: written", 3, 3)

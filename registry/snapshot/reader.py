@@ -49,7 +49,7 @@ from registry.snapshot.formats import (
     SnapshotIntegrityError,
     sha256_hex,
 )
-from registry.storage import NotFound, Storage, open_storage_from_uri
+from registry.storage import NotFound, ObjectDigest, Storage, open_storage_from_uri
 from registry.storage.layout import LATEST_KEY, LOG_PREFIX, log_key, manifest_key, snapshot_prefix
 
 
@@ -202,38 +202,62 @@ def read_manifest(storage: Storage, snapshot_id: str, expected_sha256: str | Non
 def file_problems(storage: Storage, manifest: Manifest) -> list[str]:
     """Every way the snapshot's files differ from the manifest (empty when they all verify):
     missing files, sizes, sha256, and row counts read from the Parquet footers; and the same
-    for the data contracts it carries."""
+    for the data contracts it carries. Each file is read through once as a stream
+    (:meth:`Storage.digest`), so memory holds a chunk and a footer, however large the table."""
     problems: list[str] = []
     prefix = snapshot_prefix(manifest.snapshot_id)
     for entry in manifest.files:
-        data = _verified_bytes(storage, prefix, entry, problems)
-        if data is None:
+        digest = _verified_digest(storage, prefix, entry, problems)
+        if digest is None:
             continue
-        # The count comes from the Parquet footer; polars reads no column for it.
-        rows = pl.scan_parquet(io.BytesIO(data)).select(pl.len()).collect().item()
+        rows = _footer_rows(digest.tail)
+        if rows is None:  # a footer longer than the tail kept: read it on its own
+            key = prefix + entry.path
+            rows = storage.retried_read(key, storage.scan_parquet(key).select(pl.len()).collect
+                                        ).item()
         if rows != entry.rows:
             problems.append(f"{entry.path} has {rows} rows, expected {entry.rows}")
     for contract in manifest.data_contracts:
-        _verified_bytes(storage, prefix, contract, problems)
+        _verified_digest(storage, prefix, contract, problems)
     return problems
 
 
-def _verified_bytes(storage: Storage, prefix: str, entry: FileEntry | ContractEntry,
-                    problems: list[str]) -> bytes | None:
-    """The stored bytes of ``entry``, or None when they are missing or their sha256 differs;
-    each difference from the manifest is added to ``problems``."""
+# The end of a data file kept while it is hashed, to count its rows from the Parquet footer:
+# the footer of a 10M-merchant table is under 2 MB (docs/benchmarks.md, the lookups).
+FOOTER_TAIL_BYTES = 4 << 20
+_PARQUET_MAGIC = b"PAR1"
+
+
+def _footer_rows(tail: bytes) -> int | None:
+    """The row count in the Parquet footer at the end of ``tail`` (a file's last bytes: the
+    file metadata, its length in four bytes, ``PAR1``), or None when ``tail`` does not hold
+    all of it."""
+    if len(tail) < 8 or tail[-4:] != _PARQUET_MAGIC:
+        return None
+    length = int.from_bytes(tail[-8:-4], "little")
+    if length + 8 > len(tail):
+        return None
+    # The footer alone, framed as a file: counting rows reads nothing but the file metadata.
+    footer = _PARQUET_MAGIC + tail[-8 - length:]
+    return pl.scan_parquet(io.BytesIO(footer)).select(pl.len()).collect().item()
+
+
+def _verified_digest(storage: Storage, prefix: str, entry: FileEntry | ContractEntry,
+                     problems: list[str]) -> ObjectDigest | None:
+    """The stored ``entry``'s digest (with a data file's footer), or None when it is missing
+    or its sha256 differs; each difference from the manifest is added to ``problems``."""
     try:
-        data = storage.read_bytes(prefix + entry.path)
+        digest = storage.digest(prefix + entry.path, tail_bytes=(
+            FOOTER_TAIL_BYTES if isinstance(entry, FileEntry) else 0))
     except NotFound:
         problems.append(f"{entry.path} is missing")
         return None
-    if len(data) != entry.bytes:
-        problems.append(f"{entry.path} has {len(data)} bytes, expected {entry.bytes}")
-    digest = sha256_hex(data)
-    if digest != entry.sha256:
-        problems.append(f"{entry.path} sha256 is {digest}, expected {entry.sha256}")
+    if digest.size != entry.bytes:
+        problems.append(f"{entry.path} has {digest.size} bytes, expected {entry.bytes}")
+    if digest.sha256 != entry.sha256:
+        problems.append(f"{entry.path} sha256 is {digest.sha256}, expected {entry.sha256}")
         return None
-    return data
+    return digest
 
 
 def _storage_of(storage: Storage | str | None) -> Storage:

@@ -10,7 +10,7 @@ import hashlib
 import re
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -88,6 +88,35 @@ class ObjectInfo:
     last_modified: datetime
 
 
+# What :meth:`Storage.digest` holds of an object at a time.
+DIGEST_CHUNK_BYTES = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectDigest:
+    """An object read through once (:meth:`Storage.digest`): its size, its SHA-256 and its
+    last bytes."""
+
+    size: int
+    sha256: str
+    tail: bytes
+
+
+def digest_of(chunks: Iterable[bytes], tail_bytes: int = 0) -> ObjectDigest:
+    """The :class:`ObjectDigest` of the bytes ``chunks`` give in order, keeping their last
+    ``tail_bytes`` bytes: memory holds one chunk and the tail."""
+    sha = hashlib.sha256()
+    size = 0
+    tail = bytearray()
+    for chunk in chunks:
+        sha.update(chunk)
+        size += len(chunk)
+        if tail_bytes:
+            tail += chunk[-tail_bytes:]
+            del tail[:-tail_bytes]
+    return ObjectDigest(size=size, sha256=sha.hexdigest(), tail=bytes(tail))
+
+
 def checked_key(key: str) -> str:
     """Return ``key`` if it is a safe relative object key, else raise :class:`InvalidKey`.
 
@@ -137,6 +166,13 @@ class Storage(ABC):
     @abstractmethod
     def read_bytes(self, key: str) -> bytes:
         """The object's content. Raises :class:`NotFound`."""
+
+    @abstractmethod
+    def digest(self, key: str, *, tail_bytes: int = 0) -> ObjectDigest:
+        """The object's size and SHA-256, and its last ``tail_bytes`` bytes (a Parquet file's
+        footer), read through as a stream: memory holds a chunk
+        (:data:`DIGEST_CHUNK_BYTES`) and the tail, however large the object. A read cut off
+        part-way is read again from the start. Raises :class:`NotFound`."""
 
     @abstractmethod
     def write_bytes(self, key: str, data: bytes) -> str:

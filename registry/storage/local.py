@@ -18,15 +18,18 @@ from typing import Any
 import polars as pl
 
 from registry.storage.base import (
+    DIGEST_CHUNK_BYTES,
     PARQUET_WRITE,
     TMP_PREFIX,
     AlreadyExists,
     NotFound,
+    ObjectDigest,
     ObjectInfo,
     PreconditionFailed,
     Storage,
     checked_key,
     checked_prefix,
+    digest_of,
 )
 
 
@@ -59,6 +62,13 @@ class LocalStorage(Storage):
     def read_bytes(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound(f"{self.root_uri}/{key}: no such object") from None
+
+    def digest(self, key: str, *, tail_bytes: int = 0) -> ObjectDigest:
+        try:
+            with self._path(key).open("rb") as file:
+                return digest_of(iter(lambda: file.read(DIGEST_CHUNK_BYTES), b""), tail_bytes)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NotFound(f"{self.root_uri}/{key}: no such object") from None
 

@@ -23,16 +23,20 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    IncompleteReadError,
     NoCredentialsError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 from urllib3.exceptions import ProtocolError
 
 from registry.config.storage_settings import StorageSettings
 from registry.storage.base import (
+    DIGEST_CHUNK_BYTES,
     AlreadyExists,
     CredentialsMissing,
     NotFound,
+    ObjectDigest,
     ObjectInfo,
     PermissionDenied,
     PreconditionFailed,
@@ -42,6 +46,7 @@ from registry.storage.base import (
     StorageUnavailable,
     checked_key,
     checked_prefix,
+    digest_of,
     md5_etag,
 )
 
@@ -70,6 +75,9 @@ _TRANSIENT_EXCEPTIONS = (
     ReadTimeoutError,
     ProtocolError,
     ConnectionResetError,
+    # A reply's body cut off part-way (the connection reset, or fewer bytes than announced).
+    ResponseStreamingError,
+    IncompleteReadError,
 )
 # Backoff between attempts, for both clients: the first wait, and the cap on doubling it.
 _BACKOFF_FIRST_S = 0.05
@@ -222,6 +230,21 @@ class S3Storage(Storage):
 
         def get() -> bytes:
             return self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read()
+
+        try:
+            return self._call("read", key, get)
+        except ClientError as err:
+            if _code(err) in ("NoSuchKey", "404") or _status(err) == 404:
+                raise NotFound(f"{self._where(key)}: no such object") from None
+            raise self._permanent("read", key, err) from err
+
+    def digest(self, key: str, *, tail_bytes: int = 0) -> ObjectDigest:
+        full = self._full(key)
+
+        def get() -> ObjectDigest:
+            body = self.client.get_object(Bucket=self.bucket, Key=full)["Body"]
+            with body:
+                return digest_of(body.iter_chunks(DIGEST_CHUNK_BYTES), tail_bytes)
 
         try:
             return self._call("read", key, get)

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
+from counted_reads import CountingReads
 from staged_rows import AS_OF, merchant, stage_batch, stage_three_regions, uscc
 
 from registry import ledger
@@ -297,3 +298,19 @@ def test_snapshot_ids_sort_after_the_previous_even_if_the_clock_steps_back():
     assert first.startswith("20261130T020000000500Z-")
     second = _snapshot_id(now.replace(second=0, microsecond=0), first, [], AS_OF, 2)
     assert second.startswith("20261130T020000000501Z-") and second > first
+
+
+@local_and_moto
+def test_a_publication_reads_the_previous_snapshot_through_once(staged: Storage, settings):
+    """The build verifies the previous snapshot, and the report reads the same opened
+    snapshot for the removed merchants' names; the new snapshot's files are the bytes the
+    publication hashed as it stored them, not read back to be hashed again."""
+    first = publish_snapshot(staged, settings, as_of=AS_OF)
+    counting = CountingReads(staged)
+    second = publish_snapshot(counting, settings, as_of=AS_OF + timedelta(days=1))
+    assert second.report is not None
+    files = [entry.path for entry in open_snapshot(staged, verify=False).manifest.files]
+    assert dict(counting.digests) == {
+        f"{SNAPSHOTS_PREFIX}{first.snapshot_id}/{path}": 1
+        for path in [*files, *(c.path for c in open_snapshot(
+            staged, first.snapshot_id, verify=False).manifest.data_contracts)]}

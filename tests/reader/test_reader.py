@@ -11,9 +11,11 @@ from staged_rows import AS_OF
 
 import registry
 from registry.publish import publish_snapshot
+from registry.snapshot import reader
 from registry.snapshot.reader import (
     SnapshotError,
     SnapshotIntegrityError,
+    file_problems,
     open_snapshot,
     verify_snapshot,
 )
@@ -77,6 +79,28 @@ def test_a_tampered_file_is_refused(staged: Storage, settings):
     assert any("products.parquet" in p and "sha256" in p for p in err.value.problems)
     assert verify_snapshot(staged, result.snapshot_id) != []
     assert open_snapshot(staged, verify=False).snapshot_id == result.snapshot_id
+
+
+@pytest.mark.parametrize("footer_in_tail", [True, False], ids=["tail", "footer-read"])
+def test_row_counts_are_read_from_the_footers(
+    staged: Storage, settings, monkeypatch: pytest.MonkeyPatch, footer_in_tail: bool
+):
+    """A manifest that miscounts a table's rows is caught: the count comes from the file's
+    Parquet footer, kept from the end of the hashed stream, or read on its own when the footer
+    is longer than what is kept."""
+    if not footer_in_tail:
+        monkeypatch.setattr(reader, "FOOTER_TAIL_BYTES", 16)
+    result = publish_snapshot(staged, settings, as_of=AS_OF)
+    manifest = open_snapshot(staged, verify=False).manifest
+    assert file_problems(staged, manifest) == []
+    miscounted = manifest.model_copy(update={"files": [
+        entry.model_copy(update={"rows": entry.rows + 1}) if entry.path == "merchants.parquet"
+        else entry for entry in manifest.files]})
+    assert file_problems(staged, miscounted) == [
+        f"merchants.parquet has {result.rows['merchants']} rows, expected "
+        f"{result.rows['merchants'] + 1}"]
+    staged.delete(f"{SNAPSHOTS_PREFIX}{result.snapshot_id}/changes.parquet")
+    assert file_problems(staged, manifest) == ["changes.parquet is missing"]
 
 
 def test_a_tampered_manifest_is_refused(staged: Storage, settings):

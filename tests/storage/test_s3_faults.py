@@ -3,6 +3,7 @@ object-store client); persistent ones give a clear error."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 
@@ -155,6 +156,25 @@ def test_parquet_reads_and_writes_survive_every_kind_of_fault(
     )
     assert {"GET", "PUT"} <= set(proxy.injected_by_method)
     assert [info.key for info in via_proxy.list("t/")] == sorted(frames)
+
+
+def test_a_digest_cut_off_part_way_is_read_again_from_the_start(
+    via_proxy: S3Storage, proxy: FaultProxy
+) -> None:
+    """The reply to the first GET stops half-way through the object and the connection is
+    reset: the digest reads the object again and hashes it whole, once."""
+    data = bytes(range(256)) * 40_000  # 10 MB: more than a chunk
+    via_proxy.write_bytes("t/digest.bin", data)
+    proxy.eligible = lambda method, path, headers: method == "GET"
+    proxy.next_faults = ["reset-response"]
+    digest = via_proxy.digest("t/digest.bin", tail_bytes=1000)
+    assert proxy.injected == {"reset-response": 1} and proxy.requests["GET"] == 2
+    assert digest.size == len(data)
+    assert digest.sha256 == hashlib.sha256(data).hexdigest()
+    assert digest.tail == data[-1000:]
+    proxy.next_faults = ["reset-response"]
+    assert via_proxy.read_bytes("t/digest.bin") == data
+    assert proxy.injected == {"reset-response": 2} and proxy.requests["GET"] == 4
 
 
 def test_a_parquet_write_refused_throughout_names_the_key_and_leaves_no_object(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import polars as pl
@@ -15,6 +16,7 @@ from registry.storage import (
     PreconditionFailed,
     Storage,
 )
+from registry.storage.base import DIGEST_CHUNK_BYTES, digest_of
 
 
 def test_bytes_round_trip_and_head(storage: Storage) -> None:
@@ -25,6 +27,32 @@ def test_bytes_round_trip_and_head(storage: Storage) -> None:
     assert info.etag == etag
     assert storage.exists("a/b.bin")
     assert not storage.exists("a/c.bin")
+
+
+def test_digest_reads_an_object_through_in_chunks(storage: Storage) -> None:
+    """An object larger than a chunk: its size, SHA-256 and last bytes, as read whole."""
+    data = bytes(range(256)) * (DIGEST_CHUNK_BYTES // 256 + 4099)
+    storage.write_bytes("d/big.bin", data)
+    digest = storage.digest("d/big.bin", tail_bytes=100_000)
+    assert digest.size == len(data) > DIGEST_CHUNK_BYTES
+    assert digest.sha256 == hashlib.sha256(data).hexdigest()
+    assert digest.tail == data[-100_000:]
+    assert storage.digest("d/big.bin").tail == b""
+    storage.write_bytes("d/small.bin", b"abc")
+    assert storage.digest("d/small.bin", tail_bytes=10).tail == b"abc"
+    assert storage.digest("d/small.bin").sha256 == hashlib.sha256(b"abc").hexdigest()
+    with pytest.raises(NotFound):
+        storage.digest("d/missing.bin")
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_digest_of_keeps_the_tail_across_chunk_boundaries(chunk: int) -> None:
+    data = bytes(range(50))
+    chunks = [data[i:i + chunk] for i in range(0, len(data), chunk)]
+    digest = digest_of(chunks, tail_bytes=10)
+    assert (digest.size, digest.tail) == (50, data[-10:])
+    assert digest.sha256 == hashlib.sha256(data).hexdigest()
+    assert digest_of([], tail_bytes=4).tail == b""
 
 
 def test_missing_object_raises_not_found(storage: Storage) -> None:
