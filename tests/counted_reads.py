@@ -19,6 +19,9 @@ class CountingReads:
         self.record_reads = 0
         self.release_listings = 0
         self.digests: Counter[str] = Counter()
+        # Reads of the commit log's entries, and HEADs, by key.
+        self.log_reads: Counter[str] = Counter()
+        self.heads: Counter[str] = Counter()
 
     def list(self, prefix: str, *args: Any, **kwargs: Any) -> Any:
         if prefix.startswith(layout.RELEASES_PREFIX):
@@ -28,7 +31,17 @@ class CountingReads:
     def read_bytes(self, key: str) -> bytes:
         if key.startswith(layout.BATCHES_PREFIX):
             self.record_reads += 1
+        if key.startswith(layout.LOG_PREFIX):
+            self.log_reads[key] += 1
         return self._storage.read_bytes(key)
+
+    def head(self, key: str) -> Any:
+        self.heads[key] += 1
+        return self._storage.head(key)
+
+    def exists(self, key: str) -> bool:
+        self.heads[key] += 1
+        return self._storage.exists(key)
 
     def digest(self, key: str, *args: Any, **kwargs: Any) -> Any:
         self.digests[key] += 1

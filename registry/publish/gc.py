@@ -14,6 +14,7 @@ from registry import ledger
 from registry.config.settings import Settings
 from registry.publish.protocol import SNAPSHOT_ID_PATTERN, recover_latest
 from registry.publish.state import state_keys_in_use
+from registry.report import update_reports_index
 from registry.snapshot.reader import read_log, read_manifest
 from registry.storage import ObjectInfo, Storage
 from registry.storage.layout import (
@@ -123,6 +124,9 @@ def collect_garbage(
         )
         report.expired_removed.append(snapshot_id)
     report.kept.sort()
+    removed = [*report.orphans_removed, *report.expired_removed]
+    if removed:
+        update_reports_index(storage, remove=removed)
     report.batches_removed = remove_uncommitted_batches(storage, settings, cutoff=cutoff, now=now)
     report.state_files_removed = remove_unused_state(storage, cutoff=cutoff)
     return report

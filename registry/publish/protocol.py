@@ -406,7 +406,7 @@ def publish_snapshot(
         verified = [Snapshot(storage=storage, manifest=manifest),
                     *([built.previous] if built.previous else [])]
         report = write_report(storage, settings, snapshot_id, progress=progress,
-                              verified=verified)
+                              verified=verified, committed=entry)
     except Exception:
         # The snapshot is committed and readers already see it: a page that failed to render
         # must not undo that. `registry report ID` rebuilds it.

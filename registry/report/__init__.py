@@ -14,8 +14,8 @@ Three layers, as everywhere in the registry:
 - :mod:`~registry.report.page`: one rendering function, :func:`report_html`, over the Jinja2
   template ``registry/report/templates/report.html.j2``;
 - :mod:`~registry.report.writer`: the I/O edge; :func:`report_data` reads a snapshot and the
-  batch ledger, :func:`write_report` writes the page and rewrites ``reports/index.html``, the
-  list of every snapshot's report, newest first.
+  batch ledger, :func:`write_report` writes the page and lists it in ``reports/index.html``,
+  the index of every snapshot's report, newest first (:mod:`~registry.report.index`).
 
 The data-quality scorecard is computed from the batch records (rows received, accepted, the
 quarantine reasons that failed most, held batches with the gate's reasons and the uploaded
@@ -48,8 +48,9 @@ from registry.report.data import (
     trusted_chart_spec,
     value_label,
 )
+from registry.report.index import update_reports_index
 from registry.report.page import ReportData, report_html, reports_index_html, vega_runtime
-from registry.report.writer import report_data, write_report, write_reports_index
+from registry.report.writer import report_data, write_report
 
 __all__ = [
     "GRADES",
@@ -77,8 +78,8 @@ __all__ = [
     "top_changes",
     "trusted_by_region_and_grade",
     "trusted_chart_spec",
+    "update_reports_index",
     "value_label",
     "vega_runtime",
     "write_report",
-    "write_reports_index",
 ]

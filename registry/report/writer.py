@@ -1,6 +1,7 @@
 """The report's I/O edge: :func:`report_data` reads a snapshot and the batch ledger,
 :func:`write_report` writes the page and the data dictionary under the snapshot's report
-folder, and the index of every snapshot's report (``reports/index.html``)."""
+folder, and lists the report in the index of every snapshot's report
+(``reports/index.html``, :mod:`registry.report.index`)."""
 
 from __future__ import annotations
 
@@ -38,15 +39,15 @@ from registry.report.data import (
     value_label,
 )
 from registry.report.dictionary import data_dictionary_html
+from registry.report.index import update_reports_index
 from registry.report.page import (
     ReportData,
     report_html,
-    reports_index_html,
     vega_runtime,
     vega_runtime_version,
 )
-from registry.snapshot.formats import Manifest
-from registry.snapshot.reader import Snapshot, SnapshotError, list_snapshots, open_snapshot
+from registry.snapshot.formats import LogEntry, Manifest
+from registry.snapshot.reader import Snapshot, SnapshotError, open_snapshot, read_log
 from registry.storage import AlreadyExists, NotFound, Storage
 from registry.storage.layout import (
     PAGE_FILE,
@@ -55,7 +56,6 @@ from registry.storage.layout import (
     manifest_key,
     report_key,
     report_prefix,
-    reports_index_key,
     snapshot_prefix,
 )
 
@@ -256,11 +256,15 @@ def write_report(
     *,
     progress: ProgressCallback | None = None,
     verified: Iterable[Snapshot] = (),
+    committed: LogEntry | None = None,
 ) -> str:
     """Build the report of snapshot ``snapshot_id`` (latest by default) and write it to
     ``reports/{snapshot_id}/index.html``, and its data dictionary beside it, replacing an
     earlier build. Returns the report's key. ``progress`` hears of each of its three stages;
-    ``verified`` are snapshots already opened and verified (:func:`report_data`)."""
+    ``verified`` are snapshots already opened and verified (:func:`report_data`). The report
+    is listed in the reports' index (:mod:`registry.report.index`) under the snapshot's log
+    entry, ``committed`` (a publication passes its own), else found in the log; a snapshot
+    the log never committed is not listed."""
     step = progress or (lambda _description, _done, _total: None)
     step("report: reading the snapshot and batch records", 0, 3)
     opened = _Opened(storage, verified)
@@ -273,22 +277,15 @@ def write_report(
     dictionary = data_dictionary_html(
         _dictionary_contracts(opened.manifest_only(data.snapshot_id)), data.snapshot_id)
     storage.write_bytes(dictionary_key(data.snapshot_id), dictionary.encode("utf-8"))
-    write_reports_index(storage)
+    entry = committed or _committed_entry(storage, data.snapshot_id)
+    update_reports_index(storage, add=[entry] if entry else [])
     step("report: written", 3, 3)
     log.info("wrote report %s", key)
     return key
 
 
-def write_reports_index(storage: Storage) -> str:
-    """Write ``reports/index.html``: every committed snapshot whose report is there, newest
-    first, each linked. Rewritten with every report; returns its key."""
-    key = reports_index_key()
-    listed = [
-        {"snapshot_id": s.snapshot_id, "as_of": s.as_of.isoformat(),
-         "committed_at": f"{s.committed_at:%Y-%m-%d %H:%M:%S %Z}",
-         "link": relative_link(key, report_key(s.snapshot_id))}
-        for s in sorted(list_snapshots(storage), key=lambda s: s.seq, reverse=True)
-        if storage.exists(report_key(s.snapshot_id))
-    ]
-    storage.write_bytes(key, reports_index_html(listed).encode("utf-8"))
-    return key
+def _committed_entry(storage: Storage, snapshot_id: str) -> LogEntry | None:
+    """The log entry that committed ``snapshot_id``, or None: read from the whole log, for a
+    report rebuilt on its own (``registry report ID``)."""
+    return next((e for e in read_log(storage)
+                 if e.action == "publish" and e.snapshot_id == snapshot_id), None)

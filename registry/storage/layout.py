@@ -192,6 +192,11 @@ def reports_index_key() -> str:
     return REPORTS_PREFIX + PAGE_FILE
 
 
+def reports_list_key() -> str:
+    """The list the reports' index page is rendered from (:mod:`registry.report.index`)."""
+    return REPORTS_PREFIX + "index.json"
+
+
 def dictionary_key(snapshot_id: str) -> str:
     """A snapshot's data dictionary (its tables' contracts as one page), beside its report. Not
     an ``index.html``: the report links those as Data Docs sites."""
