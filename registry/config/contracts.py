@@ -180,6 +180,9 @@ class ColumnSpec(BaseModel):
     # (有效期 2024.01.01-2027.12.31, or 2026年1月1日至长期), in a file that has no column for
     # it: the start is read as that column, the end as this one (registry.ingest.normalize)
     range_start: str | None = None
+    # float: an amount of money in this currency (schemas/reference/currencies.yaml), whose
+    # cells may carry its marks (1,200.50元, ¥300), a multiple (0.5万元) or a word for none (无)
+    currency: str | None = None
     # a Traditional→Simplified matching-key column derived from this one (names)
     match_key: str | None = None
 
@@ -191,6 +194,8 @@ class ColumnSpec(BaseModel):
             raise ValueError(f"{self.name}: 'no_end' is for date columns only")
         if self.range_start is not None and self.dtype != "date":
             raise ValueError(f"{self.name}: 'range_start' is for date columns only")
+        if self.currency is not None and self.dtype != "float":
+            raise ValueError(f"{self.name}: 'currency' is for float columns only")
         for key in ("read_also", "read_with_note", "settles_copies"):
             unknown = set(getattr(self, key)) - set(self.values or {})
             if unknown:
@@ -316,13 +321,35 @@ class Contract(BaseModel):
         return {**schema, "region": pl.String(), **LINEAGE_SCHEMA}
 
 
+class Currency(BaseModel):
+    """How an amount in one currency is written (``schemas/reference/currencies.yaml``), each
+    word keyed by :func:`value_key`: the marks that may stand before or after the number, the
+    multiples a word after it names (万), and the words for none (read as 0)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    marks: list[str]
+    multiples: dict[str, float] = Field(default_factory=dict)
+    none: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _keyed(self) -> Currency:
+        words = [*self.marks, *self.multiples, *self.none]
+        if any(word != value_key(word) or not word for word in words):
+            raise ValueError(f"currency words must be written as matched (NFKC, lower case, no "
+                             f"spaces): {words}")
+        return self
+
+
 class Vocabulary(BaseModel):
-    """Shared value tables (``schemas/reference/``): yes/no words and country names."""
+    """Shared value tables (``schemas/reference/``): yes/no words, country names, and how
+    amounts of money are written."""
 
     model_config = ConfigDict(frozen=True)
 
     booleans: dict[str, bool]
     countries: dict[str, str]
+    currencies: dict[str, Currency]
 
 
 @cache
@@ -355,7 +382,7 @@ def natural_keys(contracts: Mapping[str, Contract]) -> dict[str, tuple[str, ...]
 
 @cache
 def load_vocabulary(schemas_dir: Path) -> Vocabulary:
-    """The boolean words and country names in ``schemas_dir/reference``, keyed by
+    """The boolean words, country names and currencies in ``schemas_dir/reference``, keyed by
     :func:`value_key`. Raises ``ValueError`` on a name claimed twice."""
     ref = Path(schemas_dir) / "reference"
     with open(ref / "booleans.yaml", encoding="utf-8") as fh:
@@ -374,4 +401,7 @@ def load_vocabulary(schemas_dir: Path) -> Vocabulary:
         for name in (code, *names):
             if countries.setdefault(value_key(name), code) != code:
                 raise ValueError(f"countries.yaml: {name!r} names two countries")
-    return Vocabulary(booleans=booleans, countries=countries)
+    with open(ref / "currencies.yaml", encoding="utf-8") as fh:
+        currencies = {code: Currency.model_validate(spec)
+                      for code, spec in safe_load(fh).items()}
+    return Vocabulary(booleans=booleans, countries=countries, currencies=currencies)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
@@ -23,6 +24,7 @@ from registry.config.contracts import (
     WORDS_BEFORE_REMARK,
     ColumnSpec,
     Contract,
+    Currency,
     Vocabulary,
 )
 
@@ -156,6 +158,30 @@ def float_from_text(text: pl.Expr) -> pl.Expr:
         .then(text.str.replace_all(",", "", literal=True))
         .cast(pl.Float64, strict=False)
     )
+
+
+def money_from_text(text: pl.Expr, currency: Currency) -> pl.Expr:
+    """Float64 from an amount of money in ``currency``: a plain decimal (thousands separators
+    allowed) with one of its marks before or after it (¥300, 1,200.50元, RMB 45), times a
+    multiple named after it (0.5万元), or 0 for a word for none (无); null otherwise (another
+    currency's amount, a range, words). Matched case-folded, without spaces."""
+    key = text.str.to_lowercase().str.replace_all(r"\s", "")
+    marks = _alternation(currency.marks)
+    multiple = _alternation(list(currency.multiples))
+    number = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[+-]?\.\d+"
+    parts = key.str.extract_groups(
+        rf"^(?:{marks})?(?P<number>{number})(?P<multiple>{multiple})?(?:{marks})?$")
+    amount = parts.struct.field("number").str.replace_all(",", "", literal=True).cast(
+        pl.Float64, strict=False)
+    times = parts.struct.field("multiple").replace_strict(
+        currency.multiples, default=1.0, return_dtype=pl.Float64)
+    return (pl.when(key.is_in(currency.none)).then(pl.lit(0.0))
+            .otherwise(amount * times))
+
+
+def _alternation(words: Sequence[str]) -> str:
+    """A regex matching any of ``words`` (longest first; none when empty)."""
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) or "(?!)"
 
 
 def items_from_text(text: pl.Expr) -> pl.Expr:
@@ -316,7 +342,8 @@ def _typed(col: ColumnSpec, vocabulary: Vocabulary, cities: Mapping[str, str]) -
                 typed = (pl.when(_matching_text(text).is_in(col.no_end.keys()))
                          .then(pl.lit(col.no_end.reads_as)).otherwise(typed))
         case "float":
-            typed = float_from_text(text)
+            typed = (float_from_text(text) if col.currency is None
+                     else money_from_text(text, vocabulary.currencies[col.currency]))
         case "list":
             typed = items_from_text(text)
         case "country_list":
