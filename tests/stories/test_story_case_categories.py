@@ -38,6 +38,25 @@ def test_complaints_filed_under_the_case_systems_categories_count(tmp_path):
                                    "price": 1}
 
 
+def test_complaints_filed_as_qita_with_the_other_ta_count(tmp_path):
+    """Zhejiang's clerks write "other" as 其它 (with 它, as common as 其他 in office writing),
+    and so does its export: six open complaints about X under 其它, and one about Y under
+    其它问题. Each row was refused for its category alone, so X stayed trusted with six open
+    complaints. Now 其它 is read as ``other``, as 其他 is: X is disqualified, and the joint
+    analysis counts seven complaints under ``other``."""
+    w = CouncilWorld(tmp_path)
+    x, y, _ = w.three_listed("ZJ")
+    key = w.upload("ZJ", "complaints", [
+        *(complaint(f"ZJ-C{n}", x, Category="其它") for n in range(1, 7)),
+        complaint("ZJ-C7", y, Category="其它问题")])
+    w.ingest_accepted(key, 7)
+    w.publish()
+    listed = w.merchant(x)
+    assert (listed["unresolved_12m"], listed["verdict"]) == (6, "disqualified")
+    assert {category: row["received"] for (region, category, _), row
+            in w.complaints_summary().items() if region == "ZJ"} == {"other": 7}
+
+
 def test_a_category_the_registry_cannot_place_is_still_refused(tmp_path):
     """Guard: Shanghai files one complaint under 服务态度 (how staff behaved), which none of the
     registry's categories means. The row is refused and its reason lists the categories."""
