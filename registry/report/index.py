@@ -102,6 +102,8 @@ def update_reports_index(storage: Storage, *, add: Iterable[LogEntry] = (),
 def _read_list(storage: Storage) -> tuple[ReportsList, str] | None:
     """The stored list and its etag, or None when there is none."""
     try:
+        # The etag first, then the content: a list replaced in between is newer than the etag,
+        # so the compare-and-swap made from it fails and is tried again, losing nothing.
         info = storage.head(reports_list_key())
         return ReportsList.model_validate_json(storage.read_bytes(reports_list_key())), info.etag
     except NotFound:
